@@ -1,0 +1,220 @@
+//! The one error type that crosses crate boundaries, and the table of stable error codes.
+//!
+//! A code is what API clients match on (`"code": "job_not_found"`); its kind decides the HTTP
+//! status (in `runtime`); its default message is safe to show to anyone. Internal detail goes
+//! into `source`, which is logged server-side and never sent to a client.
+
+use std::fmt;
+
+/// What sort of failure a [`Code`] is; `runtime` maps each kind to one HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request is malformed or a value is invalid (400).
+    BadRequest,
+    /// No valid credentials were presented (401).
+    Unauthenticated,
+    /// The resource does not exist, or the caller may not know that it does (404).
+    NotFound,
+    /// The method is not allowed on this resource (405).
+    MethodNotAllowed,
+    /// The request conflicts with the current state (409).
+    Conflict,
+    /// The body is larger than allowed (413).
+    PayloadTooLarge,
+    /// The media type is not accepted (415).
+    UnsupportedMediaType,
+    /// The caller sent too many requests (429).
+    TooManyRequests,
+    /// A dependency (store, cache, model) is down or saturated: retry later (503).
+    Unavailable,
+    /// The request took longer than allowed (504).
+    Timeout,
+    /// A bug or an unexpected failure; details are logged, never returned (500).
+    Internal,
+}
+
+macro_rules! error_codes {
+    ($($variant:ident => $kind:ident, $code:literal, $message:literal;)*) => {
+        /// Stable, machine-readable error codes. One line per code: name, kind, wire name,
+        /// and a default message that carries no internal or personal detail.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Code {
+            $($variant,)*
+        }
+
+        impl Code {
+            /// Every code, for documentation and for tests that check the table.
+            pub const ALL: &'static [Code] = &[$(Code::$variant,)*];
+
+            /// The kind of failure, which decides the HTTP status.
+            pub fn kind(self) -> ErrorKind {
+                match self { $(Code::$variant => ErrorKind::$kind,)* }
+            }
+
+            /// The wire name clients match on.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Code::$variant => $code,)* }
+            }
+
+            /// A message safe to show to any caller.
+            pub fn default_message(self) -> &'static str {
+                match self { $(Code::$variant => $message,)* }
+            }
+        }
+    };
+}
+
+error_codes! {
+    BadRequest => BadRequest, "bad_request", "The request is malformed.";
+    InvalidJson => BadRequest, "invalid_json", "The request body is not valid JSON for this endpoint.";
+    InvalidQuery => BadRequest, "invalid_query", "The query string is not valid for this endpoint.";
+    InvalidPath => BadRequest, "invalid_path", "A path parameter is not valid.";
+    InvalidValue => BadRequest, "invalid_value", "A value in the request is not valid.";
+    Unauthenticated => Unauthenticated, "unauthenticated", "Authentication is required.";
+    NotFound => NotFound, "not_found", "The resource was not found.";
+    RouteNotFound => NotFound, "route_not_found", "No such route.";
+    MethodNotAllowed => MethodNotAllowed, "method_not_allowed", "This method is not allowed on this route.";
+    Conflict => Conflict, "conflict", "The request conflicts with the current state.";
+    EmailTaken => Conflict, "email_taken", "An account with this e-mail address already exists.";
+    PayloadTooLarge => PayloadTooLarge, "payload_too_large", "The request body is too large.";
+    UnsupportedMediaType => UnsupportedMediaType, "unsupported_media_type", "The content type is not supported.";
+    TooManyRequests => TooManyRequests, "too_many_requests", "Too many requests; retry later.";
+    StoreUnavailable => Unavailable, "store_unavailable", "The data store is unavailable; retry later.";
+    ServiceUnavailable => Unavailable, "service_unavailable", "The service is temporarily unavailable; retry later.";
+    ShuttingDown => Unavailable, "shutting_down", "The server is shutting down; retry on another node.";
+    RequestTimeout => Timeout, "request_timeout", "The request took too long.";
+    Internal => Internal, "internal", "An internal error occurred.";
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// careport's error: a [`Code`], a message for the caller, and an optional internal cause.
+///
+/// The message must be safe to return: no SQL, no file paths, no personal data. The cause is
+/// logged with its chain where the error is turned into a response.
+pub struct Error {
+    code: Code,
+    message: String,
+    retry_after: Option<u32>,
+    source: Option<anyhow::Error>,
+}
+
+/// Result with careport's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An error with the code's default message.
+    pub fn new(code: Code) -> Self {
+        Self {
+            code,
+            message: code.default_message().to_owned(),
+            retry_after: None,
+            source: None,
+        }
+    }
+
+    /// An error with a message of its own. The message is returned to the caller as is.
+    pub fn with_message(code: Code, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            retry_after: None,
+            source: None,
+        }
+    }
+
+    /// An unexpected failure: the caller sees only "An internal error occurred.".
+    #[track_caller]
+    pub fn internal(source: impl Into<anyhow::Error>) -> Self {
+        Self::new(Code::Internal).caused_by(source)
+    }
+
+    /// Attach the internal cause (logged, never returned).
+    pub fn caused_by(mut self, source: impl Into<anyhow::Error>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    /// Tell the caller when to retry (seconds), for 429 and 503.
+    pub fn retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    pub fn code(&self) -> Code {
+        self.code
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        self.code.kind()
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub fn retry_after_seconds(&self) -> Option<u32> {
+        self.retry_after
+    }
+
+    /// The internal cause, for logging.
+    pub fn cause(&self) -> Option<&anyhow::Error> {
+        self.source.as_ref()
+    }
+}
+
+impl fmt::Debug for Error {
+    /// Prints the code, the message and the whole cause chain, for logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)?;
+        if let Some(source) = &self.source {
+            write!(f, "; caused by: {source:#}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_ref()
+            .map(|e| e.as_ref() as &(dyn std::error::Error + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn wire_names_are_unique_snake_case() {
+        let mut seen = HashSet::new();
+        for code in Code::ALL {
+            let name = code.as_str();
+            assert!(seen.insert(name), "duplicate code {name}");
+            assert!(
+                name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{name}"
+            );
+            assert!(code.default_message().ends_with('.'), "{name}");
+        }
+    }
+
+    #[test]
+    fn internal_errors_hide_their_cause_from_display() {
+        let err = Error::internal(anyhow::anyhow!("connection to 10.0.0.1 refused"));
+        assert_eq!(err.to_string(), "An internal error occurred.");
+        assert!(format!("{err:?}").contains("10.0.0.1"));
+    }
+}

@@ -1,0 +1,94 @@
+//! careport's actors: the supervised actix actors that own state and long-running work, and
+//! the [`Services`] struct that holds their addresses for the HTTP layer.
+//!
+//! # Layout
+//! - [`jobs`]: the `JobRunner`, which claims jobs from the durable queue for the registered
+//!   [`JobHandler`]s, keeps their leases alive, retries, and hands leases back at shutdown.
+//! - [`accounts`]: creating accounts (argon2id hashing on the blocking pool).
+//! - [`handle`]: an actor address that counts its unanswered messages, for `/metrics`.
+//!
+//! Actors run on the actix System's arbiter (one thread); blocking work is sent to Tokio's
+//! blocking pool or a `SyncArbiter`, never run inside a handler.
+
+pub mod accounts;
+pub mod handle;
+pub mod jobs;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Supervisor, prelude::*};
+use careport_store::{Bus, Db, JobQueue};
+
+pub use handle::Handle;
+pub use jobs::{JobError, JobHandler, JobRunner};
+
+/// Answered by every actor: proves its mailbox is being served.
+#[derive(Message)]
+#[rtype(result = "ActorStatus")]
+pub struct Ping;
+
+/// What an actor says of itself when pinged.
+#[derive(Debug, Clone)]
+pub struct ActorStatus {
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// The address of every actor, shared with the HTTP layer as `web::Data<Services>`.
+#[derive(Clone)]
+pub struct Services {
+    pub db: Db,
+    pub bus: Bus,
+    pub queue: JobQueue,
+    pub jobs: Handle<JobRunner>,
+}
+
+impl Services {
+    /// Start every actor under a `Supervisor`. Must run inside an actix System.
+    pub fn start(db: Db, bus: Bus, queue: JobQueue, handlers: Vec<Arc<dyn JobHandler>>) -> Self {
+        let runner_queue = queue.clone();
+        let jobs = Handle::new(
+            "jobs",
+            Supervisor::start(move |_| JobRunner::new(runner_queue.clone(), handlers.clone())),
+        );
+        Self {
+            db,
+            bus,
+            queue,
+            jobs,
+        }
+    }
+
+    /// Ask each actor whether it is serving, each bounded by `timeout`.
+    pub async fn actor_health(&self, timeout: Duration) -> Vec<(&'static str, ActorStatus)> {
+        vec![(self.jobs.name(), self.jobs.ping(timeout).await)]
+    }
+
+    /// Messages sent to each actor and not yet answered.
+    pub fn mailbox_depths(&self) -> Vec<(&'static str, i64)> {
+        vec![(self.jobs.name(), self.jobs.depth())]
+    }
+
+    /// Stop taking work, let running jobs finish within `grace`, hand back this node's job
+    /// leases, and stop the actors.
+    pub async fn shutdown(&self, grace: Duration) {
+        match self.jobs.send(jobs::Drain { grace }).await {
+            Ok(unfinished) if unfinished > 0 => {
+                tracing::warn!(
+                    unfinished,
+                    "jobs still running at shutdown; their leases are handed back"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "job runner did not answer at shutdown"),
+        }
+        match self.queue.release_own().await {
+            Ok(n) if n > 0 => tracing::info!(released = n, "job leases handed back"),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "could not hand back job leases; they will expire")
+            }
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! The optional Redis connection (clustered mode): a bb8 pool of multiplexed connections, its
+//! health check, and the client the [`Bus`](crate::Bus) subscribes with.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use bb8_redis::RedisConnectionManager;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::redact_url;
+
+/// `[redis]` settings.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://[:PASSWORD@]HOST:PORT/DB`. Unset: no Redis; caches and events stay in process.
+    pub url: Option<SecretString>,
+    /// Largest number of pooled connections.
+    pub pool_size: u32,
+    /// How long to wait for a connection, in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Prefix of every key and channel, so that several deployments can share one Redis.
+    pub prefix: String,
+}
+
+impl RedisConfig {
+    pub fn redacted_url(&self) -> Option<String> {
+        self.url.as_ref().map(|u| redact_url(u.expose_secret()))
+    }
+}
+
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &self.redacted_url())
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+/// A Redis pool plus the plain client (pub/sub needs a dedicated connection).
+#[derive(Clone)]
+pub struct Redis {
+    pool: bb8::Pool<RedisConnectionManager>,
+    client: redis::Client,
+    prefix: String,
+}
+
+impl std::fmt::Debug for Redis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redis")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Redis {
+    /// Connect when `redis.url` is set; `Ok(None)` when it is not. Fails if Redis does not
+    /// answer a PING within the connect timeout, so a wrong URL stops the boot.
+    pub async fn connect(cfg: &RedisConfig) -> anyhow::Result<Option<Self>> {
+        let Some(url) = &cfg.url else { return Ok(None) };
+        let redacted = redact_url(url.expose_secret());
+        let client = redis::Client::open(url.expose_secret())
+            .with_context(|| format!("redis.url `{redacted}` is not a valid Redis URL"))?;
+        let manager = RedisConnectionManager::new(url.expose_secret())
+            .with_context(|| format!("redis.url `{redacted}` is not a valid Redis URL"))?;
+        let pool = bb8::Pool::builder()
+            .max_size(cfg.pool_size.max(1))
+            .connection_timeout(Duration::from_millis(cfg.connect_timeout_ms))
+            .build_unchecked(manager);
+        let redis = Self {
+            pool,
+            client,
+            prefix: cfg.prefix.clone(),
+        };
+        redis
+            .ping(Duration::from_millis(cfg.connect_timeout_ms.max(1000)))
+            .await
+            .with_context(|| format!("Could not reach Redis at {redacted}"))?;
+        Ok(Some(redis))
+    }
+
+    pub fn pool(&self) -> &bb8::Pool<RedisConnectionManager> {
+        &self.pool
+    }
+
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    /// The key prefix, for instance `careport:`.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// PING, bounded by `timeout`.
+    pub async fn ping(&self, timeout: Duration) -> anyhow::Result<()> {
+        let fut = async {
+            let mut conn = self
+                .pool
+                .get()
+                .await
+                .map_err(|e| anyhow::anyhow!("no Redis connection: {e}"))?;
+            let pong: String = redis::cmd("PING").query_async(&mut *conn).await?;
+            anyhow::Ok(pong)
+        };
+        match tokio::time::timeout(timeout, fut).await {
+            Ok(Ok(p)) if p == "PONG" => Ok(()),
+            Ok(Ok(p)) => bail!("unexpected PING answer {p:?}"),
+            Ok(Err(e)) => Err(e),
+            Err(_) => bail!("Redis did not answer within {} ms", timeout.as_millis()),
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! The command line: `serve`, `migrate`, `keys generate`, `config show`, `user create`.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use careport_actors::accounts::{self, CreateAccount};
+use careport_domain::{Email, Role};
+use clap::{Parser, Subcommand};
+
+use crate::settings::Settings;
+use crate::startup::{self, Application};
+use crate::{secrets, telemetry};
+
+#[derive(Parser)]
+#[command(
+    name = "careport",
+    version,
+    about = "careport: a healthcare portal for patients, clinicians and administrators"
+)]
+pub struct Cli {
+    /// A TOML settings file, applied over config/default.toml and config/{CAREPORT_ENV}.toml.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the portal: migrate the store, start the actors, serve HTTP.
+    Serve,
+    /// Apply the embedded database migrations and exit.
+    Migrate {
+        /// List the migrations and whether each is applied, and change nothing.
+        #[arg(long)]
+        status: bool,
+    },
+    /// Key management.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Settings.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Print a fresh master key and token key as NAME=value lines (for an env file).
+    Generate,
+}
+
+#[derive(Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective settings, secrets redacted.
+    Show,
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Create an account; the password is read from standard input.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long, value_parser = ["patient", "clinician", "admin"])]
+        role: String,
+        /// Full name shown in the portal.
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+pub async fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Keys {
+            command: KeysCommand::Generate,
+        } => {
+            println!(
+                "CAREPORT__SECRETS__MASTER_KEY={}",
+                secrets::generate_master_key()
+            );
+            println!(
+                "CAREPORT__SECRETS__TOKEN_KEY={}",
+                secrets::generate_token_key()
+            );
+            Ok(())
+        }
+        Command::Config {
+            command: ConfigCommand::Show,
+        } => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            print!("{}", settings.redacted_toml()?);
+            Ok(())
+        }
+        Command::Serve => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            telemetry::init(&settings.log);
+            let app = Application::build(settings).await?;
+            app.run_until_stopped().await
+        }
+        Command::Migrate { status } => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            telemetry::init(&settings.log);
+            let db = if status {
+                careport_store::Db::connect(&settings.database, &settings.data_dir).await?
+            } else {
+                startup::migrate(&settings).await?
+            };
+            for (version, description, applied) in db.migration_status().await? {
+                println!(
+                    "{version} {description}: {}",
+                    if applied { "applied" } else { "pending" }
+                );
+            }
+            db.close().await;
+            Ok(())
+        }
+        Command::User {
+            command: UserCommand::Create { email, role, name },
+        } => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            telemetry::init(&settings.log);
+            let email = Email::parse(&email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
+            let role: Role = role.parse().map_err(|e| anyhow::anyhow!("--role: {e}"))?;
+            let password = read_password()?;
+            let db = startup::migrate(&settings).await?;
+            let req = CreateAccount {
+                email,
+                role,
+                password,
+                full_name: name,
+                email_verified: true,
+            };
+            let created = accounts::create_account(&db, &settings.auth.argon2, req).await;
+            db.close().await;
+            let id = created.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{id}");
+            Ok(())
+        }
+    }
+}
+
+/// The password from standard input: prompted without echo on a terminal (twice, to catch a
+/// typo), or the first line of a pipe.
+fn read_password() -> anyhow::Result<String> {
+    if std::io::stdin().is_terminal() {
+        let first =
+            rpassword::prompt_password("Password: ").context("Failed to read the password")?;
+        let second =
+            rpassword::prompt_password("Repeat: ").context("Failed to read the password")?;
+        if first != second {
+            bail!("the passwords differ");
+        }
+        return Ok(first);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("Failed to read the password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    if password.is_empty() {
+        bail!(
+            "no password on standard input (pipe it in: `printf '%s\\n' \"$PASSWORD\" | careport user create …`)"
+        );
+    }
+    std::io::stdout().flush().ok();
+    Ok(password)
+}

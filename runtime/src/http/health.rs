@@ -1,0 +1,205 @@
+//! `GET /healthz` (the process answers) and `GET /readyz` (it can serve: store, Redis, event
+//! bus and every actor checked, each bounded by a short timeout).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use actix_web::{HttpResponse, web};
+use careport_actors::Services;
+use careport_store::Redis;
+use serde::Serialize;
+
+use crate::metrics::Metrics;
+
+/// Bound on each component's check, so one hung dependency cannot hang the probe.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Set when the process has begun shutting down: `/readyz` answers 503 so that load balancers
+/// stop sending new requests while in-flight ones drain.
+#[derive(Clone, Default)]
+pub struct ShutdownFlag(pub Arc<AtomicBool>);
+
+impl ShutdownFlag {
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+    pub fn set(&self) {
+        self.0.store(true, Ordering::Relaxed)
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema, Clone, Copy, PartialEq, Eq, Debug)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Degraded,
+    Down,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Component {
+    pub status: Status,
+    pub detail: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    /// `ok`; `degraded` when an optional part is down; `down` (HTTP 503) when a required one is.
+    pub status: Status,
+    pub components: BTreeMap<String, Component>,
+}
+
+/// Liveness: the process is up and its HTTP workers answer.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process is alive", body = String)))]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body("ok")
+}
+
+/// Readiness: whether this node can serve requests now.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready (status ok or degraded)", body = Readiness),
+        (status = 503, description = "A required component is down", body = Readiness)
+    )
+)]
+pub async fn readyz(
+    services: web::Data<Services>,
+    redis: web::Data<Option<Redis>>,
+    shutdown: web::Data<ShutdownFlag>,
+    metrics: web::Data<Metrics>,
+) -> HttpResponse {
+    let mut components = BTreeMap::new();
+    let mut required_down = false;
+    let mut optional_down = false;
+
+    let (store, redis_check, actors) = futures_util::join!(
+        services.db.ping(CHECK_TIMEOUT),
+        async {
+            match redis.as_ref() {
+                Some(r) => Some(r.ping(CHECK_TIMEOUT).await),
+                None => None,
+            }
+        },
+        services.actor_health(CHECK_TIMEOUT),
+    );
+
+    let backend = services.db.backend().as_str();
+    let mut put = |name: String, ok: bool, detail: String, required: bool| {
+        metrics
+            .component_up
+            .with_label_values(&[name.as_str()])
+            .set(i64::from(ok));
+        let status = match (ok, required) {
+            (true, _) => Status::Ok,
+            (false, true) => {
+                required_down = true;
+                Status::Down
+            }
+            (false, false) => {
+                optional_down = true;
+                Status::Degraded
+            }
+        };
+        components.insert(name, Component { status, detail });
+    };
+
+    match store {
+        Ok(()) => put("store".into(), true, backend.into(), true),
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "readiness: store is down");
+            put(
+                "store".into(),
+                false,
+                format!("{backend} unreachable"),
+                true,
+            )
+        }
+    }
+    if let Some(check) = redis_check {
+        match check {
+            Ok(()) => put("redis".into(), true, "connected".into(), true),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "readiness: Redis is down");
+                put("redis".into(), false, "unreachable".into(), true)
+            }
+        }
+        let bus = services.bus.is_connected();
+        put(
+            "bus".into(),
+            bus,
+            if bus {
+                "subscribed".into()
+            } else {
+                "resubscribing".into()
+            },
+            false,
+        );
+    }
+    for (name, status) in actors {
+        put(format!("actor.{name}"), status.ok, status.detail, true);
+    }
+    if shutdown.is_set() {
+        put("lifecycle".into(), false, "shutting down".into(), true);
+    }
+
+    let status = if required_down {
+        Status::Down
+    } else if optional_down {
+        Status::Degraded
+    } else {
+        Status::Ok
+    };
+    let body = Readiness { status, components };
+    if status == Status::Down {
+        HttpResponse::ServiceUnavailable().json(body)
+    } else {
+        HttpResponse::Ok().json(body)
+    }
+}
+
+/// Prometheus metrics of this node.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", body = String)))]
+pub async fn metrics(services: web::Data<Services>, metrics: web::Data<Metrics>) -> HttpResponse {
+    for (actor, depth) in services.mailbox_depths() {
+        metrics.mailbox_depth.with_label_values(&[actor]).set(depth);
+    }
+    match tokio::time::timeout(CHECK_TIMEOUT, services.queue.counts()).await {
+        Ok(Ok(counts)) => {
+            for state in ["queued", "running", "done", "dead"] {
+                let n = counts
+                    .iter()
+                    .find(|(s, _)| s == state)
+                    .map_or(0, |(_, n)| *n);
+                metrics.jobs.with_label_values(&[state]).set(n);
+            }
+        }
+        // Keep the last known values; the store's state shows in `component_up`.
+        Ok(Err(e)) => tracing::warn!(error = %e, "metrics: could not count jobs"),
+        Err(_) => tracing::warn!("metrics: counting jobs timed out"),
+    }
+    let (open, idle) = services.db.pool_stats();
+    metrics
+        .db_connections
+        .with_label_values(&["open"])
+        .set(i64::from(open));
+    metrics
+        .db_connections
+        .with_label_values(&["idle"])
+        .set(i64::from(idle));
+    match metrics.render() {
+        Ok(text) => HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4; charset=utf-8")
+            .body(text),
+        Err(e) => {
+            tracing::error!(error = %e, "metrics: could not render");
+            HttpResponse::InternalServerError().finish()
+        }
+    }
+}

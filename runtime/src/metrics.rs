@@ -1,0 +1,86 @@
+//! Prometheus metrics of one process: HTTP requests and latency by route pattern, actor
+//! mailbox depth, job queue depth by state, store connections. Each `Application` owns its
+//! registry, so tests running several apps never mix their numbers.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: IntCounterVec,
+    pub http_latency: HistogramVec,
+    pub mailbox_depth: IntGaugeVec,
+    pub jobs: IntGaugeVec,
+    pub db_connections: IntGaugeVec,
+    pub component_up: IntGaugeVec,
+}
+
+impl Metrics {
+    pub fn new() -> anyhow::Result<Self> {
+        let registry = Registry::new_custom(Some("careport".into()), None)?;
+        let http_requests = IntCounterVec::new(
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by method, route pattern and status",
+            ),
+            &["method", "route", "status"],
+        )?;
+        let http_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request latency by method and route pattern",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0,
+            ]),
+            &["method", "route"],
+        )?;
+        let mailbox_depth = IntGaugeVec::new(
+            Opts::new(
+                "actor_mailbox_depth",
+                "Messages sent to an actor and not yet answered",
+            ),
+            &["actor"],
+        )?;
+        let jobs = IntGaugeVec::new(
+            Opts::new("jobs", "Jobs in the durable queue by state"),
+            &["state"],
+        )?;
+        let db_connections = IntGaugeVec::new(
+            Opts::new("db_connections", "Store pool connections"),
+            &["state"],
+        )?;
+        let component_up = IntGaugeVec::new(
+            Opts::new(
+                "component_up",
+                "1 when a component answered its last readiness check",
+            ),
+            &["component"],
+        )?;
+        registry.register(Box::new(http_requests.clone()))?;
+        registry.register(Box::new(http_latency.clone()))?;
+        registry.register(Box::new(mailbox_depth.clone()))?;
+        registry.register(Box::new(jobs.clone()))?;
+        registry.register(Box::new(db_connections.clone()))?;
+        registry.register(Box::new(component_up.clone()))?;
+        Ok(Self {
+            registry,
+            http_requests,
+            http_latency,
+            mailbox_depth,
+            jobs,
+            db_connections,
+            component_up,
+        })
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> anyhow::Result<String> {
+        let mut buf = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buf)?;
+        Ok(String::from_utf8(buf)?)
+    }
+}

@@ -1,0 +1,304 @@
+//! Settings: built once at start from layered sources and passed by value — never a global.
+//!
+//! Layers, lowest first: the compiled-in `config/default.toml`; `config/{CAREPORT_ENV}.toml`
+//! (from disk when present, else the copy compiled in for the shipped names `production`,
+//! `cluster`, `test`); the file named by `--config`; environment variables
+//! `CAREPORT__SECTION__KEY`. Unknown keys are errors, so a typo does not silently do nothing.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use careport_actors::accounts::Argon2Config;
+use careport_store::{DbConfig, JobConfig, RedisConfig};
+use config::{Config, Environment, File, FileFormat};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+const DEFAULTS: &str = include_str!("../../config/default.toml");
+const SHIPPED_ENVS: &[(&str, &str)] = &[
+    ("production", include_str!("../../config/production.toml")),
+    ("cluster", include_str!("../../config/cluster.toml")),
+    ("test", include_str!("../../config/test.toml")),
+];
+/// Prefix of the environment variables that override settings.
+pub const ENV_PREFIX: &str = "CAREPORT";
+
+/// Every setting of a careport process.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// The deployment environment (`CAREPORT_ENV`), `development` when unset.
+    #[serde(skip)]
+    pub env: String,
+    /// Where the embedded store, generated keys, files and models live.
+    pub data_dir: PathBuf,
+    /// The address users reach the portal at.
+    pub public_url: String,
+    pub http: HttpSettings,
+    pub database: DbConfig,
+    pub redis: RedisConfig,
+    pub jobs: JobConfig,
+    pub log: LogSettings,
+    pub secrets: SecretSettings,
+    pub auth: AuthSettings,
+}
+
+/// `[http]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    pub host: String,
+    /// 0 picks a free port (tests).
+    pub port: u16,
+    /// Worker threads; 0 = one per core.
+    pub workers: usize,
+    pub body_limit_bytes: usize,
+    pub request_timeout_secs: u64,
+    pub client_timeout_secs: u64,
+    pub keep_alive_secs: u64,
+    pub shutdown_timeout_secs: u64,
+    pub trust_proxy: bool,
+}
+
+/// `[log]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// `[secrets]`: each key by value or from a file, never both. `Debug` shows only whether set.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSettings {
+    pub master_key: Option<SecretString>,
+    pub master_key_file: Option<PathBuf>,
+    pub token_key: Option<SecretString>,
+    pub token_key_file: Option<PathBuf>,
+}
+
+/// `[auth]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    pub argon2: Argon2Config,
+}
+
+impl Settings {
+    /// Load settings for the environment named by `CAREPORT_ENV`, with an optional extra file.
+    pub fn load(config_file: Option<&Path>) -> anyhow::Result<Self> {
+        let env = std::env::var("CAREPORT_ENV").unwrap_or_else(|_| "development".to_owned());
+        Self::load_for(&env, config_file, true)
+    }
+
+    /// Load settings for `env`; `with_env_vars = false` ignores `CAREPORT__*` (for tests).
+    pub fn load_for(
+        env: &str,
+        config_file: Option<&Path>,
+        with_env_vars: bool,
+    ) -> anyhow::Result<Self> {
+        if env.is_empty()
+            || !env
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            bail!("CAREPORT_ENV must be a plain name such as production or cluster (got `{env}`)");
+        }
+        let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        let on_disk = PathBuf::from(format!("config/{env}.toml"));
+        if on_disk.is_file() {
+            builder = builder.add_source(File::from(on_disk.clone()).format(FileFormat::Toml));
+        } else if let Some((_, text)) = SHIPPED_ENVS.iter().find(|(name, _)| *name == env) {
+            builder = builder.add_source(File::from_str(text, FileFormat::Toml));
+        } else if env != "development" {
+            bail!(
+                "CAREPORT_ENV={env}: no {} and no built-in settings of that name",
+                on_disk.display()
+            );
+        }
+        if let Some(path) = config_file {
+            if !path.is_file() {
+                bail!("--config {}: no such file", path.display());
+            }
+            builder = builder.add_source(File::from(path).format(FileFormat::Toml));
+        }
+        if with_env_vars {
+            builder = builder.add_source(
+                Environment::with_prefix(ENV_PREFIX)
+                    .prefix_separator("__")
+                    .separator("__"),
+            );
+        }
+        let config = builder.build().map_err(explain)?;
+        let mut settings: Settings = config.try_deserialize().map_err(explain)?;
+        settings.env = env.to_owned();
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.http.body_limit_bytes == 0 {
+            bail!("http.body_limit_bytes must be greater than 0");
+        }
+        if self.jobs.lease_secs == 0 {
+            bail!("jobs.lease_secs must be greater than 0");
+        }
+        if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
+            bail!(
+                "public_url must start with http:// or https:// (got `{}`)",
+                self.public_url
+            );
+        }
+        if self.auth.argon2.memory_kib < 1024 && self.env != "test" {
+            bail!("auth.argon2.memory_kib must be at least 1024 (OWASP recommends 19456)");
+        }
+        Ok(())
+    }
+
+    /// The settings as TOML, with every secret and password replaced by a marker.
+    pub fn redacted_toml(&self) -> anyhow::Result<String> {
+        fn set(v: &Option<SecretString>) -> &'static str {
+            if v.is_some() {
+                "(set, redacted)"
+            } else {
+                "(not set)"
+            }
+        }
+        let db = &self.database;
+        let redis = &self.redis;
+        let doc = serde_json::json!({
+            "env": self.env,
+            "data_dir": self.data_dir,
+            "public_url": self.public_url,
+            "http": self.http,
+            "database": {
+                "url": db.redacted_url().unwrap_or_else(|| format!("(sqlite://{}/careport.db)", self.data_dir.display())),
+                "max_connections": db.max_connections,
+                "acquire_timeout_secs": db.acquire_timeout_secs,
+                "connect_retries": db.connect_retries,
+                "busy_timeout_ms": db.busy_timeout_ms,
+            },
+            "redis": {
+                "url": redis.redacted_url().unwrap_or_else(|| "(not set: in process)".to_owned()),
+                "pool_size": redis.pool_size,
+                "connect_timeout_ms": redis.connect_timeout_ms,
+                "prefix": redis.prefix,
+            },
+            "jobs": self.jobs,
+            "log": self.log,
+            "secrets": {
+                "master_key": set(&self.secrets.master_key),
+                "master_key_file": self.secrets.master_key_file.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "(not set)".into()),
+                "token_key": set(&self.secrets.token_key),
+                "token_key_file": self.secrets.token_key_file.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "(not set)".into()),
+            },
+            "auth": self.auth,
+        });
+        toml::to_string_pretty(&doc).context("Failed to render settings")
+    }
+}
+
+/// Turn a `config` error into one that names the key and where its value came from,
+/// including the environment variable's name.
+fn explain(e: config::ConfigError) -> anyhow::Error {
+    let text = e.to_string();
+    let key = match &e {
+        config::ConfigError::Type { key: Some(k), .. } => Some(k.clone()),
+        _ => text.split('`').nth(1).map(str::to_owned),
+    };
+    let var = match key {
+        Some(k) if text.contains("the environment") => {
+            format!(
+                " (variable {ENV_PREFIX}__{})",
+                k.to_uppercase().replace('.', "__")
+            )
+        }
+        _ => String::new(),
+    };
+    anyhow::anyhow!("invalid configuration: {text}{var}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_defaults_load() {
+        let s = Settings::load_for("development", None, false).expect("defaults load");
+        assert_eq!(s.http.port, 8080);
+        assert_eq!(s.http.host, "127.0.0.1");
+        assert!(s.database.url.is_none(), "embedded store by default");
+        assert!(s.redis.url.is_none(), "no Redis by default");
+        assert_eq!(s.log.format, LogFormat::Pretty);
+        assert!(
+            s.auth.argon2.memory_kib >= 19456 && s.auth.argon2.iterations >= 2,
+            "OWASP minimum"
+        );
+    }
+
+    #[test]
+    fn every_shipped_environment_loads() {
+        for (name, _) in SHIPPED_ENVS {
+            let s =
+                Settings::load_for(name, None, false).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+            assert_eq!(s.env, *name);
+        }
+        let prod = Settings::load_for("production", None, false).expect("production");
+        assert_eq!(prod.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn an_unknown_environment_is_refused() {
+        let err = Settings::load_for("staging-typo", None, false).expect_err("unknown env");
+        assert!(err.to_string().contains("staging-typo"), "{err}");
+    }
+
+    #[test]
+    fn a_malformed_file_value_names_the_key_and_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "[http]\nport = \"eighty\"\n").expect("write");
+        let err = Settings::load_for("development", Some(&path), false).expect_err("bad port");
+        let text = format!("{err:#}");
+        assert!(text.contains("http.port"), "{text}");
+        assert!(text.contains("bad.toml"), "{text}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("typo.toml");
+        std::fs::write(&path, "[http]\nprot = 8080\n").expect("write");
+        let err = Settings::load_for("development", Some(&path), false).expect_err("typo");
+        assert!(format!("{err:#}").contains("prot"), "{err:#}");
+    }
+
+    #[test]
+    fn redacted_toml_hides_secrets_and_passwords() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[database]\nurl = \"postgres://app:hunter2hunter2@db/careport\"\n[secrets]\nmaster_key = \"very-secret-master\"\n",
+        )
+        .expect("write");
+        let s = Settings::load_for("development", Some(&path), false).expect("load");
+        let shown = s.redacted_toml().expect("toml");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("very-secret-master"), "{shown}");
+        assert!(shown.contains("postgres://app:***@db/careport"), "{shown}");
+        let debug = format!("{s:?}");
+        assert!(
+            !debug.contains("hunter2") && !debug.contains("very-secret-master"),
+            "{debug}"
+        );
+    }
+}

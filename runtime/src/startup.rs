@@ -1,0 +1,239 @@
+//! Building and running the application: the same `Application` in production and in tests.
+//!
+//! `build` checks the secrets, connects and migrates the store, connects Redis, re-queues job
+//! leases left by a dead process, starts the actors and binds the listener (port 0 allowed).
+//! `run_until_stopped` serves until SIGTERM/SIGINT (or a test's trigger), then: readiness turns
+//! 503, listeners close, in-flight requests get `http.shutdown_timeout_secs` to finish, the
+//! actors stop taking work, this node's job leases are handed back, the store is closed.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use careport_actors::{JobHandler, Services};
+use careport_store::{Bus, Db, JobQueue, Redis};
+use tokio::sync::watch;
+use tracing_actix_web::TracingLogger;
+
+use crate::http::{self, error, health::ShutdownFlag, middleware};
+use crate::metrics::Metrics;
+use crate::secrets::Secrets;
+use crate::settings::Settings;
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    services: Services,
+    shutdown_flag: ShutdownFlag,
+    grace: Duration,
+    trigger: watch::Sender<bool>,
+}
+
+/// Stops a running [`Application`] gracefully, as SIGTERM would (used by tests).
+#[derive(Clone)]
+pub struct StopHandle(watch::Sender<bool>);
+
+impl StopHandle {
+    pub fn stop(&self) {
+        let _ = self.0.send(true);
+    }
+}
+
+impl Application {
+    /// Build the application with the built-in job handlers.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with(settings, Vec::new()).await
+    }
+
+    /// Build the application with extra job handlers.
+    pub async fn build_with(
+        settings: Settings,
+        handlers: Vec<Arc<dyn JobHandler>>,
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+            format!(
+                "Failed to create the data dir {}",
+                settings.data_dir.display()
+            )
+        })?;
+        // Refuse to start without the keys before touching anything else.
+        let _secrets = Secrets::load(&settings, settings.database.backend())?;
+
+        let db = Db::connect(&settings.database, &settings.data_dir).await?;
+        db.migrate().await?;
+        let redis = Redis::connect(&settings.redis).await?;
+        let bus = Bus::new(redis.clone());
+        let queue = JobQueue::new(db.clone(), node_name(), settings.jobs.clone());
+        // Jobs leased by a process that died are due again.
+        let reclaimed = queue
+            .reclaim_expired()
+            .await
+            .context("Failed to re-queue expired job leases")?;
+        if reclaimed > 0 {
+            tracing::info!(reclaimed, "re-queued jobs left by a stopped process");
+        }
+        let services = Services::start(db.clone(), bus, queue, handlers);
+        let metrics = Metrics::new()?;
+        let shutdown_flag = ShutdownFlag::default();
+
+        let listener = TcpListener::bind((settings.http.host.as_str(), settings.http.port))
+            .with_context(|| {
+                format!(
+                    "Failed to listen on {}:{}",
+                    settings.http.host, settings.http.port
+                )
+            })?;
+        let port = listener.local_addr()?.port();
+
+        let http = settings.http.clone();
+        let limits = middleware::RequestLimits {
+            timeout: Duration::from_secs(http.request_timeout_secs.max(1)),
+        };
+        let app_services = web::Data::new(services.clone());
+        let app_redis = web::Data::new(redis);
+        let app_metrics = web::Data::new(metrics);
+        let app_flag = web::Data::new(shutdown_flag.clone());
+        let app_limits = web::Data::new(limits);
+        let body_limit = http.body_limit_bytes;
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(actix_web::middleware::from_fn(middleware::observe))
+                .wrap(TracingLogger::<middleware::CareportRootSpan>::new())
+                .app_data(app_services.clone())
+                .app_data(app_redis.clone())
+                .app_data(app_metrics.clone())
+                .app_data(app_flag.clone())
+                .app_data(app_limits.clone())
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(body_limit)
+                        .error_handler(error::json_error),
+                )
+                .app_data(web::PayloadConfig::new(body_limit))
+                .app_data(web::QueryConfig::default().error_handler(error::query_error))
+                .app_data(web::PathConfig::default().error_handler(error::path_error))
+                .configure(http::routes)
+                .default_service(web::to(error::route_not_found))
+        })
+        .listen(listener)?
+        .disable_signals()
+        .shutdown_timeout(http.shutdown_timeout_secs)
+        .client_request_timeout(Duration::from_secs(http.client_timeout_secs))
+        .keep_alive(Duration::from_secs(http.keep_alive_secs));
+        if http.workers > 0 {
+            server = server.workers(http.workers);
+        }
+        let server = server.run();
+        let (trigger, _) = watch::channel(false);
+        tracing::info!(
+            port,
+            backend = db.backend().as_str(),
+            "careport is listening"
+        );
+        Ok(Self {
+            port,
+            server,
+            services,
+            shutdown_flag,
+            grace: Duration::from_secs(http.shutdown_timeout_secs),
+            trigger,
+        })
+    }
+
+    /// The port actually bound (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The actors, for tests that talk to them directly.
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    /// A handle that stops the server gracefully.
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle(self.trigger.clone())
+    }
+
+    /// Serve until SIGTERM, SIGINT or the stop handle, then shut down gracefully.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Self {
+            server,
+            services,
+            shutdown_flag,
+            grace,
+            trigger,
+            ..
+        } = self;
+        let handle = server.handle();
+        let mut stop = trigger.subscribe();
+        let serving = actix_web::rt::spawn(server);
+        tokio::select! {
+            reason = signal() => tracing::info!(reason, "shutting down"),
+            _ = stop.wait_for(|s| *s) => tracing::info!("shutting down (requested)"),
+        }
+        shutdown_flag.set();
+        // Stop accepting, then give in-flight requests up to `shutdown_timeout` to finish.
+        handle.stop(true).await;
+        match serving.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "HTTP server stopped with an error"),
+            Err(e) => tracing::error!(error = %e, "HTTP server task failed"),
+        }
+        services.shutdown(grace).await;
+        services.db.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Wait for SIGTERM or SIGINT.
+async fn signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+            },
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "SIGINT"
+    }
+}
+
+/// This process's name in job leases: host, pid and a random suffix (pids are reused).
+pub fn node_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "node".to_owned());
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}:{}:{}", std::process::id(), &suffix[..8])
+}
+
+/// Connect and migrate only (`careport migrate`).
+pub async fn migrate(settings: &Settings) -> anyhow::Result<Db> {
+    std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+        format!(
+            "Failed to create the data dir {}",
+            settings.data_dir.display()
+        )
+    })?;
+    let db = Db::connect(&settings.database, &settings.data_dir).await?;
+    db.migrate().await?;
+    Ok(db)
+}

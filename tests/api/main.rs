@@ -1,0 +1,4 @@
+//! careport's integration tests: one binary (one link), one module per area.
+//! Each test runs on SQLite, and on PostgreSQL when `CAREPORT_TEST_PG_URL` is set.
+
+mod health;
