@@ -1,4 +1,9 @@
 //! careport's integration tests: one binary (one link), one module per area.
 //! Each test runs on SQLite, and on PostgreSQL when `CAREPORT_TEST_PG_URL` is set.
 
+mod accounts;
 mod health;
+mod jobs;
+mod migrations;
+mod resilience;
+mod runner;

@@ -1,6 +1,5 @@
 //! Request middleware: the root tracing span, a request id on every response, metrics by route
-//! pattern, the per-request timeout, and errors turned into responses early enough that every
-//! layer sees a status.
+//! pattern and the per-request timeout.
 //!
 //! The root span records method, route *pattern*, status and request id — never the path
 //! (it can hold ids), the query string or a body.
@@ -9,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{Error as ActixError, HttpMessage, web};
@@ -72,7 +72,7 @@ pub async fn observe(
     next: Next<BoxBody>,
 ) -> Result<ServiceResponse<BoxBody>, ActixError> {
     let started = Instant::now();
-    let http_req = req.request().clone();
+    // No clone of the request may be held here: routing needs it unshared (actix panics).
     let method = req.method().as_str().to_owned();
     let route = req.match_pattern().unwrap_or_else(|| UNMATCHED.to_owned());
     let request_id = req.extensions().get::<RequestId>().copied();
@@ -80,18 +80,31 @@ pub async fn observe(
     let limits = req
         .app_data::<web::Data<RequestLimits>>()
         .map(|l| *l.get_ref());
+    let count = |status: StatusCode, elapsed: Duration| {
+        if let Some(m) = &metrics {
+            m.http_requests
+                .with_label_values(&[method.as_str(), route.as_str(), status.as_str()])
+                .inc();
+            m.http_latency
+                .with_label_values(&[method.as_str(), route.as_str()])
+                .observe(elapsed.as_secs_f64());
+        }
+    };
 
     let outcome = match limits {
         Some(l) => match tokio::time::timeout(l.timeout, next.call(req)).await {
             Ok(r) => r,
-            Err(_) => Err(ApiError(Error::new(Code::RequestTimeout)).into()),
+            Err(_) => {
+                // The handler is dropped; actix renders the error as JSON at the top.
+                count(StatusCode::GATEWAY_TIMEOUT, started.elapsed());
+                tracing::warn!(status = 504, "request timed out");
+                return Err(ApiError(Error::new(Code::RequestTimeout)).into());
+            }
         },
         None => next.call(req).await,
     };
-    let mut res = match outcome {
-        Ok(res) => res,
-        Err(e) => ServiceResponse::from_err(e, http_req),
-    };
+    // Handler errors are already responses; an `Err` here comes from a middleware.
+    let mut res = outcome?;
     if let Some(id) = request_id
         && let Ok(v) = HeaderValue::from_str(&id.to_string())
     {
@@ -99,14 +112,7 @@ pub async fn observe(
     }
     let elapsed = started.elapsed();
     let status = res.status();
-    if let Some(m) = metrics {
-        m.http_requests
-            .with_label_values(&[method.as_str(), route.as_str(), status.as_str()])
-            .inc();
-        m.http_latency
-            .with_label_values(&[method.as_str(), route.as_str()])
-            .observe(elapsed.as_secs_f64());
-    }
+    count(status, elapsed);
     let span = Span::current();
     span.record("latency_ms", elapsed.as_secs_f64() * 1000.0);
     if status.is_server_error() {
