@@ -13,7 +13,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -175,7 +176,26 @@ impl Db {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match pool_opts.clone().connect_with(opts.clone()).await {
+            // One plain connection first: it fails at once on a refused connection, where the
+            // pool would keep retrying until its acquire timeout.
+            let probe = tokio::time::timeout(
+                pool_opts.get_acquire_timeout(),
+                PgConnection::connect_with(&opts),
+            )
+            .await;
+            let result = match probe {
+                Ok(Ok(conn)) => {
+                    let _ = conn.close().await;
+                    pool_opts
+                        .clone()
+                        .connect_with(opts.clone())
+                        .await
+                        .map_err(anyhow::Error::new)
+                }
+                Ok(Err(e)) => Err(anyhow::Error::new(e)),
+                Err(_) => Err(anyhow::anyhow!("timed out")),
+            };
+            match result {
                 Ok(pool) => return Ok(Db::Postgres(pool)),
                 Err(e) if attempt <= cfg.connect_retries => {
                     tracing::warn!(attempt, retry_in_ms = delay.as_millis() as u64, error = %e, "PostgreSQL not reachable yet");
@@ -183,12 +203,10 @@ impl Db {
                     delay = (delay * 2).min(Duration::from_secs(10));
                 }
                 Err(e) => {
-                    return Err(anyhow::Error::new(e)).with_context(|| {
-                        format!(
-                            "Could not connect to PostgreSQL at {} after {attempt} attempt(s)",
-                            redact_url(url)
-                        )
-                    });
+                    return Err(e.context(format!(
+                        "Could not connect to PostgreSQL at {} after {attempt} attempt(s)",
+                        redact_url(url)
+                    )));
                 }
             }
         }

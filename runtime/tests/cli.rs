@@ -1,0 +1,282 @@
+//! The `careport` binary as operators run it: keys, settings errors, accounts from standard
+//! input, refusing to start without keys or a database, and a graceful stop on SIGTERM.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_careport");
+
+/// A command with a clean environment: no `CAREPORT_*` from the caller, a temp data dir.
+fn careport(dir: &tempfile::TempDir) -> Command {
+    let mut cmd = Command::new(BIN);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CAREPORT") || k == "RUST_LOG" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.current_dir(dir.path())
+        .env("CAREPORT__DATA_DIR", dir.path().join("data"))
+        .env("CAREPORT__LOG__LEVEL", "warn");
+    cmd
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn keys_generate_prints_a_usable_pair() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = careport(&dir)
+        .args(["keys", "generate"])
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let (stdout, _) = text(&out);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    let master = lines[0]
+        .strip_prefix("CAREPORT__SECRETS__MASTER_KEY=")
+        .expect("master line");
+    let token = lines[1]
+        .strip_prefix("CAREPORT__SECRETS__TOKEN_KEY=")
+        .expect("token line");
+    assert_eq!(master.len(), 44, "32 bytes in base64");
+    assert!(
+        token.starts_with("ed25519-private/") && token.len() == 16 + 64,
+        "{token}"
+    );
+    let again = careport(&dir)
+        .args(["keys", "generate"])
+        .output()
+        .expect("run");
+    assert_ne!(again.stdout, out.stdout, "fresh keys each time");
+}
+
+#[test]
+fn config_show_prints_effective_settings_with_secrets_redacted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = careport(&dir)
+        .args(["config", "show"])
+        .env("CAREPORT__HTTP__PORT", "9191")
+        .env("CAREPORT__SECRETS__MASTER_KEY", "zzz-secret-master-zzz")
+        .env(
+            "CAREPORT__DATABASE__URL",
+            "postgres://app:pw-zzz-secret@db:5432/careport",
+        )
+        .output()
+        .expect("run");
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("port = 9191"), "{stdout}");
+    assert!(
+        stdout.contains("postgres://app:***@db:5432/careport"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("zzz-secret") && !stdout.contains("pw-zzz"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_malformed_environment_value_stops_serve_naming_the_variable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = careport(&dir)
+        .arg("serve")
+        .env("CAREPORT__HTTP__PORT", "eighty")
+        .output()
+        .expect("run");
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("http.port") && stderr.contains("CAREPORT__HTTP__PORT"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_malformed_file_value_stops_serve_naming_the_key_and_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("site.toml");
+    std::fs::write(&file, "[jobs]\nlease_secs = -5\n").expect("write");
+    let out = careport(&dir)
+        .arg("serve")
+        .arg("--config")
+        .arg(&file)
+        .output()
+        .expect("run");
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("jobs.lease_secs") && stderr.contains("site.toml"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn serve_on_postgres_refuses_to_start_without_keys_and_names_the_missing_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = careport(&dir)
+        .arg("serve")
+        .env(
+            "CAREPORT__DATABASE__URL",
+            "postgres://careport@127.0.0.1:1/careport",
+        )
+        .output()
+        .expect("run");
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(stderr.contains("CAREPORT__SECRETS__MASTER_KEY"), "{stderr}");
+    assert!(
+        !dir.path().join("data/secrets").exists(),
+        "no key generated for a cluster"
+    );
+}
+
+#[test]
+fn an_unreachable_database_is_a_clear_error_after_the_configured_retries() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = careport(&dir)
+        .args(["keys", "generate"])
+        .output()
+        .expect("keys");
+    let mut cmd = careport(&dir);
+    for line in String::from_utf8_lossy(&keys.stdout).lines() {
+        let (k, v) = line.split_once('=').expect("NAME=value");
+        cmd.env(k, v);
+    }
+    let started = Instant::now();
+    let out = cmd
+        .arg("serve")
+        .env(
+            "CAREPORT__DATABASE__URL",
+            "postgres://careport:hunter2-zzz@127.0.0.1:1/careport",
+        )
+        .env("CAREPORT__DATABASE__CONNECT_RETRIES", "2")
+        .output()
+        .expect("run");
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("Could not connect to PostgreSQL") && stderr.contains("after 3 attempt"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("hunter2-zzz"),
+        "the password leaked: {stderr}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(1400),
+        "retried with backoff (0.5 s + 1 s)"
+    );
+}
+
+#[test]
+fn user_create_reads_the_password_from_standard_input() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let create = |email: &str, password: &str| {
+        let mut child = careport(&dir)
+            .args([
+                "user", "create", "--email", email, "--role", "admin", "--name", "Ada",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        writeln!(child.stdin.take().expect("stdin"), "{password}").expect("write");
+        child.wait_with_output().expect("wait")
+    };
+    let out = create("admin@example.org", "a long enough passphrase");
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(uuid_like(stdout.trim()), "prints the new id: {stdout}");
+    assert!(!stderr.contains("a long enough passphrase"));
+
+    let dup = create("ADMIN@example.org", "another long passphrase");
+    assert!(!dup.status.success());
+    assert!(text(&dup).1.contains("already exists"), "{}", text(&dup).1);
+
+    let short = create("second@example.org", "short");
+    assert!(!short.status.success());
+    assert!(text(&short).1.contains("at least 12"), "{}", text(&short).1);
+}
+
+fn uuid_like(s: &str) -> bool {
+    s.len() == 36 && s.chars().filter(|c| *c == '-').count() == 4
+}
+
+#[test]
+fn serve_answers_readyz_and_stops_gracefully_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = careport(&dir)
+        .arg("serve")
+        .env("CAREPORT__HTTP__PORT", "0")
+        .env("CAREPORT__LOG__LEVEL", "info")
+        .env("CAREPORT__LOG__FORMAT", "json")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let port = loop {
+        let line = lines
+            .next()
+            .expect("serve exited before listening")
+            .expect("line");
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        if v["fields"]["message"] == "careport is listening" {
+            break v["fields"]["port"].as_u64().expect("port");
+        }
+    };
+    let body = http_get(port as u16, "/readyz");
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    assert!(
+        dir.path().join("data/careport.db").exists(),
+        "embedded store in the data dir"
+    );
+    assert!(
+        dir.path().join("data/secrets/master.key").exists(),
+        "keys generated on first start"
+    );
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve did not stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(rest.iter().any(|l| l.contains("SIGTERM")), "{rest:?}");
+    assert!(rest.iter().any(|l| l.contains("\"stopped\"")), "{rest:?}");
+}
+
+/// A minimal HTTP/1.1 GET over a raw socket (the binary's tests need no HTTP client).
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    out
+}
