@@ -57,7 +57,6 @@ pub struct HttpSettings {
     pub client_timeout_secs: u64,
     pub keep_alive_secs: u64,
     pub shutdown_timeout_secs: u64,
-    pub trust_proxy: bool,
 }
 
 /// `[log]`.

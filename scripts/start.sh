@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Set up and start careport on this machine, embedded mode (SQLite, local files), at
+# http://127.0.0.1:8080. Idempotent: a second run reuses the build, the data and the keys.
+#
+#   bash scripts/start.sh            # build (release) and serve
+#   CAREPORT_PROFILE=dev bash scripts/start.sh   # faster first build, slower server
+#
+# Settings come from config/default.toml and CAREPORT__* variables (see README). The data dir
+# (default ./data) holds the database and the generated keys: back it up as one unit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/careport-target}
+PROFILE=${CAREPORT_PROFILE:-release}
+
+if ! command -v cargo >/dev/null; then
+  echo "careport needs a Rust toolchain (cargo); this machine kind ships one." >&2
+  exit 1
+fi
+
+echo "==> building careport ($PROFILE; the first build takes several minutes on 2 cores)"
+if [ "$PROFILE" = release ]; then
+  cargo build --release -p careport
+  BIN="$CARGO_TARGET_DIR/release/careport"
+else
+  cargo build -p careport
+  BIN="$CARGO_TARGET_DIR/debug/careport"
+fi
+
+echo "==> migrating the store"
+"$BIN" migrate
+
+echo "==> starting careport on ${CAREPORT__PUBLIC_URL:-http://127.0.0.1:${CAREPORT__HTTP__PORT:-8080}} (Ctrl-C stops it)"
+echo "    create the first administrator in another shell:"
+echo "    $BIN user create --email you@example.org --role admin   # password on standard input"
+exec "$BIN" serve
