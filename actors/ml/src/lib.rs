@@ -3,10 +3,15 @@
 //! # Layout
 //! - [`provider`]: the [`EmbeddingProvider`] interface the knowledge base and suggestions use,
 //!   whatever computes the vectors.
+//! - [`minilm`]: all-MiniLM-L6-v2 on candle (synchronous CPU work).
+//! - [`pool`]: the local embedding service — bounded queue, dynamic batching, its own threads.
 //!
 //! Patient text stays on this host by default: the local embedder is the default provider, and
 //! an external one is used only when an operator configures it.
 
+pub mod minilm;
+pub mod pool;
 pub mod provider;
 
+pub use pool::{LOCAL_MODEL_ID, LocalConfig, LocalEmbedder};
 pub use provider::{EmbedError, EmbeddingProvider};
