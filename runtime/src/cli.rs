@@ -46,6 +46,17 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Embed text with the configured provider and print the vectors, one line per text.
+    Embed {
+        /// Print each vector as a JSON array.
+        #[arg(long)]
+        json: bool,
+        /// Embed every line of this file (batched); `-` reads standard input.
+        #[arg(long, value_name = "FILE", conflicts_with = "text")]
+        file: Option<PathBuf>,
+        /// The text to embed.
+        text: Option<String>,
+    },
     /// Accounts.
     User {
         #[command(subcommand)]
@@ -176,4 +187,37 @@ fn read_password() -> anyhow::Result<String> {
     }
     std::io::stdout().flush().ok();
     Ok(password)
+}
+
+/// How many lines go to the embedder at once: enough for full batches, few enough that the
+/// bounded queue never refuses the CLI.
+const EMBED_CHUNK: usize = 256;
+
+async fn embed(settings: &Settings, json: bool, file: Option<PathBuf>, text: Option<String>) -> anyhow::Result<()> {
+    let texts: Vec<String> = match (file, text) {
+        (_, Some(t)) => vec![t],
+        (Some(path), None) if path.as_os_str() == "-" => std::io::stdin().lock().lines().collect::<Result<_, _>>()?,
+        (Some(path), None) => std::fs::read_to_string(&path)
+            .with_context(|| format!("Failed to read {}", path.display()))?
+            .lines()
+            .map(str::to_owned)
+            .collect(),
+        (None, None) => bail!("give a TEXT to embed, or --file FILE (one text per line; `-` for standard input)"),
+    };
+    let embeddings = crate::ml::embeddings(settings).await?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for chunk in texts.chunks(EMBED_CHUNK) {
+        let vectors = embeddings.embed(chunk.to_vec()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        for v in vectors {
+            if json {
+                serde_json::to_writer(&mut out, &v)?;
+            } else {
+                let line: Vec<String> = v.iter().map(|x| format!("{x:.6}")).collect();
+                out.write_all(line.join(" ").as_bytes())?;
+            }
+            out.write_all(b"\n")?;
+        }
+    }
+    out.flush()?;
+    Ok(())
 }

@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod http;
 pub mod metrics;
+pub mod ml;
 pub mod secrets;
 pub mod settings;
 pub mod startup;

@@ -15,6 +15,9 @@ pub struct Metrics {
     pub jobs: IntGaugeVec,
     pub db_connections: IntGaugeVec,
     pub component_up: IntGaugeVec,
+    pub embedding_queue: IntGauge,
+    pub embedding_batches: IntGauge,
+    pub embedding_texts: IntGauge,
 }
 
 impl Metrics {
@@ -60,6 +63,13 @@ impl Metrics {
             ),
             &["component"],
         )?;
+        let embedding_queue = IntGauge::new("embedding_queue_depth", "Embedding requests waiting for the local model")?;
+        // Running totals kept by the embedding thread, copied at each scrape.
+        let embedding_batches = IntGauge::new("embedding_batches_total", "Batches run by the local model")?;
+        let embedding_texts = IntGauge::new("embedding_texts_total", "Texts embedded by the local model")?;
+        registry.register(Box::new(embedding_queue.clone()))?;
+        registry.register(Box::new(embedding_batches.clone()))?;
+        registry.register(Box::new(embedding_texts.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_latency.clone()))?;
         registry.register(Box::new(mailbox_depth.clone()))?;

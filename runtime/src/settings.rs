@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use careport_actors::accounts::Argon2Config;
+use careport_ml::MlConfig;
 use careport_store::{DbConfig, JobConfig, RedisConfig};
 use config::{Config, Environment, File, FileFormat};
 use secrecy::SecretString;
@@ -38,6 +39,7 @@ pub struct Settings {
     pub database: DbConfig,
     pub redis: RedisConfig,
     pub jobs: JobConfig,
+    pub ml: MlConfig,
     pub log: LogSettings,
     pub secrets: SecretSettings,
     pub auth: AuthSettings,
@@ -192,6 +194,7 @@ impl Settings {
                 "prefix": redis.prefix,
             },
             "jobs": self.jobs,
+            "ml": self.ml,
             "log": self.log,
             "secrets": {
                 "master_key": set(&self.secrets.master_key),

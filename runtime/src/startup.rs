@@ -75,7 +75,8 @@ impl Application {
         if reclaimed > 0 {
             tracing::info!(reclaimed, "re-queued jobs left by a stopped process");
         }
-        let services = Services::start(db.clone(), bus, queue, handlers);
+        let embeddings = crate::ml::embeddings(&settings).await?;
+        let services = Services::start(db.clone(), bus, queue, embeddings, handlers);
         let metrics = Metrics::new()?;
         let shutdown_flag = ShutdownFlag::default();
 

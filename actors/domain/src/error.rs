@@ -81,6 +81,10 @@ error_codes! {
     TooManyRequests => TooManyRequests, "too_many_requests", "Too many requests; retry later.";
     StoreUnavailable => Unavailable, "store_unavailable", "The data store is unavailable; retry later.";
     ServiceUnavailable => Unavailable, "service_unavailable", "The service is temporarily unavailable; retry later.";
+    ModelUnavailable => Unavailable, "model_unavailable", "The embedding model is unavailable; an operator must install or fix it.";
+    ModelDisabled => Unavailable, "model_disabled", "Embeddings are turned off on this server.";
+    ModelOverloaded => Unavailable, "model_overloaded", "The embedding model is busy; retry shortly.";
+    ModelFailed => Unavailable, "model_failed", "The embedding provider failed; retry later.";
     ShuttingDown => Unavailable, "shutting_down", "The server is shutting down; retry on another node.";
     RequestTimeout => Timeout, "request_timeout", "The request took too long.";
     Internal => Internal, "internal", "An internal error occurred.";

@@ -5,13 +5,16 @@
 //!   whatever computes the vectors.
 //! - [`minilm`]: all-MiniLM-L6-v2 on candle (synchronous CPU work).
 //! - [`pool`]: the local embedding service — bounded queue, dynamic batching, its own threads.
+//! - [`embeddings`]: the provider chosen by the settings (local, external or off), as one handle.
 //!
 //! Patient text stays on this host by default: the local embedder is the default provider, and
 //! an external one is used only when an operator configures it.
 
+pub mod embeddings;
 pub mod minilm;
 pub mod pool;
 pub mod provider;
 
+pub use embeddings::{Embeddings, MlConfig, ModelStatus, ProviderKind};
 pub use pool::{LOCAL_MODEL_ID, LocalConfig, LocalEmbedder};
 pub use provider::{EmbedError, EmbeddingProvider};

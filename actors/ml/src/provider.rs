@@ -14,6 +14,9 @@ pub enum EmbedError {
     /// The provider answered something unusable (wrong count or dimension).
     #[error("the embedding provider answered badly: {0}")]
     BadResponse(String),
+    /// An operator turned embeddings off (`ml.embedding_provider = "off"`).
+    #[error("embeddings are turned off")]
+    Disabled,
     /// The request itself is invalid (empty batch, text too long for the provider).
     #[error("{0}")]
     Invalid(String),
@@ -31,4 +34,21 @@ pub trait EmbeddingProvider: Send + Sync + 'static {
 
     /// Embed each text; the answer has one vector per text, in order.
     fn embed(&self, texts: Vec<String>) -> BoxFuture<'static, Result<Vec<Vec<f32>>, EmbedError>>;
+}
+
+impl From<EmbedError> for careport_domain::Error {
+    /// Every embedding failure is a 503 with its own code; the reason (which may name a file
+    /// path or a provider's answer) is kept as the internal cause, not shown to callers.
+    fn from(e: EmbedError) -> Self {
+        use careport_domain::{Code, Error};
+        match &e {
+            EmbedError::Unavailable(_) => Error::new(Code::ModelUnavailable).caused_by(anyhow::anyhow!("{e}")).retry_after(30),
+            EmbedError::Overloaded { retry_after_secs } => {
+                Error::new(Code::ModelOverloaded).retry_after(*retry_after_secs)
+            }
+            EmbedError::BadResponse(_) => Error::new(Code::ModelFailed).caused_by(anyhow::anyhow!("{e}")).retry_after(5),
+            EmbedError::Disabled => Error::new(Code::ModelDisabled),
+            EmbedError::Invalid(msg) => Error::with_message(Code::InvalidValue, msg.clone()),
+        }
+    }
 }

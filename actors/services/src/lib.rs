@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Supervisor, prelude::*};
+use careport_ml::Embeddings;
 use careport_store::{Bus, Db, JobQueue};
 
 pub use handle::Handle;
@@ -42,22 +43,25 @@ pub struct Services {
     pub bus: Bus,
     pub queue: JobQueue,
     pub jobs: Handle<JobRunner>,
+    /// The embedding provider (local MiniLM, external, or off) and its state.
+    pub embeddings: Arc<Embeddings>,
 }
 
 impl Services {
     /// Start every actor under a `Supervisor`. Must run inside an actix System.
-    pub fn start(db: Db, bus: Bus, queue: JobQueue, handlers: Vec<Arc<dyn JobHandler>>) -> Self {
+    pub fn start(
+        db: Db,
+        bus: Bus,
+        queue: JobQueue,
+        embeddings: Arc<Embeddings>,
+        handlers: Vec<Arc<dyn JobHandler>>,
+    ) -> Self {
         let runner_queue = queue.clone();
         let jobs = Handle::new(
             "jobs",
             Supervisor::start(move |_| JobRunner::new(runner_queue.clone(), handlers.clone())),
         );
-        Self {
-            db,
-            bus,
-            queue,
-            jobs,
-        }
+        Self { db, bus, queue, jobs, embeddings }
     }
 
     /// Ask each actor whether it is serving, each bounded by `timeout`.

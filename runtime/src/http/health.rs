@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
 use careport_actors::Services;
+use careport_ml::ModelStatus;
 use careport_store::Redis;
 use serde::Serialize;
 
@@ -36,6 +37,8 @@ pub enum Status {
     Ok,
     Degraded,
     Down,
+    /// Turned off by the operator; does not affect readiness.
+    Disabled,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -91,27 +94,23 @@ pub async fn readyz(
     );
 
     let backend = services.db.backend().as_str();
-    let mut put = |name: String, ok: bool, detail: String, required: bool| {
-        metrics
-            .component_up
-            .with_label_values(&[name.as_str()])
-            .set(i64::from(ok));
-        let status = match (ok, required) {
-            (true, _) => Status::Ok,
-            (false, true) => {
+    let mut put = |name: String, status: Status, detail: String, required: bool| {
+        let up = matches!(status, Status::Ok | Status::Disabled);
+        metrics.component_up.with_label_values(&[name.as_str()]).set(i64::from(up));
+        if !up {
+            if required {
                 required_down = true;
-                Status::Down
-            }
-            (false, false) => {
+            } else {
                 optional_down = true;
-                Status::Degraded
             }
-        };
+        }
+        let status = if up || !required { status } else { Status::Down };
         components.insert(name, Component { status, detail });
     };
+    let ok = |up: bool| if up { Status::Ok } else { Status::Down };
 
     match store {
-        Ok(()) => put("store".into(), true, backend.into(), true),
+        Ok(()) => put("store".into(), Status::Ok, backend.into(), true),
         Err(e) => {
             tracing::warn!(error = %format!("{e:#}"), "readiness: store is down");
             put(
@@ -124,10 +123,10 @@ pub async fn readyz(
     }
     if let Some(check) = redis_check {
         match check {
-            Ok(()) => put("redis".into(), true, "connected".into(), true),
+            Ok(()) => put("redis".into(), Status::Ok, "connected".into(), true),
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), "readiness: Redis is down");
-                put("redis".into(), false, "unreachable".into(), true)
+                put("redis".into(), Status::Down, "unreachable".into(), true)
             }
         }
         let bus = services.bus.is_connected();
@@ -143,10 +142,17 @@ pub async fn readyz(
         );
     }
     for (name, status) in actors {
-        put(format!("actor.{name}"), status.ok, status.detail, true);
+        put(format!("actor.{name}"), ok(status.ok), status.detail, true);
+    }
+    // The model is optional for readiness: without it the portal still serves records and
+    // appointments, and the features that need embeddings answer 503 themselves.
+    match services.embeddings.status() {
+        ModelStatus::Ready(detail) => put("model".into(), Status::Ok, detail, false),
+        ModelStatus::Down(why) => put("model".into(), Status::Down, why, false),
+        ModelStatus::Off => put("model".into(), Status::Disabled, "embedding_provider = off".into(), false),
     }
     if shutdown.is_set() {
-        put("lifecycle".into(), false, "shutting down".into(), true);
+        put("lifecycle".into(), Status::Down, "shutting down".into(), true);
     }
 
     let status = if required_down {
@@ -183,6 +189,12 @@ pub async fn metrics(services: web::Data<Services>, metrics: web::Data<Metrics>)
         // Keep the last known values; the store's state shows in `component_up`.
         Ok(Err(e)) => tracing::warn!(error = %e, "metrics: could not count jobs"),
         Err(_) => tracing::warn!("metrics: counting jobs timed out"),
+    }
+    if let Some(stats) = services.embeddings.local_stats() {
+        use std::sync::atomic::Ordering::Relaxed;
+        metrics.embedding_queue.set(stats.queued.load(Relaxed) as i64);
+        metrics.embedding_batches.set(stats.batches.load(Relaxed) as i64);
+        metrics.embedding_texts.set(stats.texts.load(Relaxed) as i64);
     }
     let (open, idle) = services.db.pool_stats();
     metrics

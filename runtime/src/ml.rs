@@ -1,0 +1,28 @@
+//! Choosing and starting the embedding provider from the settings.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use careport_ml::{Embeddings, ProviderKind};
+
+use crate::settings::Settings;
+
+/// Start the configured embedding provider. A local model that cannot load is not an error
+/// here: careport serves, `/readyz` shows the model down with the reason, and features that
+/// need embeddings answer 503 `model_unavailable`.
+pub async fn embeddings(settings: &Settings) -> anyhow::Result<Arc<Embeddings>> {
+    let embeddings = match settings.ml.embedding_provider {
+        ProviderKind::Off => Embeddings::off(),
+        ProviderKind::Local => {
+            let cfg = settings.ml.clone();
+            let data_dir = settings.data_dir.clone();
+            tokio::task::spawn_blocking(move || Embeddings::local(&cfg, &data_dir))
+                .await
+                .context("Failed to start the local embedder")?
+        }
+        ProviderKind::Openai => anyhow::bail!(
+            "ml.embedding_provider = \"openai\" is not available in this build yet; use \"local\" or \"off\""
+        ),
+    };
+    Ok(Arc::new(embeddings))
+}
