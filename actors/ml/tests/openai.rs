@@ -90,12 +90,26 @@ fn config_deserializes_every_key_and_rejects_unknown_ones() {
     assert_eq!(cfg.chat_model.as_deref(), Some("gpt-4o-mini"));
     assert_eq!(cfg.api_version.as_deref(), Some("2024-10-21"));
 
-    let minimal: OpenAiConfig = serde_json::from_value(json!({
-        "base_url": "http://127.0.0.1:11434/v1", "timeout_secs": 60, "max_retries": 3,
-        "backoff_base_ms": 500, "max_concurrency": 8,
+    // The shipped defaults: limits only, no server. No provider, and no error.
+    let defaults: OpenAiConfig = serde_json::from_value(json!({
+        "timeout_secs": 60, "max_retries": 3, "backoff_base_ms": 500, "max_concurrency": 8,
     }))
     .expect("optional keys may be left out");
-    assert!(minimal.api_key.is_none() && minimal.chat_model.is_none());
+    assert!(defaults.base_url.is_none() && defaults.api_key.is_none());
+    assert!(
+        OpenAiClient::from_config(defaults.clone())
+            .expect("not an error")
+            .is_none()
+    );
+    match OpenAiClient::new(defaults) {
+        Err(ProviderError::Invalid(m)) => assert!(m.contains("llm.base_url"), "{m}"),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    let ollama = OpenAiConfig {
+        base_url: Some("http://127.0.0.1:11434/v1/".into()),
+        ..cfg
+    };
+    assert!(OpenAiClient::from_config(ollama).expect("valid").is_some());
 
     let unknown = serde_json::from_value::<OpenAiConfig>(json!({
         "base_url": "http://x/v1", "timeout_secs": 1, "max_retries": 0, "backoff_base_ms": 1,
@@ -180,7 +194,7 @@ async fn https_clients_are_built_and_a_failed_handshake_is_unavailable() {
         ..config(&server)
     };
     let tls = client(OpenAiConfig {
-        base_url: format!("https://127.0.0.1:{}/v1", server.port),
+        base_url: Some(format!("https://127.0.0.1:{}/v1", server.port)),
         ..cfg
     });
     match tls.embed(texts(1)).await {
@@ -268,6 +282,8 @@ async fn the_key_goes_in_the_authorization_header() {
         .expect("vectors");
     let keyless = client(OpenAiConfig {
         api_key: None,
+        // A trailing slash is tolerated.
+        base_url: Some(format!("{}/", server.base_url)),
         ..config(&server)
     });
     keyless.embed(texts(1)).await.expect("vectors");
@@ -279,6 +295,7 @@ async fn the_key_goes_in_the_authorization_header() {
     );
     assert_eq!(seen[0].query, "");
     assert_eq!(seen[1].authorization, None, "no key, no header");
+    assert_eq!(seen[1].path, "/v1/embeddings");
 }
 
 #[tokio::test]

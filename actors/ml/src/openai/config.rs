@@ -24,8 +24,9 @@ pub struct OpenAiConfig {
     /// The API root that `/embeddings` and `/chat/completions` are appended to, for example
     /// `https://api.openai.com/v1`, `http://127.0.0.1:11434/v1` (Ollama),
     /// `http://127.0.0.1:8000/v1` (vLLM), `https://RESOURCE.openai.azure.com/openai/v1` (Azure).
-    /// No credentials and no query string: the key goes in `api_key`.
-    pub base_url: String,
+    /// No credentials and no query string: the key goes in `api_key`. Unset: no external
+    /// provider (embeddings stay local, chat answers are built from retrieved passages).
+    pub base_url: Option<String>,
     /// Sent as `Authorization: Bearer <key>` (or `api-key: <key>` with `api_version`).
     /// Unset: no credential header, as local servers expect. Never logged.
     pub api_key: Option<SecretString>,
@@ -56,7 +57,7 @@ impl OpenAiConfig {
     /// Settings for `base_url` with no key, no models and the default limits.
     pub fn new(base_url: impl Into<String>) -> Self {
         Self {
-            base_url: base_url.into(),
+            base_url: Some(base_url.into()),
             api_key: None,
             embedding_model: None,
             chat_model: None,
@@ -75,7 +76,10 @@ impl OpenAiConfig {
 
     /// Check the values that would make every request fail, naming the key at fault.
     pub(crate) fn validate(&self) -> Result<reqwest::Url, ProviderError> {
-        let url = reqwest::Url::parse(&self.base_url).map_err(|e| {
+        let Some(base_url) = &self.base_url else {
+            return Err(ProviderError::Invalid("`llm.base_url` is not set".into()));
+        };
+        let url = reqwest::Url::parse(base_url).map_err(|e| {
             ProviderError::Invalid(format!("`llm.base_url` is not a valid URL: {e}"))
         })?;
         if !matches!(url.scheme(), "http" | "https") {

@@ -82,11 +82,22 @@ impl std::fmt::Debug for OpenAiClient {
 }
 
 impl OpenAiClient {
+    /// The client `[llm]` asks for: `Ok(None)` when `llm.base_url` is unset (no external
+    /// provider), else [`OpenAiClient::new`].
+    pub fn from_config(cfg: OpenAiConfig) -> Result<Option<Self>, ProviderError> {
+        match cfg.base_url {
+            None => Ok(None),
+            Some(_) => Self::new(cfg).map(Some),
+        }
+    }
+
     /// Check the settings and build the client; nothing is sent yet. Fails with
-    /// [`ProviderError::Invalid`] naming the setting at fault.
+    /// [`ProviderError::Invalid`] naming the setting at fault (an unset `llm.base_url`
+    /// included).
     pub fn new(cfg: OpenAiConfig) -> Result<Self, ProviderError> {
-        cfg.validate()?;
-        let wire = WireConfig::new(&cfg)?;
+        let url = cfg.validate()?;
+        let base_url = url.as_str().trim_end_matches('/').to_owned();
+        let wire = WireConfig::new(&cfg, &base_url)?;
         let http = transport::http_client(&cfg)?;
         let service = tower::service_fn(move |factory| transport::send(http.clone(), factory));
         let api = async_openai::Client::with_config(wire).with_http_service(service);
@@ -94,7 +105,7 @@ impl OpenAiClient {
         Ok(Self {
             inner: Arc::new(Inner {
                 api,
-                base_url: cfg.base_url.trim_end_matches('/').to_owned(),
+                base_url,
                 embedding_model: cfg.embedding_model,
                 chat_model: cfg.chat_model,
                 model_id,

@@ -37,7 +37,7 @@ pub(crate) struct WireConfig {
 }
 
 impl WireConfig {
-    pub fn new(cfg: &OpenAiConfig) -> Result<Self, ProviderError> {
+    pub fn new(cfg: &OpenAiConfig, base_url: &str) -> Result<Self, ProviderError> {
         let mut headers = HeaderMap::new();
         if let Some(key) = &cfg.api_key {
             let (name, value) = match cfg.api_version {
@@ -61,7 +61,7 @@ impl WireConfig {
             .map(|v| ("api-version", v.clone()))
             .collect();
         Ok(Self {
-            base_url: cfg.base_url.trim_end_matches('/').to_owned(),
+            base_url: base_url.trim_end_matches('/').to_owned(),
             headers,
             query,
             api_key: SecretString::from(String::new()),
