@@ -6,6 +6,8 @@
 //! - [`minilm`]: all-MiniLM-L6-v2 on candle (synchronous CPU work).
 //! - [`pool`]: the local embedding service — bounded queue, dynamic batching, its own threads.
 //! - [`embeddings`]: the provider chosen by the settings (local, external or off), as one handle.
+//! - [`openai`]: the client for OpenAI-compatible servers (OpenAI, Azure, vLLM, Ollama,
+//!   llama.cpp): embeddings, and chat with streaming and tool calls.
 //!
 //! Patient text stays on this host by default: the local embedder is the default provider, and
 //! an external one is used only when an operator configures it.
@@ -13,6 +15,7 @@
 pub mod embeddings;
 pub mod minilm;
 pub mod pool;
+pub mod openai;
 pub mod provider;
 
 pub use embeddings::{Embeddings, MlConfig, ModelStatus, ProviderKind};
