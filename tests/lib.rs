@@ -23,16 +23,12 @@ pub use proxy::Proxy;
 
 /// The admin URL of the test PostgreSQL server, when the suite runs on PostgreSQL.
 pub fn pg_admin_url() -> Option<String> {
-    std::env::var("CAREPORT_TEST_PG_URL")
-        .ok()
-        .filter(|s| !s.is_empty())
+    std::env::var("CAREPORT_TEST_PG_URL").ok().filter(|s| !s.is_empty())
 }
 
 /// The test Redis, when the suite runs with Redis.
 pub fn redis_url() -> Option<String> {
-    std::env::var("CAREPORT_TEST_REDIS_URL")
-        .ok()
-        .filter(|s| !s.is_empty())
+    std::env::var("CAREPORT_TEST_REDIS_URL").ok().filter(|s| !s.is_empty())
 }
 
 fn init_logs() {
@@ -70,25 +66,16 @@ impl TestDb {
     pub fn sqlite() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = format!("sqlite://{}", dir.path().join("careport.db").display());
-        Self {
-            url,
-            backend: Backend::Sqlite,
-            dir,
-            schema: None,
-        }
+        Self { url, backend: Backend::Sqlite, dir, schema: None }
     }
 
     /// A schema of its own on the admin URL's database; `vector` stays visible from `public`.
     pub async fn postgres(admin_url: &str) -> Self {
         use sqlx::Connection;
         let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = sqlx::PgConnection::connect(admin_url)
-            .await
-            .expect("connect to CAREPORT_TEST_PG_URL");
+        let mut conn = sqlx::PgConnection::connect(admin_url).await.expect("connect to CAREPORT_TEST_PG_URL");
         // Concurrent test processes may race here; the loser's error is harmless.
-        let _ = sqlx::query("CREATE EXTENSION IF NOT EXISTS vector SCHEMA public")
-            .execute(&mut conn)
-            .await;
+        let _ = sqlx::query("CREATE EXTENSION IF NOT EXISTS vector SCHEMA public").execute(&mut conn).await;
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
             .execute(&mut conn)
             .await
@@ -116,9 +103,7 @@ impl TestDb {
 
     /// A migrated connection of the test's own, for arranging and asserting.
     pub async fn connect(&self) -> Db {
-        let db = Db::connect(&self.config(), self.dir.path())
-            .await
-            .expect("connect test db");
+        let db = Db::connect(&self.config(), self.dir.path()).await.expect("connect test db");
         db.migrate().await.expect("migrate test db");
         db
     }
@@ -135,18 +120,13 @@ impl Drop for TestDb {
         }
         // Drop runs inside the test's runtime: use a thread with a runtime of its own.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             rt.block_on(async {
                 use sqlx::Connection;
                 if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "DROP SCHEMA IF EXISTS {schema} CASCADE"
-                    )))
-                    .execute(&mut conn)
-                    .await;
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")))
+                        .execute(&mut conn)
+                        .await;
                     let _ = conn.close().await;
                 }
             });
@@ -182,6 +162,8 @@ pub struct TestApp {
     pub db: Db,
     pub settings: Settings,
     pub data_dir: PathBuf,
+    /// The app's actors and providers.
+    pub services: careport_actors::Services,
     stop: StopHandle,
     task: Option<actix_web::rt::task::JoinHandle<anyhow::Result<()>>>,
     pub test_db: TestDb,
@@ -193,20 +175,19 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(path))
-            .send()
-            .await
-            .expect("request")
+        self.client.get(self.url(path)).send().await.expect("request")
+    }
+
+    /// Embed through the app's own embedding provider.
+    pub async fn services_embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, careport_ml::EmbedError> {
+        self.services.embeddings.embed(texts).await
     }
 
     /// Stop the app as SIGTERM would, and wait until it has shut down.
     pub async fn stop(&mut self) {
         self.stop.stop();
         if let Some(task) = self.task.take() {
-            task.await
-                .expect("app task")
-                .expect("app shut down cleanly");
+            task.await.expect("app task").expect("app shut down cleanly");
         }
     }
 }
@@ -225,25 +206,36 @@ pub async fn spawn_app_with(
     let test_db = TestDb::new().await;
     let mut settings = test_settings(&test_db);
     adjust(&mut settings);
-    let app = Application::build_with(settings.clone(), handlers)
-        .await
-        .expect("build app");
+    let app = Application::build_with(settings.clone(), handlers).await.expect("build app");
     let port = app.port();
     let stop = app.stop_handle();
+    let services = app.services().clone();
     let task = actix_web::rt::spawn(app.run_until_stopped());
     let db = test_db.connect().await;
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,
-        client: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client"),
+        client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client"),
         db,
         data_dir: settings.data_dir.clone(),
         settings,
+        services,
         stop,
         task: Some(task),
         test_db,
     }
+}
+
+/// The installed MiniLM model: `CAREPORT_TEST_MODEL_DIR`, or `data/models/all-MiniLM-L6-v2` in
+/// the checkout (`scripts/install-model.sh` puts it there; `.ci/run` sets the variable).
+pub fn model_dir() -> PathBuf {
+    let dir = std::env::var("CAREPORT_TEST_MODEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/models/all-MiniLM-L6-v2"));
+    assert!(
+        dir.join("model.safetensors").is_file(),
+        "the MiniLM model is not installed at {}: run `bash scripts/install-model.sh` (or set CAREPORT_TEST_MODEL_DIR)",
+        dir.display()
+    );
+    dir
 }

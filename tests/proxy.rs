@@ -40,12 +40,7 @@ impl Proxy {
                 k.lock().await.push(task);
             }
         });
-        Self {
-            addr,
-            cut,
-            conns,
-            accept,
-        }
+        Self { addr, cut, conns, accept }
     }
 
     /// Drop every connection and refuse new ones.

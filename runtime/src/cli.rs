@@ -93,22 +93,12 @@ pub enum UserCommand {
 pub async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Keys {
-            command: KeysCommand::Generate,
-        } => {
-            println!(
-                "CAREPORT__SECRETS__MASTER_KEY={}",
-                secrets::generate_master_key()
-            );
-            println!(
-                "CAREPORT__SECRETS__TOKEN_KEY={}",
-                secrets::generate_token_key()
-            );
+        Command::Keys { command: KeysCommand::Generate } => {
+            println!("CAREPORT__SECRETS__MASTER_KEY={}", secrets::generate_master_key());
+            println!("CAREPORT__SECRETS__TOKEN_KEY={}", secrets::generate_token_key());
             Ok(())
         }
-        Command::Config {
-            command: ConfigCommand::Show,
-        } => {
+        Command::Config { command: ConfigCommand::Show } => {
             let settings = Settings::load(cli.config.as_deref())?;
             print!("{}", settings.redacted_toml()?);
             Ok(())
@@ -128,30 +118,26 @@ pub async fn run() -> anyhow::Result<()> {
                 startup::migrate(&settings).await?
             };
             for (version, description, applied) in db.migration_status().await? {
-                println!(
-                    "{version} {description}: {}",
-                    if applied { "applied" } else { "pending" }
-                );
+                println!("{version} {description}: {}", if applied { "applied" } else { "pending" });
             }
             db.close().await;
             Ok(())
         }
-        Command::User {
-            command: UserCommand::Create { email, role, name },
-        } => {
+        Command::Embed { json, file, text } => {
+            let mut settings = Settings::load(cli.config.as_deref())?;
+            // Keep standard output for the vectors; only problems go to standard error.
+            settings.log.level = "warn".into();
+            telemetry::init(&settings.log);
+            embed(&settings, json, file, text).await
+        }
+        Command::User { command: UserCommand::Create { email, role, name } } => {
             let settings = Settings::load(cli.config.as_deref())?;
             telemetry::init(&settings.log);
             let email = Email::parse(&email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
             let role: Role = role.parse().map_err(|e| anyhow::anyhow!("--role: {e}"))?;
             let password = read_password()?;
             let db = startup::migrate(&settings).await?;
-            let req = CreateAccount {
-                email,
-                role,
-                password,
-                full_name: name,
-                email_verified: true,
-            };
+            let req = CreateAccount { email, role, password, full_name: name, email_verified: true };
             let created = accounts::create_account(&db, &settings.auth.argon2, req).await;
             db.close().await;
             let id = created.map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -165,25 +151,18 @@ pub async fn run() -> anyhow::Result<()> {
 /// typo), or the first line of a pipe.
 fn read_password() -> anyhow::Result<String> {
     if std::io::stdin().is_terminal() {
-        let first =
-            rpassword::prompt_password("Password: ").context("Failed to read the password")?;
-        let second =
-            rpassword::prompt_password("Repeat: ").context("Failed to read the password")?;
+        let first = rpassword::prompt_password("Password: ").context("Failed to read the password")?;
+        let second = rpassword::prompt_password("Repeat: ").context("Failed to read the password")?;
         if first != second {
             bail!("the passwords differ");
         }
         return Ok(first);
     }
     let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .context("Failed to read the password from standard input")?;
+    std::io::stdin().lock().read_line(&mut line).context("Failed to read the password from standard input")?;
     let password = line.trim_end_matches(['\r', '\n']).to_owned();
     if password.is_empty() {
-        bail!(
-            "no password on standard input (pipe it in: `printf '%s\\n' \"$PASSWORD\" | careport user create …`)"
-        );
+        bail!("no password on standard input (pipe it in: `printf '%s\\n' \"$PASSWORD\" | careport user create …`)");
     }
     std::io::stdout().flush().ok();
     Ok(password)

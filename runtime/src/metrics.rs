@@ -3,7 +3,7 @@
 //! registry, so tests running several apps never mix their numbers.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 #[derive(Clone)]
@@ -24,43 +24,22 @@ impl Metrics {
     pub fn new() -> anyhow::Result<Self> {
         let registry = Registry::new_custom(Some("careport".into()), None)?;
         let http_requests = IntCounterVec::new(
-            Opts::new(
-                "http_requests_total",
-                "HTTP requests by method, route pattern and status",
-            ),
+            Opts::new("http_requests_total", "HTTP requests by method, route pattern and status"),
             &["method", "route", "status"],
         )?;
         let http_latency = HistogramVec::new(
-            HistogramOpts::new(
-                "http_request_duration_seconds",
-                "HTTP request latency by method and route pattern",
-            )
-            .buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                10.0,
-            ]),
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency by method and route pattern")
+                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
             &["method", "route"],
         )?;
         let mailbox_depth = IntGaugeVec::new(
-            Opts::new(
-                "actor_mailbox_depth",
-                "Messages sent to an actor and not yet answered",
-            ),
+            Opts::new("actor_mailbox_depth", "Messages sent to an actor and not yet answered"),
             &["actor"],
         )?;
-        let jobs = IntGaugeVec::new(
-            Opts::new("jobs", "Jobs in the durable queue by state"),
-            &["state"],
-        )?;
-        let db_connections = IntGaugeVec::new(
-            Opts::new("db_connections", "Store pool connections"),
-            &["state"],
-        )?;
+        let jobs = IntGaugeVec::new(Opts::new("jobs", "Jobs in the durable queue by state"), &["state"])?;
+        let db_connections = IntGaugeVec::new(Opts::new("db_connections", "Store pool connections"), &["state"])?;
         let component_up = IntGaugeVec::new(
-            Opts::new(
-                "component_up",
-                "1 when a component answered its last readiness check",
-            ),
+            Opts::new("component_up", "1 when a component answered its last readiness check"),
             &["component"],
         )?;
         let embedding_queue = IntGauge::new("embedding_queue_depth", "Embedding requests waiting for the local model")?;
@@ -84,6 +63,9 @@ impl Metrics {
             jobs,
             db_connections,
             component_up,
+            embedding_queue,
+            embedding_batches,
+            embedding_texts,
         })
     }
 

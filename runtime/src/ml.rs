@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use careport_ml::openai::OpenAiClient;
 use careport_ml::{Embeddings, ProviderKind};
 
 use crate::settings::Settings;
@@ -20,9 +21,16 @@ pub async fn embeddings(settings: &Settings) -> anyhow::Result<Arc<Embeddings>> 
                 .await
                 .context("Failed to start the local embedder")?
         }
-        ProviderKind::Openai => anyhow::bail!(
-            "ml.embedding_provider = \"openai\" is not available in this build yet; use \"local\" or \"off\""
-        ),
+        ProviderKind::Openai => {
+            if settings.llm.embedding_model.is_none() {
+                anyhow::bail!("ml.embedding_provider = \"openai\" needs llm.embedding_model (and llm.base_url)");
+            }
+            let client = OpenAiClient::from_config(settings.llm.clone())
+                .map_err(|e| anyhow::anyhow!("[llm]: {e}"))?
+                .ok_or_else(|| anyhow::anyhow!("ml.embedding_provider = \"openai\" needs llm.base_url"))?;
+            tracing::warn!("embeddings use an external server: text sent for embedding leaves this host");
+            Embeddings::external(Arc::new(client))
+        }
     };
     Ok(Arc::new(embeddings))
 }

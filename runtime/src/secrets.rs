@@ -63,8 +63,7 @@ pub fn generate_token_key() -> String {
 
 fn validate_master_key(key: &str) -> Result<(), String> {
     fernet::Fernet::new(key).map(|_| ()).ok_or_else(|| {
-        "is not a Fernet key (32 bytes in URL-safe base64, as `careport keys generate` prints)"
-            .to_owned()
+        "is not a Fernet key (32 bytes in URL-safe base64, as `careport keys generate` prints)".to_owned()
     })
 }
 
@@ -72,9 +71,7 @@ fn validate_token_key(key: &str) -> Result<(), String> {
     match biscuit_auth::PrivateKey::from_str(key) {
         Ok(biscuit_auth::PrivateKey::Ed25519(_)) => Ok(()),
         Ok(_) => Err("must be an ed25519 key".to_owned()),
-        Err(_) => {
-            Err("is not a Biscuit private key (`ed25519-private/<64 hex digits>`)".to_owned())
-        }
+        Err(_) => Err("is not a Biscuit private key (`ed25519-private/<64 hex digits>`)".to_owned()),
     }
 }
 
@@ -84,20 +81,8 @@ impl Secrets {
         let s = &settings.secrets;
         let dir = settings.data_dir.join("secrets");
         Ok(Self {
-            master_key: resolve(
-                &MASTER,
-                s.master_key.as_ref(),
-                s.master_key_file.as_deref(),
-                backend,
-                &dir,
-            )?,
-            token_key: resolve(
-                &TOKEN,
-                s.token_key.as_ref(),
-                s.token_key_file.as_deref(),
-                backend,
-                &dir,
-            )?,
+            master_key: resolve(&MASTER, s.master_key.as_ref(), s.master_key_file.as_deref(), backend, &dir)?,
+            token_key: resolve(&TOKEN, s.token_key.as_ref(), s.token_key_file.as_deref(), backend, &dir)?,
         })
     }
 }
@@ -126,14 +111,11 @@ fn resolve(
 }
 
 fn read_key_file(path: &Path) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("Failed to read {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("Failed to read {}", path.display()))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path)
-            .map(|m| m.permissions().mode())
-            .unwrap_or(0);
+        let mode = std::fs::metadata(path).map(|m| m.permissions().mode()).unwrap_or(0);
         if mode & 0o077 != 0 {
             tracing::warn!(path = %path.display(), "key file is readable by group or others; chmod 600 it");
         }
@@ -148,8 +130,7 @@ fn load_or_generate(spec: &KeySpec, path: &PathBuf) -> anyhow::Result<String> {
         return read_key_file(path);
     }
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("Failed to create {}", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("Failed to create {}", dir.display()))?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -202,22 +183,13 @@ mod tests {
         let s = settings(dir.path());
         let first = Secrets::load(&s, Backend::Sqlite).expect("generate");
         let second = Secrets::load(&s, Backend::Sqlite).expect("reload");
-        assert_eq!(
-            first.master_key.expose_secret(),
-            second.master_key.expose_secret()
-        );
-        assert_eq!(
-            first.token_key.expose_secret(),
-            second.token_key.expose_secret()
-        );
+        assert_eq!(first.master_key.expose_secret(), second.master_key.expose_secret());
+        assert_eq!(first.token_key.expose_secret(), second.token_key.expose_secret());
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             for f in ["master.key", "token.key"] {
-                let mode = std::fs::metadata(dir.path().join("secrets").join(f))
-                    .expect("meta")
-                    .permissions()
-                    .mode();
+                let mode = std::fs::metadata(dir.path().join("secrets").join(f)).expect("meta").permissions().mode();
                 assert_eq!(mode & 0o777, 0o600, "{f}");
             }
         }
@@ -229,22 +201,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut s = settings(dir.path());
         let err = Secrets::load(&s, Backend::Postgres).expect_err("missing");
-        assert!(
-            err.to_string().contains("CAREPORT__SECRETS__MASTER_KEY"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("CAREPORT__SECRETS__MASTER_KEY"), "{err}");
         s.secrets.master_key = Some(generate_master_key().into());
         let err = Secrets::load(&s, Backend::Postgres).expect_err("missing token key");
-        assert!(
-            err.to_string().contains("CAREPORT__SECRETS__TOKEN_KEY"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("CAREPORT__SECRETS__TOKEN_KEY"), "{err}");
         s.secrets.token_key = Some(generate_token_key().into());
         assert!(Secrets::load(&s, Backend::Postgres).is_ok());
-        assert!(
-            !dir.path().join("secrets").exists(),
-            "nothing generated in clustered mode"
-        );
+        assert!(!dir.path().join("secrets").exists(), "nothing generated in clustered mode");
     }
 
     #[test]
@@ -254,10 +217,7 @@ mod tests {
         s.secrets.master_key = Some("oops-this-is-secret".to_owned().into());
         let err = Secrets::load(&s, Backend::Sqlite).expect_err("bad key");
         let text = format!("{err:#}");
-        assert!(
-            text.contains("CAREPORT__SECRETS__MASTER_KEY") && !text.contains("oops-this-is-secret"),
-            "{text}"
-        );
+        assert!(text.contains("CAREPORT__SECRETS__MASTER_KEY") && !text.contains("oops-this-is-secret"), "{text}");
     }
 
     #[test]

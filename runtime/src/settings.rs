@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use careport_actors::accounts::Argon2Config;
 use careport_ml::MlConfig;
+use careport_ml::openai::OpenAiConfig;
 use careport_store::{DbConfig, JobConfig, RedisConfig};
 use config::{Config, Environment, File, FileFormat};
 use secrecy::SecretString;
@@ -40,6 +41,8 @@ pub struct Settings {
     pub redis: RedisConfig,
     pub jobs: JobConfig,
     pub ml: MlConfig,
+    /// The optional OpenAI-compatible server (OpenAI, Azure, vLLM, Ollama, llama.cpp).
+    pub llm: OpenAiConfig,
     pub log: LogSettings,
     pub secrets: SecretSettings,
     pub auth: AuthSettings,
@@ -101,16 +104,8 @@ impl Settings {
     }
 
     /// Load settings for `env`; `with_env_vars = false` ignores `CAREPORT__*` (for tests).
-    pub fn load_for(
-        env: &str,
-        config_file: Option<&Path>,
-        with_env_vars: bool,
-    ) -> anyhow::Result<Self> {
-        if env.is_empty()
-            || !env
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
+    pub fn load_for(env: &str, config_file: Option<&Path>, with_env_vars: bool) -> anyhow::Result<Self> {
+        if env.is_empty() || !env.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
             bail!("CAREPORT_ENV must be a plain name such as production or cluster (got `{env}`)");
         }
         let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
@@ -120,10 +115,7 @@ impl Settings {
         } else if let Some((_, text)) = SHIPPED_ENVS.iter().find(|(name, _)| *name == env) {
             builder = builder.add_source(File::from_str(text, FileFormat::Toml));
         } else if env != "development" {
-            bail!(
-                "CAREPORT_ENV={env}: no {} and no built-in settings of that name",
-                on_disk.display()
-            );
+            bail!("CAREPORT_ENV={env}: no {} and no built-in settings of that name", on_disk.display());
         }
         if let Some(path) = config_file {
             if !path.is_file() {
@@ -132,11 +124,7 @@ impl Settings {
             builder = builder.add_source(File::from(path).format(FileFormat::Toml));
         }
         if with_env_vars {
-            builder = builder.add_source(
-                Environment::with_prefix(ENV_PREFIX)
-                    .prefix_separator("__")
-                    .separator("__"),
-            );
+            builder = builder.add_source(Environment::with_prefix(ENV_PREFIX).prefix_separator("__").separator("__"));
         }
         let config = builder.build().map_err(explain)?;
         let mut settings: Settings = config.try_deserialize().map_err(explain)?;
@@ -153,10 +141,7 @@ impl Settings {
             bail!("jobs.lease_secs must be greater than 0");
         }
         if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
-            bail!(
-                "public_url must start with http:// or https:// (got `{}`)",
-                self.public_url
-            );
+            bail!("public_url must start with http:// or https:// (got `{}`)", self.public_url);
         }
         if self.auth.argon2.memory_kib < 1024 && self.env != "test" {
             bail!("auth.argon2.memory_kib must be at least 1024 (OWASP recommends 19456)");
@@ -167,11 +152,7 @@ impl Settings {
     /// The settings as TOML, with every secret and password replaced by a marker.
     pub fn redacted_toml(&self) -> anyhow::Result<String> {
         fn set(v: &Option<SecretString>) -> &'static str {
-            if v.is_some() {
-                "(set, redacted)"
-            } else {
-                "(not set)"
-            }
+            if v.is_some() { "(set, redacted)" } else { "(not set)" }
         }
         let db = &self.database;
         let redis = &self.redis;
@@ -195,6 +176,17 @@ impl Settings {
             },
             "jobs": self.jobs,
             "ml": self.ml,
+            "llm": {
+                "base_url": self.llm.base_url.clone().unwrap_or_else(|| "(not set: no external model)".into()),
+                "api_key": set(&self.llm.api_key),
+                "embedding_model": self.llm.embedding_model,
+                "chat_model": self.llm.chat_model,
+                "timeout_secs": self.llm.timeout_secs,
+                "max_retries": self.llm.max_retries,
+                "backoff_base_ms": self.llm.backoff_base_ms,
+                "max_concurrency": self.llm.max_concurrency,
+                "api_version": self.llm.api_version,
+            },
             "log": self.log,
             "secrets": {
                 "master_key": set(&self.secrets.master_key),
@@ -204,7 +196,19 @@ impl Settings {
             },
             "auth": self.auth,
         });
+        let mut doc = doc;
+        not_set(&mut doc);
         toml::to_string_pretty(&doc).context("Failed to render settings")
+    }
+}
+
+/// TOML has no null: show unset options as "(not set)".
+fn not_set(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Null => *v = serde_json::Value::String("(not set)".into()),
+        serde_json::Value::Object(map) => map.values_mut().for_each(not_set),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(not_set),
+        _ => {}
     }
 }
 
@@ -218,10 +222,7 @@ fn explain(e: config::ConfigError) -> anyhow::Error {
     };
     let var = match key {
         Some(k) if text.contains("the environment") => {
-            format!(
-                " (variable {ENV_PREFIX}__{})",
-                k.to_uppercase().replace('.', "__")
-            )
+            format!(" (variable {ENV_PREFIX}__{})", k.to_uppercase().replace('.', "__"))
         }
         _ => String::new(),
     };
@@ -240,17 +241,13 @@ mod tests {
         assert!(s.database.url.is_none(), "embedded store by default");
         assert!(s.redis.url.is_none(), "no Redis by default");
         assert_eq!(s.log.format, LogFormat::Pretty);
-        assert!(
-            s.auth.argon2.memory_kib >= 19456 && s.auth.argon2.iterations >= 2,
-            "OWASP minimum"
-        );
+        assert!(s.auth.argon2.memory_kib >= 19456 && s.auth.argon2.iterations >= 2, "OWASP minimum");
     }
 
     #[test]
     fn every_shipped_environment_loads() {
         for (name, _) in SHIPPED_ENVS {
-            let s =
-                Settings::load_for(name, None, false).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+            let s = Settings::load_for(name, None, false).unwrap_or_else(|e| panic!("{name}: {e:#}"));
             assert_eq!(s.env, *name);
         }
         let prod = Settings::load_for("production", None, false).expect("production");
@@ -289,18 +286,16 @@ mod tests {
         let path = dir.path().join("c.toml");
         std::fs::write(
             &path,
-            "[database]\nurl = \"postgres://app:hunter2hunter2@db/careport\"\n[secrets]\nmaster_key = \"very-secret-master\"\n",
+            "[database]\nurl = \"postgres://app:hunter2hunter2@db/careport\"\n[secrets]\nmaster_key = \"very-secret-master\"\n[llm]\napi_key = \"sk-very-secret-llm\"\n",
         )
         .expect("write");
         let s = Settings::load_for("development", Some(&path), false).expect("load");
         let shown = s.redacted_toml().expect("toml");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(!shown.contains("very-secret-master"), "{shown}");
+        assert!(!shown.contains("sk-very-secret-llm"), "{shown}");
         assert!(shown.contains("postgres://app:***@db/careport"), "{shown}");
         let debug = format!("{s:?}");
-        assert!(
-            !debug.contains("hunter2") && !debug.contains("very-secret-master"),
-            "{debug}"
-        );
+        assert!(!debug.contains("hunter2") && !debug.contains("very-secret-master"), "{debug}");
     }
 }

@@ -49,16 +49,9 @@ impl Application {
     }
 
     /// Build the application with extra job handlers.
-    pub async fn build_with(
-        settings: Settings,
-        handlers: Vec<Arc<dyn JobHandler>>,
-    ) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
-            format!(
-                "Failed to create the data dir {}",
-                settings.data_dir.display()
-            )
-        })?;
+    pub async fn build_with(settings: Settings, handlers: Vec<Arc<dyn JobHandler>>) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("Failed to create the data dir {}", settings.data_dir.display()))?;
         // Refuse to start without the keys before touching anything else.
         let _secrets = Secrets::load(&settings, settings.database.backend())?;
 
@@ -68,10 +61,7 @@ impl Application {
         let bus = Bus::new(redis.clone());
         let queue = JobQueue::new(db.clone(), node_name(), settings.jobs.clone());
         // Jobs leased by a process that died are due again.
-        let reclaimed = queue
-            .reclaim_expired()
-            .await
-            .context("Failed to re-queue expired job leases")?;
+        let reclaimed = queue.reclaim_expired().await.context("Failed to re-queue expired job leases")?;
         if reclaimed > 0 {
             tracing::info!(reclaimed, "re-queued jobs left by a stopped process");
         }
@@ -81,18 +71,11 @@ impl Application {
         let shutdown_flag = ShutdownFlag::default();
 
         let listener = TcpListener::bind((settings.http.host.as_str(), settings.http.port))
-            .with_context(|| {
-                format!(
-                    "Failed to listen on {}:{}",
-                    settings.http.host, settings.http.port
-                )
-            })?;
+            .with_context(|| format!("Failed to listen on {}:{}", settings.http.host, settings.http.port))?;
         let port = listener.local_addr()?.port();
 
         let http = settings.http.clone();
-        let limits = middleware::RequestLimits {
-            timeout: Duration::from_secs(http.request_timeout_secs.max(1)),
-        };
+        let limits = middleware::RequestLimits { timeout: Duration::from_secs(http.request_timeout_secs.max(1)) };
         let app_services = web::Data::new(services.clone());
         let app_redis = web::Data::new(redis);
         let app_metrics = web::Data::new(metrics);
@@ -108,11 +91,7 @@ impl Application {
                 .app_data(app_metrics.clone())
                 .app_data(app_flag.clone())
                 .app_data(app_limits.clone())
-                .app_data(
-                    web::JsonConfig::default()
-                        .limit(body_limit)
-                        .error_handler(error::json_error),
-                )
+                .app_data(web::JsonConfig::default().limit(body_limit).error_handler(error::json_error))
                 .app_data(web::PayloadConfig::new(body_limit))
                 .app_data(web::QueryConfig::default().error_handler(error::query_error))
                 .app_data(web::PathConfig::default().error_handler(error::path_error))
@@ -129,11 +108,7 @@ impl Application {
         }
         let server = server.run();
         let (trigger, _) = watch::channel(false);
-        tracing::info!(
-            port,
-            backend = db.backend().as_str(),
-            "careport is listening"
-        );
+        tracing::info!(port, backend = db.backend().as_str(), "careport is listening");
         Ok(Self {
             port,
             server,
@@ -161,14 +136,7 @@ impl Application {
 
     /// Serve until SIGTERM, SIGINT or the stop handle, then shut down gracefully.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Self {
-            server,
-            services,
-            shutdown_flag,
-            grace,
-            trigger,
-            ..
-        } = self;
+        let Self { server, services, shutdown_flag, grace, trigger, .. } = self;
         let handle = server.handle();
         let mut stop = trigger.subscribe();
         let serving = actix_web::rt::spawn(server);
@@ -228,12 +196,8 @@ pub fn node_name() -> String {
 
 /// Connect and migrate only (`careport migrate`).
 pub async fn migrate(settings: &Settings) -> anyhow::Result<Db> {
-    std::fs::create_dir_all(&settings.data_dir).with_context(|| {
-        format!(
-            "Failed to create the data dir {}",
-            settings.data_dir.display()
-        )
-    })?;
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("Failed to create the data dir {}", settings.data_dir.display()))?;
     let db = Db::connect(&settings.database, &settings.data_dir).await?;
     db.migrate().await?;
     Ok(db)

@@ -19,18 +19,10 @@ where
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = Registry::default().with(filter);
     match settings.format {
-        LogFormat::Json => Box::new(
-            registry.with(
-                fmt::layer()
-                    .json()
-                    .with_current_span(true)
-                    .with_span_list(false)
-                    .with_writer(sink),
-            ),
-        ),
-        LogFormat::Pretty => {
-            Box::new(registry.with(fmt::layer().with_target(true).with_writer(sink)))
+        LogFormat::Json => {
+            Box::new(registry.with(fmt::layer().json().with_current_span(true).with_span_list(false).with_writer(sink)))
         }
+        LogFormat::Pretty => Box::new(registry.with(fmt::layer().with_target(true).with_writer(sink))),
     }
 }
 

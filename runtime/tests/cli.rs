@@ -15,45 +15,27 @@ fn careport(dir: &tempfile::TempDir) -> Command {
             cmd.env_remove(k);
         }
     }
-    cmd.current_dir(dir.path())
-        .env("CAREPORT__DATA_DIR", dir.path().join("data"))
-        .env("CAREPORT__LOG__LEVEL", "warn");
+    cmd.current_dir(dir.path()).env("CAREPORT__DATA_DIR", dir.path().join("data")).env("CAREPORT__LOG__LEVEL", "warn");
     cmd
 }
 
 fn text(out: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 #[test]
 fn keys_generate_prints_a_usable_pair() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = careport(&dir)
-        .args(["keys", "generate"])
-        .output()
-        .expect("run");
+    let out = careport(&dir).args(["keys", "generate"]).output().expect("run");
     assert!(out.status.success());
     let (stdout, _) = text(&out);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 2, "{stdout}");
-    let master = lines[0]
-        .strip_prefix("CAREPORT__SECRETS__MASTER_KEY=")
-        .expect("master line");
-    let token = lines[1]
-        .strip_prefix("CAREPORT__SECRETS__TOKEN_KEY=")
-        .expect("token line");
+    let master = lines[0].strip_prefix("CAREPORT__SECRETS__MASTER_KEY=").expect("master line");
+    let token = lines[1].strip_prefix("CAREPORT__SECRETS__TOKEN_KEY=").expect("token line");
     assert_eq!(master.len(), 44, "32 bytes in base64");
-    assert!(
-        token.starts_with("ed25519-private/") && token.len() == 16 + 64,
-        "{token}"
-    );
-    let again = careport(&dir)
-        .args(["keys", "generate"])
-        .output()
-        .expect("run");
+    assert!(token.starts_with("ed25519-private/") && token.len() == 16 + 64, "{token}");
+    let again = careport(&dir).args(["keys", "generate"]).output().expect("run");
     assert_ne!(again.stdout, out.stdout, "fresh keys each time");
 }
 
@@ -64,39 +46,23 @@ fn config_show_prints_effective_settings_with_secrets_redacted() {
         .args(["config", "show"])
         .env("CAREPORT__HTTP__PORT", "9191")
         .env("CAREPORT__SECRETS__MASTER_KEY", "zzz-secret-master-zzz")
-        .env(
-            "CAREPORT__DATABASE__URL",
-            "postgres://app:pw-zzz-secret@db:5432/careport",
-        )
+        .env("CAREPORT__DATABASE__URL", "postgres://app:pw-zzz-secret@db:5432/careport")
         .output()
         .expect("run");
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(stdout.contains("port = 9191"), "{stdout}");
-    assert!(
-        stdout.contains("postgres://app:***@db:5432/careport"),
-        "{stdout}"
-    );
-    assert!(
-        !stdout.contains("zzz-secret") && !stdout.contains("pw-zzz"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("postgres://app:***@db:5432/careport"), "{stdout}");
+    assert!(!stdout.contains("zzz-secret") && !stdout.contains("pw-zzz"), "{stdout}");
 }
 
 #[test]
 fn a_malformed_environment_value_stops_serve_naming_the_variable() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = careport(&dir)
-        .arg("serve")
-        .env("CAREPORT__HTTP__PORT", "eighty")
-        .output()
-        .expect("run");
+    let out = careport(&dir).arg("serve").env("CAREPORT__HTTP__PORT", "eighty").output().expect("run");
     let (_, stderr) = text(&out);
     assert!(!out.status.success());
-    assert!(
-        stderr.contains("http.port") && stderr.contains("CAREPORT__HTTP__PORT"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("http.port") && stderr.contains("CAREPORT__HTTP__PORT"), "{stderr}");
 }
 
 #[test]
@@ -104,18 +70,10 @@ fn a_malformed_file_value_stops_serve_naming_the_key_and_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("site.toml");
     std::fs::write(&file, "[jobs]\nlease_secs = -5\n").expect("write");
-    let out = careport(&dir)
-        .arg("serve")
-        .arg("--config")
-        .arg(&file)
-        .output()
-        .expect("run");
+    let out = careport(&dir).arg("serve").arg("--config").arg(&file).output().expect("run");
     let (_, stderr) = text(&out);
     assert!(!out.status.success());
-    assert!(
-        stderr.contains("jobs.lease_secs") && stderr.contains("site.toml"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("jobs.lease_secs") && stderr.contains("site.toml"), "{stderr}");
 }
 
 #[test]
@@ -123,28 +81,19 @@ fn serve_on_postgres_refuses_to_start_without_keys_and_names_the_missing_one() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = careport(&dir)
         .arg("serve")
-        .env(
-            "CAREPORT__DATABASE__URL",
-            "postgres://careport@127.0.0.1:1/careport",
-        )
+        .env("CAREPORT__DATABASE__URL", "postgres://careport@127.0.0.1:1/careport")
         .output()
         .expect("run");
     let (_, stderr) = text(&out);
     assert!(!out.status.success());
     assert!(stderr.contains("CAREPORT__SECRETS__MASTER_KEY"), "{stderr}");
-    assert!(
-        !dir.path().join("data/secrets").exists(),
-        "no key generated for a cluster"
-    );
+    assert!(!dir.path().join("data/secrets").exists(), "no key generated for a cluster");
 }
 
 #[test]
 fn an_unreachable_database_is_a_clear_error_after_the_configured_retries() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let keys = careport(&dir)
-        .args(["keys", "generate"])
-        .output()
-        .expect("keys");
+    let keys = careport(&dir).args(["keys", "generate"]).output().expect("keys");
     let mut cmd = careport(&dir);
     for line in String::from_utf8_lossy(&keys.stdout).lines() {
         let (k, v) = line.split_once('=').expect("NAME=value");
@@ -153,27 +102,15 @@ fn an_unreachable_database_is_a_clear_error_after_the_configured_retries() {
     let started = Instant::now();
     let out = cmd
         .arg("serve")
-        .env(
-            "CAREPORT__DATABASE__URL",
-            "postgres://careport:hunter2-zzz@127.0.0.1:1/careport",
-        )
+        .env("CAREPORT__DATABASE__URL", "postgres://careport:hunter2-zzz@127.0.0.1:1/careport")
         .env("CAREPORT__DATABASE__CONNECT_RETRIES", "2")
         .output()
         .expect("run");
     let (_, stderr) = text(&out);
     assert!(!out.status.success());
-    assert!(
-        stderr.contains("Could not connect to PostgreSQL") && stderr.contains("after 3 attempt"),
-        "{stderr}"
-    );
-    assert!(
-        !stderr.contains("hunter2-zzz"),
-        "the password leaked: {stderr}"
-    );
-    assert!(
-        started.elapsed() >= Duration::from_millis(1400),
-        "retried with backoff (0.5 s + 1 s)"
-    );
+    assert!(stderr.contains("Could not connect to PostgreSQL") && stderr.contains("after 3 attempt"), "{stderr}");
+    assert!(!stderr.contains("hunter2-zzz"), "the password leaked: {stderr}");
+    assert!(started.elapsed() >= Duration::from_millis(1400), "retried with backoff (0.5 s + 1 s)");
 }
 
 #[test]
@@ -181,9 +118,7 @@ fn user_create_reads_the_password_from_standard_input() {
     let dir = tempfile::tempdir().expect("tempdir");
     let create = |email: &str, password: &str| {
         let mut child = careport(&dir)
-            .args([
-                "user", "create", "--email", email, "--role", "admin", "--name", "Ada",
-            ])
+            .args(["user", "create", "--email", email, "--role", "admin", "--name", "Ada"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -224,41 +159,25 @@ fn serve_answers_readyz_and_stops_gracefully_on_sigterm() {
         .expect("spawn");
     let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
     let port = loop {
-        let line = lines
-            .next()
-            .expect("serve exited before listening")
-            .expect("line");
-        let v: serde_json::Value =
-            serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        let line = lines.next().expect("serve exited before listening").expect("line");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
         if v["fields"]["message"] == "careport is listening" {
             break v["fields"]["port"].as_u64().expect("port");
         }
     };
     let body = http_get(port as u16, "/readyz");
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
-    assert!(
-        dir.path().join("data/careport.db").exists(),
-        "embedded store in the data dir"
-    );
-    assert!(
-        dir.path().join("data/secrets/master.key").exists(),
-        "keys generated on first start"
-    );
+    assert!(dir.path().join("data/careport.db").exists(), "embedded store in the data dir");
+    assert!(dir.path().join("data/secrets/master.key").exists(), "keys generated on first start");
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
     assert!(killed.success());
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait") {
             break status;
         }
-        assert!(
-            Instant::now() < deadline,
-            "serve did not stop after SIGTERM"
-        );
+        assert!(Instant::now() < deadline, "serve did not stop after SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "{status:?}");
@@ -271,12 +190,56 @@ fn serve_answers_readyz_and_stops_gracefully_on_sigterm() {
 fn http_get(port: u16, path: &str) -> String {
     use std::io::Read;
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").expect("send");
     let mut out = String::new();
     s.read_to_string(&mut out).expect("read");
     out
+}
+
+fn model_dir() -> std::path::PathBuf {
+    let dir = std::env::var("CAREPORT_TEST_MODEL_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/models/all-MiniLM-L6-v2"));
+    assert!(dir.join("model.safetensors").is_file(), "install the model: bash scripts/install-model.sh");
+    dir
+}
+
+#[test]
+fn embed_prints_one_vector_per_text() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = careport(&dir)
+        .args(["embed", "--json", "The patient reports chest pain."])
+        .env("CAREPORT__ML__LOCAL__MODEL_DIR", model_dir())
+        .output()
+        .expect("run");
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let v: Vec<f32> = serde_json::from_str(stdout.trim()).expect("one JSON array");
+    assert_eq!(v.len(), 384);
+    let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-3, "{norm}");
+
+    let file = dir.path().join("lines.txt");
+    std::fs::write(&file, "first line\nsecond line\nthird line\n").expect("write");
+    let out = careport(&dir)
+        .args(["embed", "--file"])
+        .arg(&file)
+        .env("CAREPORT__ML__LOCAL__MODEL_DIR", model_dir())
+        .output()
+        .expect("run");
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3);
+    assert!(lines.iter().all(|l| l.split(' ').count() == 384), "plain output: 384 numbers a line");
+}
+
+#[test]
+fn embed_without_the_model_fails_with_the_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = careport(&dir).args(["embed", "some text"]).output().expect("run");
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(stdout.is_empty());
+    assert!(stderr.contains("does not exist") && stderr.contains("install-model"), "{stderr}");
 }

@@ -6,11 +6,7 @@ use careport_store::users;
 use careport_tests::TestDb;
 
 fn cheap() -> Argon2Config {
-    Argon2Config {
-        memory_kib: 1024,
-        iterations: 1,
-        parallelism: 1,
-    }
+    Argon2Config { memory_kib: 1024, iterations: 1, parallelism: 1 }
 }
 
 fn request(email: &str, password: &str) -> CreateAccount {
@@ -27,31 +23,19 @@ fn request(email: &str, password: &str) -> CreateAccount {
 async fn an_account_is_stored_with_an_argon2id_hash_never_the_password() {
     let tdb = TestDb::new().await;
     let db = tdb.connect().await;
-    let id = accounts::create_account(
-        &db,
-        &cheap(),
-        request("Ada@Example.org", "correct horse battery"),
-    )
-    .await
-    .expect("create");
-    let row = users::find_by_email(&db, &Email::parse("ada@example.org").expect("email"))
+    let id = accounts::create_account(&db, &cheap(), request("Ada@Example.org", "correct horse battery"))
         .await
-        .expect("find")
-        .expect("row");
+        .expect("create");
+    let row =
+        users::find_by_email(&db, &Email::parse("ada@example.org").expect("email")).await.expect("find").expect("row");
     assert_eq!(row.id, id.0);
     assert_eq!(row.role, "admin");
     assert!(row.email_verified_at.is_some());
     let hash: String = match &db {
         careport_store::Db::Sqlite { read, .. } => {
-            sqlx::query_scalar("SELECT password_hash FROM users")
-                .fetch_one(read)
-                .await
+            sqlx::query_scalar("SELECT password_hash FROM users").fetch_one(read).await
         }
-        careport_store::Db::Postgres(p) => {
-            sqlx::query_scalar("SELECT password_hash FROM users")
-                .fetch_one(p)
-                .await
-        }
+        careport_store::Db::Postgres(p) => sqlx::query_scalar("SELECT password_hash FROM users").fetch_one(p).await,
     }
     .expect("hash");
     assert!(hash.starts_with("$argon2id$"), "{hash}");
@@ -62,34 +46,19 @@ async fn an_account_is_stored_with_an_argon2id_hash_never_the_password() {
 async fn a_second_account_with_the_same_email_is_refused() {
     let tdb = TestDb::new().await;
     let db = tdb.connect().await;
-    accounts::create_account(
-        &db,
-        &cheap(),
-        request("ada@example.org", "correct horse battery"),
-    )
-    .await
-    .expect("first");
-    let err = accounts::create_account(
-        &db,
-        &cheap(),
-        request("ADA@example.org", "another long password"),
-    )
-    .await
-    .expect_err("dup");
+    accounts::create_account(&db, &cheap(), request("ada@example.org", "correct horse battery")).await.expect("first");
+    let err = accounts::create_account(&db, &cheap(), request("ADA@example.org", "another long password"))
+        .await
+        .expect_err("dup");
     assert_eq!(err.code(), Code::EmailTaken);
-    assert_eq!(
-        users::count_by_role(&db).await.expect("count"),
-        vec![("admin".to_owned(), 1)]
-    );
+    assert_eq!(users::count_by_role(&db).await.expect("count"), vec![("admin".to_owned(), 1)]);
 }
 
 #[actix_web::test]
 async fn a_short_password_is_refused_and_nothing_is_stored() {
     let tdb = TestDb::new().await;
     let db = tdb.connect().await;
-    let err = accounts::create_account(&db, &cheap(), request("ada@example.org", "short"))
-        .await
-        .expect_err("short");
+    let err = accounts::create_account(&db, &cheap(), request("ada@example.org", "short")).await.expect_err("short");
     assert_eq!(err.code(), Code::InvalidValue);
     assert!(err.message().contains("12"), "{}", err.message());
     assert!(users::count_by_role(&db).await.expect("count").is_empty());

@@ -8,22 +8,10 @@ async fn healthz_answers_ok_with_a_request_id() {
     let app = spawn_app().await;
     let res = app.get("/healthz").await;
     assert_eq!(res.status(), 200);
-    let id = res
-        .headers()
-        .get("x-request-id")
-        .expect("request id")
-        .to_str()
-        .expect("ascii")
-        .to_owned();
+    let id = res.headers().get("x-request-id").expect("request id").to_str().expect("ascii").to_owned();
     assert_eq!(id.len(), 36, "a UUID: {id}");
     let other = app.get("/healthz").await;
-    assert_ne!(
-        other
-            .headers()
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok()),
-        Some(id.as_str())
-    );
+    assert_ne!(other.headers().get("x-request-id").and_then(|v| v.to_str().ok()), Some(id.as_str()));
     assert_eq!(res.text().await.expect("body"), "ok");
 }
 
@@ -55,12 +43,7 @@ async fn unknown_routes_and_methods_answer_json_errors() {
     assert_eq!(body["code"], "route_not_found");
     assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
 
-    let res = app
-        .client
-        .post(app.url("/healthz"))
-        .send()
-        .await
-        .expect("post");
+    let res = app.client.post(app.url("/healthz")).send().await.expect("post");
     assert_eq!(res.status(), 405);
     let body: Value = res.json().await.expect("json");
     assert_eq!(body["code"], "method_not_allowed");
@@ -72,33 +55,13 @@ async fn metrics_count_requests_by_route_pattern_never_by_path() {
     app.get("/healthz").await;
     app.get("/patients/123-45-6789").await;
     let text = app.get("/metrics").await.text().await.expect("metrics");
-    assert!(
-        text.contains(
-            r#"careport_http_requests_total{method="GET",route="/healthz",status="200"} 1"#
-        ),
-        "{text}"
-    );
+    assert!(text.contains(r#"careport_http_requests_total{method="GET",route="/healthz",status="200"} 1"#), "{text}");
     assert!(text.contains(r#"route="unmatched""#), "{text}");
-    assert!(
-        !text.contains("123-45-6789"),
-        "a raw path leaked into metrics"
-    );
-    assert!(
-        text.contains("careport_http_request_duration_seconds_bucket"),
-        "{text}"
-    );
-    assert!(
-        text.contains(r#"careport_actor_mailbox_depth{actor="jobs"}"#),
-        "{text}"
-    );
-    assert!(
-        text.contains(r#"careport_jobs{state="queued"} 0"#),
-        "{text}"
-    );
-    assert!(
-        text.contains(r#"careport_db_connections{state="open"}"#),
-        "{text}"
-    );
+    assert!(!text.contains("123-45-6789"), "a raw path leaked into metrics");
+    assert!(text.contains("careport_http_request_duration_seconds_bucket"), "{text}");
+    assert!(text.contains(r#"careport_actor_mailbox_depth{actor="jobs"}"#), "{text}");
+    assert!(text.contains(r#"careport_jobs{state="queued"} 0"#), "{text}");
+    assert!(text.contains(r#"careport_db_connections{state="open"}"#), "{text}");
 }
 
 #[actix_web::test]
@@ -107,18 +70,12 @@ async fn openapi_document_lists_the_operations_routes_and_error_codes() {
     let res = app.get("/api/openapi.json").await;
     assert_eq!(res.status(), 200);
     let doc: Value = res.json().await.expect("json");
-    assert!(
-        doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
-        "{doc}"
-    );
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")), "{doc}");
     for path in ["/healthz", "/readyz", "/metrics"] {
         assert!(doc["paths"][path]["get"].is_object(), "{path} missing");
     }
     let description = doc["info"]["description"].as_str().expect("description");
-    assert!(
-        description.contains("`route_not_found` | 404"),
-        "{description}"
-    );
+    assert!(description.contains("`route_not_found` | 404"), "{description}");
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
 }
 
@@ -129,21 +86,10 @@ async fn api_docs_page_is_served_from_the_binary_without_a_cdn() {
     assert_eq!(res.status(), 200);
     let html = res.text().await.expect("html");
     assert!(html.to_lowercase().contains("swagger"), "{html}");
-    assert!(
-        !html.contains("https://"),
-        "the docs page loads something from the internet: {html}"
-    );
+    assert!(!html.contains("https://"), "the docs page loads something from the internet: {html}");
     let js = app.get("/api/docs/swagger-ui-bundle.js").await;
     assert_eq!(js.status(), 200);
-    assert!(
-        js.bytes().await.expect("js").len() > 100_000,
-        "the bundle is vendored"
-    );
-    let init = app
-        .get("/api/docs/swagger-initializer.js")
-        .await
-        .text()
-        .await
-        .expect("init");
+    assert!(js.bytes().await.expect("js").len() > 100_000, "the bundle is vendored");
+    let init = app.get("/api/docs/swagger-initializer.js").await.text().await.expect("init");
     assert!(init.contains("/api/openapi.json"), "{init}");
 }

@@ -29,10 +29,7 @@ async fn queue() -> (TestDb, Db, JobQueue) {
 #[actix_web::test]
 async fn an_enqueued_job_is_claimed_once_and_completed() {
     let (_t, _db, q) = queue().await;
-    let id = q
-        .enqueue(NewJob::new("ocr", json!({"record": "r1"})))
-        .await
-        .expect("enqueue");
+    let id = q.enqueue(NewJob::new("ocr", json!({"record": "r1"}))).await.expect("enqueue");
     let jobs = q.claim("ocr", 10).await.expect("claim");
     assert_eq!(jobs.len(), 1);
     let job = &jobs[0];
@@ -41,38 +38,22 @@ async fn an_enqueued_job_is_claimed_once_and_completed() {
     assert_eq!(job.attempts, 1);
     assert_eq!(job.lease_owner.as_deref(), Some("node-a"));
     assert_eq!(job.payload_json(), json!({"record": "r1"}));
-    assert!(
-        q.claim("ocr", 10).await.expect("claim again").is_empty(),
-        "a leased job is not handed out twice"
-    );
+    assert!(q.claim("ocr", 10).await.expect("claim again").is_empty(), "a leased job is not handed out twice");
     assert!(q.complete(id).await.expect("complete"));
     let stored = q.get(id).await.expect("get").expect("exists");
     assert_eq!(stored.state, "done");
     assert!(stored.finished_at.is_some());
-    assert_eq!(
-        q.counts().await.expect("counts"),
-        vec![("done".to_owned(), 1)]
-    );
+    assert_eq!(q.counts().await.expect("counts"), vec![("done".to_owned(), 1)]);
 }
 
 #[actix_web::test]
 async fn claims_take_only_due_jobs_of_their_kind_in_priority_order() {
     let (_t, _db, q) = queue().await;
     let later = careport_domain::time::now_ms() + 60_000;
-    q.enqueue(NewJob::new("email", json!(1)))
-        .await
-        .expect("other kind");
-    q.enqueue(NewJob::new("ocr", json!("future")).run_at(later))
-        .await
-        .expect("future");
-    let low = q
-        .enqueue(NewJob::new("ocr", json!("low")))
-        .await
-        .expect("low");
-    let high = q
-        .enqueue(NewJob::new("ocr", json!("high")).priority(5))
-        .await
-        .expect("high");
+    q.enqueue(NewJob::new("email", json!(1))).await.expect("other kind");
+    q.enqueue(NewJob::new("ocr", json!("future")).run_at(later)).await.expect("future");
+    let low = q.enqueue(NewJob::new("ocr", json!("low"))).await.expect("low");
+    let high = q.enqueue(NewJob::new("ocr", json!("high")).priority(5)).await.expect("high");
     let jobs = q.claim("ocr", 10).await.expect("claim");
     let ids: Vec<JobId> = jobs.iter().map(|j| j.id()).collect();
     assert_eq!(ids, vec![high, low]);
@@ -83,9 +64,7 @@ async fn concurrent_claims_from_two_nodes_never_share_a_job() {
     let (_t, db, a) = queue().await;
     let b = JobQueue::new(db.clone(), "node-b", cfg());
     for i in 0..40 {
-        a.enqueue(NewJob::new("embed", json!(i)))
-            .await
-            .expect("enqueue");
+        a.enqueue(NewJob::new("embed", json!(i))).await.expect("enqueue");
     }
     let mut handles = Vec::new();
     for q in [a.clone(), b.clone(), a.clone(), b.clone()] {
@@ -112,24 +91,13 @@ async fn concurrent_claims_from_two_nodes_never_share_a_job() {
 #[actix_web::test]
 async fn failures_retry_with_backoff_then_dead_letter() {
     let (_t, _db, q) = queue().await;
-    let id = q
-        .enqueue(NewJob::new("email", json!({})))
-        .await
-        .expect("enqueue");
+    let id = q.enqueue(NewJob::new("email", json!({}))).await.expect("enqueue");
     for attempt in 1..=3 {
         // Backoff is at most 5 ms here; wait it out.
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        let job = q
-            .claim("email", 1)
-            .await
-            .expect("claim")
-            .pop()
-            .expect("due again");
+        let job = q.claim("email", 1).await.expect("claim").pop().expect("due again");
         assert_eq!(job.attempts, attempt);
-        let outcome = q
-            .fail(id, job.attempts, "smtp refused", false)
-            .await
-            .expect("fail");
+        let outcome = q.fail(id, job.attempts, "smtp refused", false).await.expect("fail");
         if attempt < 3 {
             assert!(matches!(outcome, FailOutcome::Retry { .. }), "{outcome:?}");
         } else {
@@ -140,32 +108,17 @@ async fn failures_retry_with_backoff_then_dead_letter() {
     assert_eq!(dead.state, "dead");
     assert_eq!(dead.last_error.as_deref(), Some("smtp refused"));
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    assert!(
-        q.claim("email", 1).await.expect("claim").is_empty(),
-        "dead jobs are not retried"
-    );
+    assert!(q.claim("email", 1).await.expect("claim").is_empty(), "dead jobs are not retried");
     assert!(q.retry_dead(id).await.expect("retry dead"));
-    assert_eq!(
-        q.claim("email", 1).await.expect("claim").len(),
-        1,
-        "an operator can revive it"
-    );
+    assert_eq!(q.claim("email", 1).await.expect("claim").len(), 1, "an operator can revive it");
 }
 
 #[actix_web::test]
 async fn a_permanent_failure_dead_letters_at_once() {
     let (_t, _db, q) = queue().await;
-    let id = q
-        .enqueue(NewJob::new("ocr", json!({})))
-        .await
-        .expect("enqueue");
+    let id = q.enqueue(NewJob::new("ocr", json!({}))).await.expect("enqueue");
     let job = q.claim("ocr", 1).await.expect("claim").pop().expect("job");
-    assert_eq!(
-        q.fail(id, job.attempts, "unreadable file", true)
-            .await
-            .expect("fail"),
-        FailOutcome::Dead
-    );
+    assert_eq!(q.fail(id, job.attempts, "unreadable file", true).await.expect("fail"), FailOutcome::Dead);
 }
 
 #[actix_web::test]
@@ -173,11 +126,7 @@ async fn backoff_doubles_and_is_capped() {
     let q = JobQueue::new(
         TestDb::sqlite().connect().await,
         "n",
-        JobConfig {
-            backoff_base_ms: 1000,
-            backoff_max_ms: 10_000,
-            ..cfg()
-        },
+        JobConfig { backoff_base_ms: 1000, backoff_max_ms: 10_000, ..cfg() },
     );
     let ms = |n| q.backoff(n).as_millis();
     assert!((800..=1200).contains(&ms(1)), "{}", ms(1));
@@ -188,45 +137,17 @@ async fn backoff_doubles_and_is_capped() {
 #[actix_web::test]
 async fn expired_leases_are_reclaimed_and_the_old_owner_is_fenced_off() {
     let (_t, db, a) = queue().await;
-    let short = JobQueue::new(
-        db.clone(),
-        "node-dead",
-        JobConfig {
-            lease_secs: 1,
-            ..cfg()
-        },
-    );
-    let id = a
-        .enqueue(NewJob::new("ocr", json!({})))
-        .await
-        .expect("enqueue");
+    let short = JobQueue::new(db.clone(), "node-dead", JobConfig { lease_secs: 1, ..cfg() });
+    let id = a.enqueue(NewJob::new("ocr", json!({}))).await.expect("enqueue");
     assert_eq!(short.claim("ocr", 1).await.expect("claim").len(), 1);
-    assert_eq!(
-        a.reclaim_expired().await.expect("reclaim"),
-        0,
-        "the lease is still valid"
-    );
+    assert_eq!(a.reclaim_expired().await.expect("reclaim"), 0, "the lease is still valid");
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert_eq!(a.reclaim_expired().await.expect("reclaim"), 1);
-    let job = a
-        .claim("ocr", 1)
-        .await
-        .expect("claim")
-        .pop()
-        .expect("due again");
+    let job = a.claim("ocr", 1).await.expect("claim").pop().expect("due again");
     assert_eq!(job.attempts, 2, "the lost attempt counts");
-    assert!(
-        !short.complete(id).await.expect("complete"),
-        "the old owner cannot complete"
-    );
-    assert!(
-        !short.heartbeat(id).await.expect("heartbeat"),
-        "nor extend the lease"
-    );
-    assert_eq!(
-        short.fail(id, 1, "late", false).await.expect("fail"),
-        FailOutcome::LeaseLost
-    );
+    assert!(!short.complete(id).await.expect("complete"), "the old owner cannot complete");
+    assert!(!short.heartbeat(id).await.expect("heartbeat"), "nor extend the lease");
+    assert_eq!(short.fail(id, 1, "late", false).await.expect("fail"), FailOutcome::LeaseLost);
     assert!(a.heartbeat(id).await.expect("heartbeat"));
     assert!(a.complete(id).await.expect("complete"));
 }
@@ -234,18 +155,8 @@ async fn expired_leases_are_reclaimed_and_the_old_owner_is_fenced_off() {
 #[actix_web::test]
 async fn a_lease_that_expires_on_the_last_attempt_dead_letters() {
     let (_t, db, a) = queue().await;
-    let short = JobQueue::new(
-        db.clone(),
-        "node-dead",
-        JobConfig {
-            lease_secs: 1,
-            ..cfg()
-        },
-    );
-    let id = a
-        .enqueue(NewJob::new("ocr", json!({})).max_attempts(1))
-        .await
-        .expect("enqueue");
+    let short = JobQueue::new(db.clone(), "node-dead", JobConfig { lease_secs: 1, ..cfg() });
+    let id = a.enqueue(NewJob::new("ocr", json!({})).max_attempts(1)).await.expect("enqueue");
     assert_eq!(short.claim("ocr", 1).await.expect("claim").len(), 1);
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     a.reclaim_expired().await.expect("reclaim");
@@ -259,56 +170,29 @@ async fn a_lease_that_expires_on_the_last_attempt_dead_letters() {
 #[actix_web::test]
 async fn released_leases_are_due_again_without_losing_an_attempt() {
     let (_t, _db, q) = queue().await;
-    let id = q
-        .enqueue(NewJob::new("ocr", json!({})))
-        .await
-        .expect("enqueue");
+    let id = q.enqueue(NewJob::new("ocr", json!({}))).await.expect("enqueue");
     q.claim("ocr", 1).await.expect("claim");
     assert_eq!(q.release_own().await.expect("release"), 1);
     let job = q.get(id).await.expect("get").expect("job");
-    assert_eq!(
-        (job.state.as_str(), job.attempts, job.lease_owner),
-        ("queued", 0, None)
-    );
+    assert_eq!((job.state.as_str(), job.attempts, job.lease_owner), ("queued", 0, None));
 }
 
 #[actix_web::test]
 async fn a_dedup_key_makes_enqueue_idempotent() {
     let (_t, _db, q) = queue().await;
-    let a = q
-        .enqueue(NewJob::new("reminder", json!({"appointment": 7})).dedup_key("reminder:7"))
-        .await
-        .expect("first");
-    let b = q
-        .enqueue(NewJob::new("reminder", json!({"appointment": 7})).dedup_key("reminder:7"))
-        .await
-        .expect("second");
+    let a = q.enqueue(NewJob::new("reminder", json!({"appointment": 7})).dedup_key("reminder:7")).await.expect("first");
+    let b =
+        q.enqueue(NewJob::new("reminder", json!({"appointment": 7})).dedup_key("reminder:7")).await.expect("second");
     assert_eq!(a, b);
-    assert_eq!(
-        q.counts().await.expect("counts"),
-        vec![("queued".to_owned(), 1)]
-    );
+    assert_eq!(q.counts().await.expect("counts"), vec![("queued".to_owned(), 1)]);
 }
 
 #[actix_web::test]
 async fn purge_removes_only_old_finished_jobs() {
     let (_t, db, _) = queue().await;
-    let q = JobQueue::new(
-        db,
-        "node-a",
-        JobConfig {
-            retention_hours: 0,
-            ..cfg()
-        },
-    );
-    let done = q
-        .enqueue(NewJob::new("ocr", json!(1)))
-        .await
-        .expect("enqueue");
-    let waiting = q
-        .enqueue(NewJob::new("email", json!(2)))
-        .await
-        .expect("enqueue");
+    let q = JobQueue::new(db, "node-a", JobConfig { retention_hours: 0, ..cfg() });
+    let done = q.enqueue(NewJob::new("ocr", json!(1))).await.expect("enqueue");
+    let waiting = q.enqueue(NewJob::new("email", json!(2))).await.expect("enqueue");
     q.claim("ocr", 1).await.expect("claim");
     q.complete(done).await.expect("complete");
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
@@ -321,16 +205,9 @@ async fn purge_removes_only_old_finished_jobs() {
 async fn an_acknowledged_job_survives_closing_and_reopening_the_store() {
     let tdb = TestDb::new().await;
     let db = tdb.connect().await;
-    let id = JobQueue::new(db.clone(), "n", cfg())
-        .enqueue(NewJob::new("ocr", json!({"k": 1})))
-        .await
-        .expect("enqueue");
+    let id = JobQueue::new(db.clone(), "n", cfg()).enqueue(NewJob::new("ocr", json!({"k": 1}))).await.expect("enqueue");
     db.close().await;
     let reopened = tdb.connect().await;
-    let job = JobQueue::new(reopened, "n", cfg())
-        .get(id)
-        .await
-        .expect("get")
-        .expect("still there");
+    let job = JobQueue::new(reopened, "n", cfg()).get(id).await.expect("get").expect("still there");
     assert_eq!(job.state, "queued");
 }

@@ -5,5 +5,6 @@ mod accounts;
 mod health;
 mod jobs;
 mod migrations;
+mod model;
 mod resilience;
 mod runner;

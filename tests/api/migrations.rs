@@ -19,11 +19,7 @@ async fn a_failing_migration_leaves_no_partial_schema() {
     let tdb = TestDb::new().await;
     let db = tdb.connect().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(
-        dir.path().join("1_good.sql"),
-        "CREATE TABLE mig_good (id INTEGER);",
-    )
-    .expect("write");
+    std::fs::write(dir.path().join("1_good.sql"), "CREATE TABLE mig_good (id INTEGER);").expect("write");
     std::fs::write(
         dir.path().join("2_bad.sql"),
         "CREATE TABLE mig_partial (id INTEGER);\nINSERT INTO mig_good (no_such_column) VALUES (1);",
@@ -41,34 +37,21 @@ async fn a_failing_migration_leaves_no_partial_schema() {
         let db = db.clone();
         async move {
             let sql = match db.backend() {
-                Backend::Sqlite => {
-                    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = $1"
-                }
+                Backend::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = $1",
                 Backend::Postgres => {
                     "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $1"
                 }
             };
             let n: i64 = match &db {
                 careport_store::Db::Sqlite { read, .. } => {
-                    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.replace("$1", "?1")))
-                        .bind(name)
-                        .fetch_one(read)
-                        .await
+                    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.replace("$1", "?1"))).bind(name).fetch_one(read).await
                 }
-                careport_store::Db::Postgres(p) => {
-                    sqlx::query_scalar(sql).bind(name).fetch_one(p).await
-                }
+                careport_store::Db::Postgres(p) => sqlx::query_scalar(sql).bind(name).fetch_one(p).await,
             }
             .expect("count");
             n > 0
         }
     };
-    assert!(
-        table_exists("mig_good").await,
-        "the first migration stays applied"
-    );
-    assert!(
-        !table_exists("mig_partial").await,
-        "the failed migration was rolled back whole"
-    );
+    assert!(table_exists("mig_good").await, "the first migration stays applied");
+    assert!(!table_exists("mig_partial").await, "the failed migration was rolled back whole");
 }

@@ -17,11 +17,7 @@ fn through(url: &str, proxy: &Proxy) -> String {
 
 fn host_port(url: &str, default_port: u16) -> String {
     let u = reqwest::Url::parse(url).expect("url");
-    format!(
-        "{}:{}",
-        u.host_str().unwrap_or("127.0.0.1"),
-        u.port().unwrap_or(default_port)
-    )
+    format!("{}:{}", u.host_str().unwrap_or("127.0.0.1"), u.port().unwrap_or(default_port))
 }
 
 async fn wait_for_status(app: &careport_tests::TestApp, want: u16) -> serde_json::Value {
@@ -51,13 +47,7 @@ async fn readyz_follows_the_store_going_away_and_coming_back() {
     drop(tdb_probe);
     let app = spawn_app_with(
         |s| {
-            let url = s
-                .database
-                .url
-                .as_ref()
-                .expect("pg url")
-                .expose_secret()
-                .to_owned();
+            let url = s.database.url.as_ref().expect("pg url").expose_secret().to_owned();
             s.database.url = Some(SecretString::from(through(&url, &proxy)));
             s.database.acquire_timeout_secs = 1;
         },
@@ -81,11 +71,7 @@ async fn readyz_follows_redis_going_away_and_coming_back() {
         return;
     };
     let proxy = Proxy::start(host_port(&redis, 6379)).await;
-    let app = spawn_app_with(
-        |s| s.redis.url = Some(SecretString::from(through(&redis, &proxy))),
-        Vec::new(),
-    )
-    .await;
+    let app = spawn_app_with(|s| s.redis.url = Some(SecretString::from(through(&redis, &proxy))), Vec::new()).await;
     wait_for_status(&app, 200).await;
     proxy.cut().await;
     let body = wait_for_status(&app, 503).await;
@@ -117,10 +103,8 @@ async fn events_published_on_one_node_reach_the_others_through_redis() {
         connect_timeout_ms: 2000,
         prefix,
     };
-    let node_a =
-        careport_store::Bus::new(careport_store::Redis::connect(&cfg).await.expect("redis a"));
-    let node_b =
-        careport_store::Bus::new(careport_store::Redis::connect(&cfg).await.expect("redis b"));
+    let node_a = careport_store::Bus::new(careport_store::Redis::connect(&cfg).await.expect("redis a"));
+    let node_b = careport_store::Bus::new(careport_store::Redis::connect(&cfg).await.expect("redis b"));
     for _ in 0..40 {
         if node_a.is_connected() && node_b.is_connected() {
             break;
@@ -129,21 +113,9 @@ async fn events_published_on_one_node_reach_the_others_through_redis() {
     }
     let mut on_b = node_b.subscribe("revocations");
     let mut on_a = node_a.subscribe("revocations");
-    node_a
-        .publish("revocations", b"session-42")
-        .await
-        .expect("publish");
-    let got = tokio::time::timeout(Duration::from_secs(5), on_b.recv())
-        .await
-        .expect("in time")
-        .expect("event");
+    node_a.publish("revocations", b"session-42").await.expect("publish");
+    let got = tokio::time::timeout(Duration::from_secs(5), on_b.recv()).await.expect("in time").expect("event");
     assert_eq!(&*got, b"session-42");
-    let echo = tokio::time::timeout(Duration::from_secs(5), on_a.recv())
-        .await
-        .expect("in time")
-        .expect("event");
-    assert_eq!(
-        &*echo, b"session-42",
-        "the publishing node hears its own events too"
-    );
+    let echo = tokio::time::timeout(Duration::from_secs(5), on_a.recv()).await.expect("in time").expect("event");
+    assert_eq!(&*echo, b"session-42", "the publishing node hears its own events too");
 }

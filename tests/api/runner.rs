@@ -32,11 +32,7 @@ impl JobHandler for Flaky {
         let delay = self.delay;
         Box::pin(async move {
             tokio::time::sleep(delay).await;
-            if fail {
-                Err(JobError::Retry("transient".into()))
-            } else {
-                Ok(())
-            }
+            if fail { Err(JobError::Retry("transient".into())) } else { Ok(()) }
         })
     }
 }
@@ -55,18 +51,10 @@ async fn wait_for(queue: &JobQueue, id: careport_domain::JobId, state: &str) -> 
 #[actix_web::test]
 async fn the_runner_completes_jobs_and_retries_failures() {
     let runs = Arc::new(AtomicUsize::new(0));
-    let handler = Arc::new(Flaky {
-        kind: "test.flaky",
-        fail_first: 2,
-        runs: runs.clone(),
-        delay: Duration::ZERO,
-    });
+    let handler = Arc::new(Flaky { kind: "test.flaky", fail_first: 2, runs: runs.clone(), delay: Duration::ZERO });
     let app = spawn_app_with(|_| {}, vec![handler]).await;
     let queue = JobQueue::new(app.db.clone(), "test", app.settings.jobs.clone());
-    let id = queue
-        .enqueue(NewJob::new("test.flaky", json!({})))
-        .await
-        .expect("enqueue");
+    let id = queue.enqueue(NewJob::new("test.flaky", json!({}))).await.expect("enqueue");
     let job = wait_for(&queue, id, "done").await;
     assert_eq!(job.attempts, 3, "two failures, then success");
     assert_eq!(runs.load(Ordering::SeqCst), 3);
@@ -75,18 +63,11 @@ async fn the_runner_completes_jobs_and_retries_failures() {
 #[actix_web::test]
 async fn a_job_that_keeps_failing_is_dead_lettered() {
     let runs = Arc::new(AtomicUsize::new(0));
-    let handler = Arc::new(Flaky {
-        kind: "test.broken",
-        fail_first: i32::MAX,
-        runs: runs.clone(),
-        delay: Duration::ZERO,
-    });
+    let handler =
+        Arc::new(Flaky { kind: "test.broken", fail_first: i32::MAX, runs: runs.clone(), delay: Duration::ZERO });
     let app = spawn_app_with(|_| {}, vec![handler]).await;
     let queue = JobQueue::new(app.db.clone(), "test", app.settings.jobs.clone());
-    let id = queue
-        .enqueue(NewJob::new("test.broken", json!({})).max_attempts(2))
-        .await
-        .expect("enqueue");
+    let id = queue.enqueue(NewJob::new("test.broken", json!({})).max_attempts(2)).await.expect("enqueue");
     let job = wait_for(&queue, id, "dead").await;
     assert_eq!(job.attempts, 2);
     assert_eq!(job.last_error.as_deref(), Some("transient"));
@@ -95,26 +76,16 @@ async fn a_job_that_keeps_failing_is_dead_lettered() {
 #[actix_web::test]
 async fn graceful_shutdown_hands_back_the_leases_of_unfinished_jobs() {
     let runs = Arc::new(AtomicUsize::new(0));
-    let handler = Arc::new(Flaky {
-        kind: "test.slow",
-        fail_first: 0,
-        runs: runs.clone(),
-        delay: Duration::from_secs(60),
-    });
+    let handler =
+        Arc::new(Flaky { kind: "test.slow", fail_first: 0, runs: runs.clone(), delay: Duration::from_secs(60) });
     let mut app = spawn_app_with(|s| s.http.shutdown_timeout_secs = 1, vec![handler]).await;
     let queue = JobQueue::new(app.db.clone(), "test", app.settings.jobs.clone());
-    let id = queue
-        .enqueue(NewJob::new("test.slow", json!({})))
-        .await
-        .expect("enqueue");
+    let id = queue.enqueue(NewJob::new("test.slow", json!({}))).await.expect("enqueue");
     wait_for(&queue, id, "running").await;
     app.stop().await;
     let job = queue.get(id).await.expect("get").expect("job");
     assert_eq!(job.state, "queued", "handed back for another node");
-    assert_eq!(
-        job.attempts, 0,
-        "an interrupted run is not held against the job"
-    );
+    assert_eq!(job.attempts, 0, "an interrupted run is not held against the job");
     assert!(job.lease_owner.is_none());
 }
 
@@ -127,39 +98,19 @@ async fn jobs_left_running_by_a_dead_process_are_picked_up_at_boot() {
     let dead_node = JobQueue::new(
         db.clone(),
         "dead-node",
-        careport_store::JobConfig {
-            lease_secs: 1,
-            ..careport_tests::test_settings(&tdb).jobs
-        },
+        careport_store::JobConfig { lease_secs: 1, ..careport_tests::test_settings(&tdb).jobs },
     );
-    let id = dead_node
-        .enqueue(NewJob::new("test.boot", json!({})))
-        .await
-        .expect("enqueue");
-    assert_eq!(
-        dead_node.claim("test.boot", 1).await.expect("claim").len(),
-        1
-    );
+    let id = dead_node.enqueue(NewJob::new("test.boot", json!({}))).await.expect("enqueue");
+    assert_eq!(dead_node.claim("test.boot", 1).await.expect("claim").len(), 1);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     db.close().await;
 
-    let handler = Arc::new(Flaky {
-        kind: "test.boot",
-        fail_first: 0,
-        runs: runs.clone(),
-        delay: Duration::ZERO,
-    });
+    let handler = Arc::new(Flaky { kind: "test.boot", fail_first: 0, runs: runs.clone(), delay: Duration::ZERO });
     let settings = careport_tests::test_settings(&tdb);
-    let app = careport::Application::build_with(settings, vec![handler])
-        .await
-        .expect("build");
+    let app = careport::Application::build_with(settings, vec![handler]).await.expect("build");
     let stop = app.stop_handle();
     let task = actix_web::rt::spawn(app.run_until_stopped());
-    let queue = JobQueue::new(
-        tdb.connect().await,
-        "test",
-        careport_tests::test_settings(&tdb).jobs,
-    );
+    let queue = JobQueue::new(tdb.connect().await, "test", careport_tests::test_settings(&tdb).jobs);
     let job = wait_for(&queue, id, "done").await;
     assert_eq!(job.attempts, 2);
     stop.stop();

@@ -113,22 +113,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// An error with the code's default message.
     pub fn new(code: Code) -> Self {
-        Self {
-            code,
-            message: code.default_message().to_owned(),
-            retry_after: None,
-            source: None,
-        }
+        Self { code, message: code.default_message().to_owned(), retry_after: None, source: None }
     }
 
     /// An error with a message of its own. The message is returned to the caller as is.
     pub fn with_message(code: Code, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            retry_after: None,
-            source: None,
-        }
+        Self { code, message: message.into(), retry_after: None, source: None }
     }
 
     /// An unexpected failure: the caller sees only "An internal error occurred.".
@@ -190,9 +180,7 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_ref()
-            .map(|e| e.as_ref() as &(dyn std::error::Error + 'static))
+        self.source.as_ref().map(|e| e.as_ref() as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -207,10 +195,7 @@ mod tests {
         for code in Code::ALL {
             let name = code.as_str();
             assert!(seen.insert(name), "duplicate code {name}");
-            assert!(
-                name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
-                "{name}"
-            );
+            assert!(name.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{name}");
             assert!(code.default_message().ends_with('.'), "{name}");
         }
     }

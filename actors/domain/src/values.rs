@@ -39,12 +39,7 @@ impl FromStr for Role {
         Role::ALL
             .into_iter()
             .find(|r| r.as_str() == s)
-            .ok_or_else(|| {
-                Error::with_message(
-                    Code::InvalidValue,
-                    "role must be one of patient, clinician, admin",
-                )
-            })
+            .ok_or_else(|| Error::with_message(Code::InvalidValue, "role must be one of patient, clinician, admin"))
     }
 }
 
@@ -59,8 +54,7 @@ pub struct Email(String);
 impl Email {
     pub fn parse(raw: &str) -> Result<Self, Error> {
         let s = raw.trim().to_lowercase();
-        let invalid =
-            || Error::with_message(Code::InvalidValue, "email is not a valid e-mail address");
+        let invalid = || Error::with_message(Code::InvalidValue, "email is not a valid e-mail address");
         if s.len() > 254 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(invalid());
         }
@@ -100,20 +94,8 @@ mod tests {
 
     #[test]
     fn emails_are_normalised_and_checked() {
-        assert_eq!(
-            Email::parse("  Ada@Example.ORG ").map(|e| e.0).ok(),
-            Some("ada@example.org".into())
-        );
-        for bad in [
-            "",
-            "ada",
-            "ada@",
-            "@example.org",
-            "ada@example",
-            "a b@example.org",
-            "a@b@c.org",
-            "ada@.org",
-        ] {
+        assert_eq!(Email::parse("  Ada@Example.ORG ").map(|e| e.0).ok(), Some("ada@example.org".into()));
+        for bad in ["", "ada", "ada@", "@example.org", "ada@example", "a b@example.org", "a@b@c.org", "ada@.org"] {
             assert!(Email::parse(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -14,8 +14,8 @@
 
 pub mod embeddings;
 pub mod minilm;
-pub mod pool;
 pub mod openai;
+pub mod pool;
 pub mod provider;
 
 pub use embeddings::{Embeddings, MlConfig, ModelStatus, ProviderKind};

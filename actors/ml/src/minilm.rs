@@ -55,18 +55,14 @@ impl MiniLm {
             }
         }
         verify_checksums(dir)?;
-        let invalid = |file: &str, e: &dyn std::fmt::Display| LoadError::Invalid {
-            file: file.to_owned(),
-            reason: e.to_string(),
-        };
+        let invalid =
+            |file: &str, e: &dyn std::fmt::Display| LoadError::Invalid { file: file.to_owned(), reason: e.to_string() };
 
-        let config_text = std::fs::read_to_string(dir.join("config.json"))
-            .map_err(|e| invalid("config.json", &e))?;
-        let config: Config =
-            serde_json::from_str(&config_text).map_err(|e| invalid("config.json", &e))?;
+        let config_text = std::fs::read_to_string(dir.join("config.json")).map_err(|e| invalid("config.json", &e))?;
+        let config: Config = serde_json::from_str(&config_text).map_err(|e| invalid("config.json", &e))?;
 
-        let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
-            .map_err(|e| invalid("tokenizer.json", &e))?;
+        let mut tokenizer =
+            Tokenizer::from_file(dir.join("tokenizer.json")).map_err(|e| invalid("tokenizer.json", &e))?;
         // The shipped tokenizer.json pads and truncates to a fixed 128; sentence-transformers
         // pads to the batch's longest and truncates at 256.
         let pad_id = tokenizer.get_padding().map_or(0, |p| p.pad_id);
@@ -76,10 +72,7 @@ impl MiniLm {
             ..Default::default()
         }));
         tokenizer
-            .with_truncation(Some(TruncationParams {
-                max_length: MAX_TOKENS,
-                ..Default::default()
-            }))
+            .with_truncation(Some(TruncationParams { max_length: MAX_TOKENS, ..Default::default() }))
             .map_err(|e| invalid("tokenizer.json", &e))?;
 
         let device = Device::Cpu;
@@ -89,12 +82,7 @@ impl MiniLm {
             .map_err(|e| invalid("model.safetensors", &e))?;
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
         let model = BertModel::load(vb, &config).map_err(|e| invalid("model.safetensors", &e))?;
-        Ok(Self {
-            model,
-            tokenizer,
-            device,
-            dimension: config.hidden_size,
-        })
+        Ok(Self { model, tokenizer, device, dimension: config.hidden_size })
     }
 
     /// Length of the vectors (384 for MiniLM-L6).
@@ -107,14 +95,10 @@ impl MiniLm {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let encodings = self
-            .tokenizer
-            .encode_batch(texts.to_vec(), true)
-            .map_err(|e| anyhow::anyhow!("tokenizer: {e}"))?;
-        let ids: Vec<Tensor> = encodings
-            .iter()
-            .map(|e| Tensor::new(e.get_ids(), &self.device))
-            .collect::<candle_core::Result<_>>()?;
+        let encodings =
+            self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| anyhow::anyhow!("tokenizer: {e}"))?;
+        let ids: Vec<Tensor> =
+            encodings.iter().map(|e| Tensor::new(e.get_ids(), &self.device)).collect::<candle_core::Result<_>>()?;
         let masks: Vec<Tensor> = encodings
             .iter()
             .map(|e| Tensor::new(e.get_attention_mask(), &self.device))
@@ -122,9 +106,7 @@ impl MiniLm {
         let input_ids = Tensor::stack(&ids, 0)?;
         let attention_mask = Tensor::stack(&masks, 0)?;
         let token_type_ids = input_ids.zeros_like()?;
-        let hidden = self
-            .model
-            .forward(&input_ids, &token_type_ids, Some(&attention_mask))?;
+        let hidden = self.model.forward(&input_ids, &token_type_ids, Some(&attention_mask))?;
 
         // Mean over real tokens only: padding must not pull the average.
         let mask = attention_mask.to_dtype(DType::F32)?.unsqueeze(2)?;
@@ -146,18 +128,13 @@ fn verify_checksums(dir: &Path) -> Result<(), LoadError> {
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let mut parts = line.split_whitespace();
         let (Some(expected), Some(file)) = (parts.next(), parts.next()) else {
-            return Err(LoadError::Invalid {
-                file: "SHA256SUMS".into(),
-                reason: format!("bad line `{line}`"),
-            });
+            return Err(LoadError::Invalid { file: "SHA256SUMS".into(), reason: format!("bad line `{line}`") });
         };
         let file = file.trim_start_matches('*');
         let path = dir.join(file);
         let actual = sha256_file(&path).map_err(|_| LoadError::MissingFile(file.to_owned()))?;
         if !actual.eq_ignore_ascii_case(expected) {
-            return Err(LoadError::Checksum {
-                file: file.to_owned(),
-            });
+            return Err(LoadError::Checksum { file: file.to_owned() });
         }
     }
     Ok(())
@@ -175,9 +152,5 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }

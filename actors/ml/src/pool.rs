@@ -71,31 +71,23 @@ impl LocalEmbedder {
             Ok(m) => m,
             Err(e) => {
                 tracing::error!(error = %e, "local embedding model unavailable");
-                return Self {
-                    tx: None,
-                    failure: Some(e.to_string()),
-                    dimension: 384,
-                    stats,
-                };
+                return Self { tx: None, failure: Some(e.to_string()), dimension: 384, stats };
             }
         };
         let dimension = model.dimension();
         let threads = cfg.threads.max(1);
-        let pool = match rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("embed-{i}"))
-            .build()
-        {
-            Ok(p) => p,
-            Err(e) => {
-                return Self {
-                    tx: None,
-                    failure: Some(format!("could not start {threads} threads: {e}")),
-                    dimension,
-                    stats,
-                };
-            }
-        };
+        let pool =
+            match rayon::ThreadPoolBuilder::new().num_threads(threads).thread_name(|i| format!("embed-{i}")).build() {
+                Ok(p) => p,
+                Err(e) => {
+                    return Self {
+                        tx: None,
+                        failure: Some(format!("could not start {threads} threads: {e}")),
+                        dimension,
+                        stats,
+                    };
+                }
+            };
         let (tx, rx) = mpsc::sync_channel::<Request>(cfg.queue_capacity.max(1));
         let max_batch = cfg.max_batch.max(1);
         let max_wait = Duration::from_millis(cfg.max_wait_ms);
@@ -104,18 +96,10 @@ impl LocalEmbedder {
             .name("embed-batcher".into())
             .spawn(move || batch_loop(model, pool, rx, max_batch, max_wait, worker_stats));
         match spawned {
-            Ok(_) => Self {
-                tx: Some(tx),
-                failure: None,
-                dimension,
-                stats,
-            },
-            Err(e) => Self {
-                tx: None,
-                failure: Some(format!("could not start the batching thread: {e}")),
-                dimension,
-                stats,
-            },
+            Ok(_) => Self { tx: Some(tx), failure: None, dimension, stats },
+            Err(e) => {
+                Self { tx: None, failure: Some(format!("could not start the batching thread: {e}")), dimension, stats }
+            }
         }
     }
 
@@ -137,9 +121,7 @@ impl LocalEmbedder {
         texts: Vec<String>,
     ) -> Result<oneshot::Receiver<Result<Vec<Vec<f32>>, EmbedError>>, EmbedError> {
         let Some(tx) = &self.tx else {
-            return Err(EmbedError::Unavailable(
-                self.failure.clone().unwrap_or_default(),
-            ));
+            return Err(EmbedError::Unavailable(self.failure.clone().unwrap_or_default()));
         };
         let (reply, rx) = oneshot::channel();
         self.stats.queued.fetch_add(1, Ordering::Relaxed);
@@ -147,15 +129,11 @@ impl LocalEmbedder {
             Ok(()) => Ok(rx),
             Err(TrySendError::Full(_)) => {
                 self.stats.queued.fetch_sub(1, Ordering::Relaxed);
-                Err(EmbedError::Overloaded {
-                    retry_after_secs: 1,
-                })
+                Err(EmbedError::Overloaded { retry_after_secs: 1 })
             }
             Err(TrySendError::Disconnected(_)) => {
                 self.stats.queued.fetch_sub(1, Ordering::Relaxed);
-                Err(EmbedError::Unavailable(
-                    "the embedding thread stopped".into(),
-                ))
+                Err(EmbedError::Unavailable("the embedding thread stopped".into()))
             }
         }
     }
@@ -174,8 +152,7 @@ impl EmbeddingProvider for LocalEmbedder {
         let submitted = self.submit(texts);
         Box::pin(async move {
             let rx = submitted?;
-            rx.await
-                .map_err(|_| EmbedError::Unavailable("the embedding thread stopped".into()))?
+            rx.await.map_err(|_| EmbedError::Unavailable("the embedding thread stopped".into()))?
         })
     }
 }
@@ -214,17 +191,8 @@ fn batch_loop(
 }
 
 /// Run the requests' texts in chunks of `max_batch` and hand each request its vectors.
-fn run_batch(
-    model: &MiniLm,
-    pool: &rayon::ThreadPool,
-    batch: Vec<Request>,
-    max_batch: usize,
-    stats: &PoolStats,
-) {
-    let all: Vec<&str> = batch
-        .iter()
-        .flat_map(|r| r.texts.iter().map(String::as_str))
-        .collect();
+fn run_batch(model: &MiniLm, pool: &rayon::ThreadPool, batch: Vec<Request>, max_batch: usize, stats: &PoolStats) {
+    let all: Vec<&str> = batch.iter().flat_map(|r| r.texts.iter().map(String::as_str)).collect();
     let mut vectors = Vec::with_capacity(all.len());
     let mut failure = None;
     for chunk in all.chunks(max_batch) {

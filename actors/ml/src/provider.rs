@@ -42,11 +42,15 @@ impl From<EmbedError> for careport_domain::Error {
     fn from(e: EmbedError) -> Self {
         use careport_domain::{Code, Error};
         match &e {
-            EmbedError::Unavailable(_) => Error::new(Code::ModelUnavailable).caused_by(anyhow::anyhow!("{e}")).retry_after(30),
+            EmbedError::Unavailable(_) => {
+                Error::new(Code::ModelUnavailable).caused_by(anyhow::anyhow!("{e}")).retry_after(30)
+            }
             EmbedError::Overloaded { retry_after_secs } => {
                 Error::new(Code::ModelOverloaded).retry_after(*retry_after_secs)
             }
-            EmbedError::BadResponse(_) => Error::new(Code::ModelFailed).caused_by(anyhow::anyhow!("{e}")).retry_after(5),
+            EmbedError::BadResponse(_) => {
+                Error::new(Code::ModelFailed).caused_by(anyhow::anyhow!("{e}")).retry_after(5)
+            }
             EmbedError::Disabled => Error::new(Code::ModelDisabled),
             EmbedError::Invalid(msg) => Error::with_message(Code::InvalidValue, msg.clone()),
         }

@@ -17,8 +17,7 @@ struct Reference {
 }
 
 fn reference() -> Reference {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/minilm-reference.json");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/minilm-reference.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).expect("fixture")
 }
@@ -49,10 +48,7 @@ fn a_text_embeds_the_same_alone_and_padded_in_a_batch() {
     let long = "The patient was admitted through the emergency department with a three day history of productive cough, fever and shortness of breath on exertion.";
     let alone = model.embed(&[short]).expect("alone");
     let batched = model.embed(&[long, short]).expect("batched");
-    assert!(
-        cosine(&alone[0], &batched[1]) > 0.9999,
-        "padding changed the vector"
-    );
+    assert!(cosine(&alone[0], &batched[1]) > 0.9999, "padding changed the vector");
 }
 
 #[test]
@@ -62,10 +58,7 @@ fn inputs_are_truncated_at_256_tokens() {
     let a = format!("{base} the ending is about chest pain");
     let b = format!("{base} a completely different ending about billing");
     let v = model.embed(&[&a, &b]).expect("embed");
-    assert!(
-        cosine(&v[0], &v[1]) > 0.9999,
-        "text past 256 tokens must not count"
-    );
+    assert!(cosine(&v[0], &v[1]) > 0.9999, "text past 256 tokens must not count");
 }
 
 #[test]
@@ -83,12 +76,7 @@ fn a_missing_model_directory_or_file_is_named() {
 }
 
 fn copy_model(to: &Path) {
-    for f in [
-        "config.json",
-        "tokenizer.json",
-        "model.safetensors",
-        "SHA256SUMS",
-    ] {
+    for f in ["config.json", "tokenizer.json", "model.safetensors", "SHA256SUMS"] {
         let from = model_dir().join(f);
         if from.exists() {
             std::fs::copy(&from, to.join(f)).expect("copy");
@@ -100,10 +88,7 @@ fn copy_model(to: &Path) {
 fn corrupt_weights_are_refused_by_their_checksum() {
     let dir = tempfile::tempdir().expect("tempdir");
     copy_model(dir.path());
-    assert!(
-        dir.path().join("SHA256SUMS").exists(),
-        "the installer writes SHA256SUMS"
-    );
+    assert!(dir.path().join("SHA256SUMS").exists(), "the installer writes SHA256SUMS");
     let weights = dir.path().join("model.safetensors");
     let mut bytes = std::fs::read(&weights).expect("read");
     let mid = bytes.len() / 2;

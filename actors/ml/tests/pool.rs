@@ -6,22 +6,15 @@ use careport_ml::{EmbedError, EmbeddingProvider, LocalConfig, LocalEmbedder};
 use common::{cosine, model_dir};
 
 fn cfg(queue_capacity: usize, max_wait_ms: u64) -> LocalConfig {
-    LocalConfig {
-        model_dir: None,
-        threads: 1,
-        max_batch: 32,
-        max_wait_ms,
-        queue_capacity,
-    }
+    LocalConfig { model_dir: None, threads: 1, max_batch: 32, max_wait_ms, queue_capacity }
 }
 
 #[tokio::test]
 async fn concurrent_requests_are_batched_and_each_gets_its_own_vectors() {
     let embedder = std::sync::Arc::new(LocalEmbedder::start(model_dir(), &cfg(64, 20)));
     assert!(embedder.status().is_ok());
-    let texts: Vec<String> = (0..16)
-        .map(|i| format!("Patient {i} reports pain in the left knee after a fall."))
-        .collect();
+    let texts: Vec<String> =
+        (0..16).map(|i| format!("Patient {i} reports pain in the left knee after a fall.")).collect();
     let direct = careport_ml::minilm::MiniLm::load(&model_dir()).expect("load");
     let mut handles = Vec::new();
     for t in texts.clone() {
@@ -33,14 +26,8 @@ async fn concurrent_requests_are_batched_and_each_gets_its_own_vectors() {
         let want = direct.embed(&[t.as_str()]).expect("direct");
         assert!(cosine(&got[0], &want[0]) > 0.9999, "{t}");
     }
-    let batches = embedder
-        .stats()
-        .batches
-        .load(std::sync::atomic::Ordering::Relaxed);
-    assert!(
-        batches < 16,
-        "16 concurrent requests ran as {batches} batches"
-    );
+    let batches = embedder.stats().batches.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(batches < 16, "16 concurrent requests ran as {batches} batches");
     assert_eq!(embedder.model_id(), "local/all-MiniLM-L6-v2");
     assert_eq!(embedder.dimension(), Some(384));
 }
@@ -48,9 +35,7 @@ async fn concurrent_requests_are_batched_and_each_gets_its_own_vectors() {
 #[tokio::test]
 async fn a_full_queue_refuses_at_once_with_retry_after() {
     let embedder = LocalEmbedder::start(model_dir(), &cfg(2, 0));
-    let long: Vec<String> = (0..64)
-        .map(|i| format!("{i} {}", "a fairly long clinical sentence ".repeat(20)))
-        .collect();
+    let long: Vec<String> = (0..64).map(|i| format!("{i} {}", "a fairly long clinical sentence ".repeat(20))).collect();
     let mut accepted = Vec::new();
     let mut refused = 0;
     for _ in 0..12 {
@@ -65,11 +50,7 @@ async fn a_full_queue_refuses_at_once_with_retry_after() {
     }
     assert!(refused > 0, "the queue of 2 never filled");
     for rx in accepted {
-        assert_eq!(
-            rx.await.expect("reply").expect("vectors").len(),
-            64,
-            "accepted work is done"
-        );
+        assert_eq!(rx.await.expect("reply").expect("vectors").len(), 64, "accepted work is done");
     }
 }
 

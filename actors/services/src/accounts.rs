@@ -77,11 +77,7 @@ pub struct CreateAccount {
 }
 
 /// Create an account after checking the password rules.
-pub async fn create_account(
-    db: &Db,
-    cfg: &Argon2Config,
-    req: CreateAccount,
-) -> Result<UserId, Error> {
+pub async fn create_account(db: &Db, cfg: &Argon2Config, req: CreateAccount) -> Result<UserId, Error> {
     check_password(&req.password)?;
     let hash = hash_password(req.password, cfg).await?;
     users::create(

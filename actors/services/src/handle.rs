@@ -21,11 +21,7 @@ pub struct Handle<A: Actor> {
 
 impl<A: Actor> Clone for Handle<A> {
     fn clone(&self) -> Self {
-        Self {
-            addr: self.addr.clone(),
-            name: self.name,
-            depth: self.depth.clone(),
-        }
+        Self { addr: self.addr.clone(), name: self.name, depth: self.depth.clone() }
     }
 }
 
@@ -40,11 +36,7 @@ impl Drop for InFlight {
 
 impl<A: Actor> Handle<A> {
     pub fn new(name: &'static str, addr: Addr<A>) -> Self {
-        Self {
-            addr,
-            name,
-            depth: Arc::new(AtomicI64::new(0)),
-        }
+        Self { addr, name, depth: Arc::new(AtomicI64::new(0)) }
     }
 
     pub fn name(&self) -> &'static str {
@@ -82,14 +74,8 @@ impl<A: Actor> Handle<A> {
     {
         match tokio::time::timeout(timeout, self.send(Ping)).await {
             Ok(Ok(status)) => status,
-            Ok(Err(e)) => ActorStatus {
-                ok: false,
-                detail: format!("mailbox closed: {e}"),
-            },
-            Err(_) => ActorStatus {
-                ok: false,
-                detail: format!("no answer within {} ms", timeout.as_millis()),
-            },
+            Ok(Err(e)) => ActorStatus { ok: false, detail: format!("mailbox closed: {e}") },
+            Err(_) => ActorStatus { ok: false, detail: format!("no answer within {} ms", timeout.as_millis()) },
         }
     }
 }

@@ -57,10 +57,8 @@ impl Services {
         handlers: Vec<Arc<dyn JobHandler>>,
     ) -> Self {
         let runner_queue = queue.clone();
-        let jobs = Handle::new(
-            "jobs",
-            Supervisor::start(move |_| JobRunner::new(runner_queue.clone(), handlers.clone())),
-        );
+        let jobs =
+            Handle::new("jobs", Supervisor::start(move |_| JobRunner::new(runner_queue.clone(), handlers.clone())));
         Self { db, bus, queue, jobs, embeddings }
     }
 
@@ -79,10 +77,7 @@ impl Services {
     pub async fn shutdown(&self, grace: Duration) {
         match self.jobs.send(jobs::Drain { grace }).await {
             Ok(unfinished) if unfinished > 0 => {
-                tracing::warn!(
-                    unfinished,
-                    "jobs still running at shutdown; their leases are handed back"
-                )
+                tracing::warn!(unfinished, "jobs still running at shutdown; their leases are handed back")
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "job runner did not answer at shutdown"),

@@ -51,9 +51,7 @@ impl Drop for Inner {
 
 impl std::fmt::Debug for Bus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Bus")
-            .field("redis", &self.inner.redis.is_some())
-            .finish()
+        f.debug_struct("Bus").field("redis", &self.inner.redis.is_some()).finish()
     }
 }
 
@@ -112,17 +110,9 @@ impl Bus {
                 Ok(())
             }
             Some(redis) => {
-                let mut conn = redis
-                    .pool()
-                    .get()
-                    .await
-                    .map_err(|e| anyhow::anyhow!("no Redis connection: {e}"))?;
+                let mut conn = redis.pool().get().await.map_err(|e| anyhow::anyhow!("no Redis connection: {e}"))?;
                 let full = format!("{}bus:{channel}", redis.prefix());
-                let _: i64 = redis::cmd("PUBLISH")
-                    .arg(full)
-                    .arg(payload)
-                    .query_async(&mut *conn)
-                    .await?;
+                let _: i64 = redis::cmd("PUBLISH").arg(full).arg(payload).query_async(&mut *conn).await?;
                 Ok(())
             }
         }
@@ -131,9 +121,7 @@ impl Bus {
 
 fn sender(inner: &Inner, channel: &str) -> broadcast::Sender<Event> {
     let mut map = inner.channels.lock().unwrap_or_else(|p| p.into_inner());
-    map.entry(channel.to_owned())
-        .or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0)
-        .clone()
+    map.entry(channel.to_owned()).or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0).clone()
 }
 
 fn deliver(inner: &Inner, channel: &str, payload: &[u8]) {
@@ -195,9 +183,7 @@ mod tests {
         let mut a = bus.subscribe("revocations");
         let mut b = bus.subscribe("revocations");
         let mut other = bus.subscribe("jobs");
-        bus.publish("revocations", b"session-1")
-            .await
-            .expect("publish");
+        bus.publish("revocations", b"session-1").await.expect("publish");
         assert_eq!(&*a.recv().await.expect("a"), b"session-1");
         assert_eq!(&*b.recv().await.expect("b"), b"session-1");
         assert!(other.try_recv().is_err());

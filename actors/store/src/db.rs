@@ -15,9 +15,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::redact_url;
 
@@ -109,31 +107,19 @@ impl Db {
         } else if url.starts_with("sqlite:") {
             Self::connect_sqlite(cfg, &url).await
         } else {
-            bail!(
-                "database.url must start with sqlite:// or postgres:// (got `{}`)",
-                redact_url(&url)
-            )
+            bail!("database.url must start with sqlite:// or postgres:// (got `{}`)", redact_url(&url))
         }
     }
 
     async fn connect_sqlite(cfg: &DbConfig, url: &str) -> anyhow::Result<Self> {
-        let opts = SqliteConnectOptions::from_str(url).with_context(|| {
-            format!(
-                "database.url `{}` is not a valid SQLite URL",
-                redact_url(url)
-            )
-        })?;
+        let opts = SqliteConnectOptions::from_str(url)
+            .with_context(|| format!("database.url `{}` is not a valid SQLite URL", redact_url(url)))?;
         if opts.get_filename() == Path::new(":memory:") {
             bail!("database.url: an in-memory SQLite database would lose every write; name a file");
         }
-        if let Some(dir) = opts
-            .get_filename()
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir).with_context(|| {
-                format!("Failed to create the database directory {}", dir.display())
-            })?;
+        if let Some(dir) = opts.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("Failed to create the database directory {}", dir.display()))?;
         }
         let opts = opts
             .create_if_missing(true)
@@ -153,22 +139,13 @@ impl Db {
             .acquire_timeout(acquire)
             .connect_with(opts.read_only(true))
             .await
-            .with_context(|| {
-                format!(
-                    "Failed to open the SQLite database {} for reading",
-                    redact_url(url)
-                )
-            })?;
+            .with_context(|| format!("Failed to open the SQLite database {} for reading", redact_url(url)))?;
         Ok(Db::Sqlite { read, write })
     }
 
     async fn connect_pg(cfg: &DbConfig, url: &str) -> anyhow::Result<Self> {
-        let opts = PgConnectOptions::from_str(url).with_context(|| {
-            format!(
-                "database.url `{}` is not a valid PostgreSQL URL",
-                redact_url(url)
-            )
-        })?;
+        let opts = PgConnectOptions::from_str(url)
+            .with_context(|| format!("database.url `{}` is not a valid PostgreSQL URL", redact_url(url)))?;
         let pool_opts = PgPoolOptions::new()
             .max_connections(cfg.max_connections.max(1))
             .acquire_timeout(Duration::from_secs(cfg.acquire_timeout_secs));
@@ -178,19 +155,11 @@ impl Db {
             attempt += 1;
             // One plain connection first: it fails at once on a refused connection, where the
             // pool would keep retrying until its acquire timeout.
-            let probe = tokio::time::timeout(
-                pool_opts.get_acquire_timeout(),
-                PgConnection::connect_with(&opts),
-            )
-            .await;
+            let probe = tokio::time::timeout(pool_opts.get_acquire_timeout(), PgConnection::connect_with(&opts)).await;
             let result = match probe {
                 Ok(Ok(conn)) => {
                     let _ = conn.close().await;
-                    pool_opts
-                        .clone()
-                        .connect_with(opts.clone())
-                        .await
-                        .map_err(anyhow::Error::new)
+                    pool_opts.clone().connect_with(opts.clone()).await.map_err(anyhow::Error::new)
                 }
                 Ok(Err(e)) => Err(anyhow::Error::new(e)),
                 Err(_) => Err(anyhow::anyhow!("timed out")),
@@ -250,30 +219,15 @@ impl Db {
             Db::Sqlite { .. } => &SQLITE_MIGRATOR,
             Db::Postgres(_) => &PG_MIGRATOR,
         };
-        static APPLIED: crate::sql::Sql =
-            crate::sql::Sql::new("SELECT version FROM _sqlx_migrations WHERE success");
-        let applied: Vec<i64> =
-            crate::scalar!(self.reader(), i64, fetch_all, &APPLIED).unwrap_or_default();
-        Ok(migrator
-            .iter()
-            .map(|m| {
-                (
-                    m.version,
-                    m.description.to_string(),
-                    applied.contains(&m.version),
-                )
-            })
-            .collect())
+        static APPLIED: crate::sql::Sql = crate::sql::Sql::new("SELECT version FROM _sqlx_migrations WHERE success");
+        let applied: Vec<i64> = crate::scalar!(self.reader(), i64, fetch_all, &APPLIED).unwrap_or_default();
+        Ok(migrator.iter().map(|m| (m.version, m.description.to_string(), applied.contains(&m.version))).collect())
     }
 
     /// A cheap round trip, bounded by `timeout`, for `/readyz`.
     pub async fn ping(&self, timeout: Duration) -> anyhow::Result<()> {
         static PING: crate::sql::Sql = crate::sql::Sql::new("SELECT 1");
-        match tokio::time::timeout(timeout, async {
-            crate::scalar!(self.reader(), i32, fetch_one, &PING)
-        })
-        .await
-        {
+        match tokio::time::timeout(timeout, async { crate::scalar!(self.reader(), i32, fetch_one, &PING) }).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(anyhow::Error::new(e).context("store query failed")),
             Err(_) => bail!("store did not answer within {} ms", timeout.as_millis()),
@@ -294,10 +248,7 @@ impl Db {
     /// Connections open and idle, for `/metrics`.
     pub fn pool_stats(&self) -> (u32, u32) {
         match self {
-            Db::Sqlite { read, write } => (
-                read.size() + write.size(),
-                (read.num_idle() + write.num_idle()) as u32,
-            ),
+            Db::Sqlite { read, write } => (read.size() + write.size(), (read.num_idle() + write.num_idle()) as u32),
             Db::Postgres(p) => (p.size(), p.num_idle() as u32),
         }
     }

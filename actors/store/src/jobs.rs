@@ -54,14 +54,7 @@ pub struct NewJob {
 
 impl NewJob {
     pub fn new(kind: impl Into<String>, payload: serde_json::Value) -> Self {
-        Self {
-            kind: kind.into(),
-            payload,
-            priority: 0,
-            max_attempts: None,
-            run_at: None,
-            dedup_key: None,
-        }
+        Self { kind: kind.into(), payload, priority: 0, max_attempts: None, run_at: None, dedup_key: None }
     }
 
     pub fn dedup_key(mut self, key: impl Into<String>) -> Self {
@@ -189,11 +182,7 @@ pub struct JobQueue {
 
 impl JobQueue {
     pub fn new(db: Db, node: impl Into<String>, cfg: JobConfig) -> Self {
-        Self {
-            db,
-            node: node.into(),
-            cfg,
-        }
+        Self { db, node: node.into(), cfg }
     }
 
     /// This node's name in leases.
@@ -225,9 +214,7 @@ impl JobQueue {
         )?;
         match (inserted, &job.dedup_key) {
             (Some(id), _) => Ok(JobId(id)),
-            (None, Some(key)) => {
-                scalar!(self.db.reader(), i64, fetch_one, &BY_DEDUP_KEY, key).map(JobId)
-            }
+            (None, Some(key)) => scalar!(self.db.reader(), i64, fetch_one, &BY_DEDUP_KEY, key).map(JobId),
             (None, None) => Err(sqlx::Error::RowNotFound),
         }
     }
@@ -236,17 +223,7 @@ impl JobQueue {
     pub async fn claim(&self, kind: &str, limit: i64) -> Result<Vec<Job>, sqlx::Error> {
         let now = now_ms();
         let until = now + ms(self.lease());
-        let mut jobs = fetch!(
-            self.db.writer(),
-            Job,
-            fetch_all,
-            &CLAIM,
-            &self.node,
-            until,
-            now,
-            kind,
-            limit
-        )?;
+        let mut jobs = fetch!(self.db.writer(), Job, fetch_all, &CLAIM, &self.node, until, now, kind, limit)?;
         // RETURNING has no order; hand them out in the order the queue meant.
         jobs.sort_by_key(|j| (-j.priority, j.run_at, j.id));
         Ok(jobs)
@@ -255,14 +232,7 @@ impl JobQueue {
     /// Extend the lease. `false`: the lease was lost and the worker must stop the job.
     pub async fn heartbeat(&self, id: JobId) -> Result<bool, sqlx::Error> {
         let now = now_ms();
-        let n = exec!(
-            self.db.writer(),
-            &HEARTBEAT,
-            now + ms(self.lease()),
-            now,
-            id.0,
-            &self.node
-        )?;
+        let n = exec!(self.db.writer(), &HEARTBEAT, now + ms(self.lease()), now, id.0, &self.node)?;
         Ok(n == 1)
     }
 
@@ -284,18 +254,8 @@ impl JobQueue {
         let now = now_ms();
         let run_at = now + ms(self.backoff(attempts));
         let error: String = error.chars().take(2000).collect();
-        let state: Option<String> = scalar!(
-            self.db.writer(),
-            String,
-            fetch_optional,
-            &FAIL,
-            permanent,
-            now,
-            run_at,
-            &error,
-            id.0,
-            &self.node
-        )?;
+        let state: Option<String> =
+            scalar!(self.db.writer(), String, fetch_optional, &FAIL, permanent, now, run_at, &error, id.0, &self.node)?;
         Ok(match state.as_deref() {
             None => FailOutcome::LeaseLost,
             Some("dead") => FailOutcome::Dead,
@@ -341,11 +301,7 @@ impl JobQueue {
     /// jobs failing together do not retry together.
     pub fn backoff(&self, attempts: i32) -> Duration {
         let exp = u32::try_from(attempts.saturating_sub(1).clamp(0, 30)).unwrap_or(0);
-        let raw = self
-            .cfg
-            .backoff_base_ms
-            .saturating_mul(1u64 << exp)
-            .min(self.cfg.backoff_max_ms);
+        let raw = self.cfg.backoff_base_ms.saturating_mul(1u64 << exp).min(self.cfg.backoff_max_ms);
         let jitter: f64 = rand::random_range(0.8..=1.2);
         Duration::from_millis((raw as f64 * jitter) as u64)
     }

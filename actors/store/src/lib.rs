@@ -64,25 +64,13 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted_from_urls() {
-        assert_eq!(
-            redact_url("postgres://app:s3cret@db:5432/careport"),
-            "postgres://app:***@db:5432/careport"
-        );
-        assert_eq!(
-            redact_url("redis://:s3cret@cache:6379/0"),
-            "redis://:***@cache:6379/0"
-        );
+        assert_eq!(redact_url("postgres://app:s3cret@db:5432/careport"), "postgres://app:***@db:5432/careport");
+        assert_eq!(redact_url("redis://:s3cret@cache:6379/0"), "redis://:***@cache:6379/0");
         assert_eq!(
             redact_url("postgres://db/careport?user=a&password=x"),
             "postgres://db/careport?user=a&password=***"
         );
-        assert_eq!(
-            redact_url("postgres://app@db/careport"),
-            "postgres://app@db/careport"
-        );
-        assert_eq!(
-            redact_url("sqlite:///var/lib/careport/careport.db"),
-            "sqlite:///var/lib/careport/careport.db"
-        );
+        assert_eq!(redact_url("postgres://app@db/careport"), "postgres://app@db/careport");
+        assert_eq!(redact_url("sqlite:///var/lib/careport/careport.db"), "sqlite:///var/lib/careport/careport.db");
     }
 }

@@ -51,9 +51,7 @@ pub struct Redis {
 
 impl std::fmt::Debug for Redis {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Redis")
-            .field("prefix", &self.prefix)
-            .finish_non_exhaustive()
+        f.debug_struct("Redis").field("prefix", &self.prefix).finish_non_exhaustive()
     }
 }
 
@@ -71,11 +69,7 @@ impl Redis {
             .max_size(cfg.pool_size.max(1))
             .connection_timeout(Duration::from_millis(cfg.connect_timeout_ms))
             .build_unchecked(manager);
-        let redis = Self {
-            pool,
-            client,
-            prefix: cfg.prefix.clone(),
-        };
+        let redis = Self { pool, client, prefix: cfg.prefix.clone() };
         redis
             .ping(Duration::from_millis(cfg.connect_timeout_ms.max(1000)))
             .await
@@ -99,11 +93,7 @@ impl Redis {
     /// PING, bounded by `timeout`.
     pub async fn ping(&self, timeout: Duration) -> anyhow::Result<()> {
         let fut = async {
-            let mut conn = self
-                .pool
-                .get()
-                .await
-                .map_err(|e| anyhow::anyhow!("no Redis connection: {e}"))?;
+            let mut conn = self.pool.get().await.map_err(|e| anyhow::anyhow!("no Redis connection: {e}"))?;
             let pong: String = redis::cmd("PING").query_async(&mut *conn).await?;
             anyhow::Ok(pong)
         };

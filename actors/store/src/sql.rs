@@ -20,20 +20,12 @@ pub struct Sql {
 impl Sql {
     /// The same text on both backends (`$N` parameters).
     pub const fn new(text: &'static str) -> Self {
-        Self {
-            pg: text,
-            sqlite_override: None,
-            sqlite: OnceLock::new(),
-        }
+        Self { pg: text, sqlite_override: None, sqlite: OnceLock::new() }
     }
 
     /// A text per backend, where the dialects differ. The SQLite text may also use `$N`.
     pub const fn each(pg: &'static str, sqlite: &'static str) -> Self {
-        Self {
-            pg,
-            sqlite_override: Some(sqlite),
-            sqlite: OnceLock::new(),
-        }
+        Self { pg, sqlite_override: Some(sqlite), sqlite: OnceLock::new() }
     }
 
     /// The PostgreSQL text.
@@ -45,9 +37,7 @@ impl Sql {
     pub fn sqlite(&self) -> sqlx::AssertSqlSafe<Arc<str>> {
         // The text comes from a `&'static str` in this crate's source, never from input.
         sqlx::AssertSqlSafe(
-            self.sqlite
-                .get_or_init(|| numbered_to_sqlite(self.sqlite_override.unwrap_or(self.pg)).into())
-                .clone(),
+            self.sqlite.get_or_init(|| numbered_to_sqlite(self.sqlite_override.unwrap_or(self.pg)).into()).clone(),
         )
     }
 }

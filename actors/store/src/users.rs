@@ -43,9 +43,8 @@ static INSERT: Sql = Sql::new(
     "INSERT INTO users (id, email, role, password_hash, full_name, status, email_verified_at, created_at, updated_at)
      VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $7)",
 );
-static BY_EMAIL: Sql = Sql::new(
-    "SELECT id, email, role, full_name, status, email_verified_at, created_at FROM users WHERE email = $1",
-);
+static BY_EMAIL: Sql =
+    Sql::new("SELECT id, email, role, full_name, status, email_verified_at, created_at FROM users WHERE email = $1");
 static COUNT_BY_ROLE: Sql = Sql::new("SELECT role, COUNT(*) FROM users GROUP BY role");
 
 /// Create an account; a taken e-mail address is [`CreateUserError::EmailTaken`].
@@ -66,22 +65,14 @@ pub async fn create(db: &Db, user: NewUser<'_>) -> Result<UserId, CreateUserErro
     );
     match res {
         Ok(_) => Ok(id),
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-            Err(CreateUserError::EmailTaken)
-        }
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(CreateUserError::EmailTaken),
         Err(e) => Err(e.into()),
     }
 }
 
 /// Look an account up by its (normalised) e-mail address.
 pub async fn find_by_email(db: &Db, email: &Email) -> Result<Option<UserRow>, sqlx::Error> {
-    fetch!(
-        db.reader(),
-        UserRow,
-        fetch_optional,
-        &BY_EMAIL,
-        email.as_str()
-    )
+    fetch!(db.reader(), UserRow, fetch_optional, &BY_EMAIL, email.as_str())
 }
 
 /// Number of accounts per role.

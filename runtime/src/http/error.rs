@@ -48,11 +48,7 @@ impl From<Code> for ApiError {
 impl ApiError {
     /// An actor did not answer: stopped or restarting.
     pub fn mailbox(e: actix::MailboxError) -> Self {
-        Self(
-            Error::new(Code::ServiceUnavailable)
-                .caused_by(anyhow::anyhow!("actor mailbox: {e}"))
-                .retry_after(1),
-        )
+        Self(Error::new(Code::ServiceUnavailable).caused_by(anyhow::anyhow!("actor mailbox: {e}")).retry_after(1))
     }
 }
 
@@ -84,10 +80,8 @@ impl ResponseError for ApiError {
         } else if let Some(cause) = self.0.cause() {
             tracing::debug!(code = %self.0.code(), cause = %cause, "request rejected");
         }
-        let mut res = HttpResponse::build(status).json(ErrorBody {
-            code: self.0.code().as_str(),
-            message: self.0.message().to_owned(),
-        });
+        let mut res = HttpResponse::build(status)
+            .json(ErrorBody { code: self.0.code().as_str(), message: self.0.message().to_owned() });
         if let Some(secs) = self.0.retry_after_seconds()
             && let Ok(v) = HeaderValue::from_str(&secs.to_string())
         {
@@ -101,18 +95,15 @@ impl ResponseError for ApiError {
 /// position), never echo the body.
 pub fn json_error(err: error::JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
     let e = match &err {
-        error::JsonPayloadError::OverflowKnownLength { .. }
-        | error::JsonPayloadError::Overflow { .. } => Error::new(Code::PayloadTooLarge),
-        error::JsonPayloadError::ContentType => Error::with_message(
-            Code::UnsupportedMediaType,
-            "Send the body as application/json.",
-        ),
+        error::JsonPayloadError::OverflowKnownLength { .. } | error::JsonPayloadError::Overflow { .. } => {
+            Error::new(Code::PayloadTooLarge)
+        }
+        error::JsonPayloadError::ContentType => {
+            Error::with_message(Code::UnsupportedMediaType, "Send the body as application/json.")
+        }
         error::JsonPayloadError::Deserialize(de) => Error::with_message(
             Code::InvalidJson,
-            format!(
-                "The body is not valid for this endpoint: {}",
-                sanitize(&de.to_string())
-            ),
+            format!("The body is not valid for this endpoint: {}", sanitize(&de.to_string())),
         ),
         _ => Error::new(Code::InvalidJson),
     };
@@ -122,10 +113,7 @@ pub fn json_error(err: error::JsonPayloadError, _req: &HttpRequest) -> actix_web
 pub fn query_error(err: error::QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
     ApiError(Error::with_message(
         Code::InvalidQuery,
-        format!(
-            "The query string is not valid: {}",
-            sanitize(&err.to_string())
-        ),
+        format!("The query string is not valid: {}", sanitize(&err.to_string())),
     ))
     .into()
 }
@@ -133,10 +121,7 @@ pub fn query_error(err: error::QueryPayloadError, _req: &HttpRequest) -> actix_w
 pub fn path_error(err: error::PathError, _req: &HttpRequest) -> actix_web::Error {
     ApiError(Error::with_message(
         Code::InvalidPath,
-        format!(
-            "A path parameter is not valid: {}",
-            sanitize(&err.to_string())
-        ),
+        format!("A path parameter is not valid: {}", sanitize(&err.to_string())),
     ))
     .into()
 }

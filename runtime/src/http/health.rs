@@ -57,9 +57,7 @@ pub struct Readiness {
 /// Liveness: the process is up and its HTTP workers answer.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process is alive", body = String)))]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; charset=utf-8")
-        .body("ok")
+    HttpResponse::Ok().content_type("text/plain; charset=utf-8").body("ok")
 }
 
 /// Readiness: whether this node can serve requests now.
@@ -113,12 +111,7 @@ pub async fn readyz(
         Ok(()) => put("store".into(), Status::Ok, backend.into(), true),
         Err(e) => {
             tracing::warn!(error = %format!("{e:#}"), "readiness: store is down");
-            put(
-                "store".into(),
-                false,
-                format!("{backend} unreachable"),
-                true,
-            )
+            put("store".into(), Status::Down, format!("{backend} unreachable"), true)
         }
     }
     if let Some(check) = redis_check {
@@ -130,16 +123,8 @@ pub async fn readyz(
             }
         }
         let bus = services.bus.is_connected();
-        put(
-            "bus".into(),
-            bus,
-            if bus {
-                "subscribed".into()
-            } else {
-                "resubscribing".into()
-            },
-            false,
-        );
+        let (status, detail) = if bus { (Status::Ok, "subscribed") } else { (Status::Degraded, "resubscribing") };
+        put("bus".into(), status, detail.into(), false);
     }
     for (name, status) in actors {
         put(format!("actor.{name}"), ok(status.ok), status.detail, true);
@@ -163,11 +148,7 @@ pub async fn readyz(
         Status::Ok
     };
     let body = Readiness { status, components };
-    if status == Status::Down {
-        HttpResponse::ServiceUnavailable().json(body)
-    } else {
-        HttpResponse::Ok().json(body)
-    }
+    if status == Status::Down { HttpResponse::ServiceUnavailable().json(body) } else { HttpResponse::Ok().json(body) }
 }
 
 /// Prometheus metrics of this node.
@@ -179,10 +160,7 @@ pub async fn metrics(services: web::Data<Services>, metrics: web::Data<Metrics>)
     match tokio::time::timeout(CHECK_TIMEOUT, services.queue.counts()).await {
         Ok(Ok(counts)) => {
             for state in ["queued", "running", "done", "dead"] {
-                let n = counts
-                    .iter()
-                    .find(|(s, _)| s == state)
-                    .map_or(0, |(_, n)| *n);
+                let n = counts.iter().find(|(s, _)| s == state).map_or(0, |(_, n)| *n);
                 metrics.jobs.with_label_values(&[state]).set(n);
             }
         }
@@ -197,18 +175,10 @@ pub async fn metrics(services: web::Data<Services>, metrics: web::Data<Metrics>)
         metrics.embedding_texts.set(stats.texts.load(Relaxed) as i64);
     }
     let (open, idle) = services.db.pool_stats();
-    metrics
-        .db_connections
-        .with_label_values(&["open"])
-        .set(i64::from(open));
-    metrics
-        .db_connections
-        .with_label_values(&["idle"])
-        .set(i64::from(idle));
+    metrics.db_connections.with_label_values(&["open"]).set(i64::from(open));
+    metrics.db_connections.with_label_values(&["idle"]).set(i64::from(idle));
     match metrics.render() {
-        Ok(text) => HttpResponse::Ok()
-            .content_type("text/plain; version=0.0.4; charset=utf-8")
-            .body(text),
+        Ok(text) => HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(text),
         Err(e) => {
             tracing::error!(error = %e, "metrics: could not render");
             HttpResponse::InternalServerError().finish()

@@ -34,15 +34,8 @@ pub struct CareportRootSpan;
 
 impl RootSpanBuilder for CareportRootSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
-        let route = request
-            .match_pattern()
-            .unwrap_or_else(|| UNMATCHED.to_owned());
-        let request_id = request
-            .extensions()
-            .get::<RequestId>()
-            .copied()
-            .map(|id| id.to_string())
-            .unwrap_or_default();
+        let route = request.match_pattern().unwrap_or_else(|| UNMATCHED.to_owned());
+        let request_id = request.extensions().get::<RequestId>().copied().map(|id| id.to_string()).unwrap_or_default();
         tracing::info_span!(
             "http",
             method = %request.method(),
@@ -53,10 +46,7 @@ impl RootSpanBuilder for CareportRootSpan {
         )
     }
 
-    fn on_request_end<B: MessageBody>(
-        span: Span,
-        outcome: &Result<ServiceResponse<B>, ActixError>,
-    ) {
+    fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, ActixError>) {
         let status = match outcome {
             Ok(res) => res.status().as_u16(),
             Err(e) => e.as_response_error().status_code().as_u16(),
@@ -67,27 +57,18 @@ impl RootSpanBuilder for CareportRootSpan {
 
 /// Time the request, bound it by the configured timeout, count it, stamp the request id, and
 /// turn an error into a response.
-pub async fn observe(
-    req: ServiceRequest,
-    next: Next<BoxBody>,
-) -> Result<ServiceResponse<BoxBody>, ActixError> {
+pub async fn observe(req: ServiceRequest, next: Next<BoxBody>) -> Result<ServiceResponse<BoxBody>, ActixError> {
     let started = Instant::now();
     // No clone of the request may be held here: routing needs it unshared (actix panics).
     let method = req.method().as_str().to_owned();
     let route = req.match_pattern().unwrap_or_else(|| UNMATCHED.to_owned());
     let request_id = req.extensions().get::<RequestId>().copied();
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
-    let limits = req
-        .app_data::<web::Data<RequestLimits>>()
-        .map(|l| *l.get_ref());
+    let limits = req.app_data::<web::Data<RequestLimits>>().map(|l| *l.get_ref());
     let count = |status: StatusCode, elapsed: Duration| {
         if let Some(m) = &metrics {
-            m.http_requests
-                .with_label_values(&[method.as_str(), route.as_str(), status.as_str()])
-                .inc();
-            m.http_latency
-                .with_label_values(&[method.as_str(), route.as_str()])
-                .observe(elapsed.as_secs_f64());
+            m.http_requests.with_label_values(&[method.as_str(), route.as_str(), status.as_str()]).inc();
+            m.http_latency.with_label_values(&[method.as_str(), route.as_str()]).observe(elapsed.as_secs_f64());
         }
     };
 

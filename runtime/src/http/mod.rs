@@ -62,9 +62,7 @@ where
     Args: actix_web::FromRequest + 'static,
     F::Output: actix_web::Responder + 'static,
 {
-    web::resource(path)
-        .get(handler)
-        .default_service(web::to(error::method_not_allowed))
+    web::resource(path).get(handler).default_service(web::to(error::method_not_allowed))
 }
 
 /// Every route of the server.

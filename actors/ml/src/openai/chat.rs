@@ -10,12 +10,11 @@ use std::collections::BTreeMap;
 use async_openai::types::chat::{
     ChatChoiceStream, ChatCompletionMessageToolCall, ChatCompletionMessageToolCallChunk,
     ChatCompletionMessageToolCalls, ChatCompletionRequestAssistantMessage,
-    ChatCompletionRequestAssistantMessageContent, ChatCompletionRequestMessage,
-    ChatCompletionRequestSystemMessage, ChatCompletionRequestSystemMessageContent,
-    ChatCompletionRequestToolMessage, ChatCompletionRequestToolMessageContent,
-    ChatCompletionRequestUserMessage, ChatCompletionRequestUserMessageContent,
-    ChatCompletionStreamOptions, ChatCompletionTool, ChatCompletionTools, CompletionUsage,
-    CreateChatCompletionRequest, CreateChatCompletionResponse, FunctionCall, FunctionObject,
+    ChatCompletionRequestAssistantMessageContent, ChatCompletionRequestMessage, ChatCompletionRequestSystemMessage,
+    ChatCompletionRequestSystemMessageContent, ChatCompletionRequestToolMessage,
+    ChatCompletionRequestToolMessageContent, ChatCompletionRequestUserMessage, ChatCompletionRequestUserMessageContent,
+    ChatCompletionStreamOptions, ChatCompletionTool, ChatCompletionTools, CompletionUsage, CreateChatCompletionRequest,
+    CreateChatCompletionResponse, FunctionCall, FunctionObject,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -30,10 +29,7 @@ pub enum ChatMessage {
     /// What the patient or clinician wrote.
     User(String),
     /// An earlier answer of the model: text, tool calls, or both.
-    Assistant {
-        content: Option<String>,
-        tool_calls: Vec<ToolCall>,
-    },
+    Assistant { content: Option<String>, tool_calls: Vec<ToolCall> },
     /// The result of running one tool call, sent back to the model.
     Tool {
         /// The [`ToolCall::id`] this answers.
@@ -53,18 +49,12 @@ impl ChatMessage {
 
     /// A plain text answer of the model.
     pub fn assistant(content: impl Into<String>) -> Self {
-        Self::Assistant {
-            content: Some(content.into()),
-            tool_calls: Vec::new(),
-        }
+        Self::Assistant { content: Some(content.into()), tool_calls: Vec::new() }
     }
 
     /// The result of the tool call `tool_call_id`.
     pub fn tool_result(tool_call_id: impl Into<String>, content: impl Into<String>) -> Self {
-        Self::Tool {
-            tool_call_id: tool_call_id.into(),
-            content: content.into(),
-        }
+        Self::Tool { tool_call_id: tool_call_id.into(), content: content.into() }
     }
 
     /// The role name on the wire: `system`, `user`, `assistant` or `tool`.
@@ -125,10 +115,7 @@ pub struct ChatRequest {
 
 impl ChatRequest {
     pub fn new(messages: Vec<ChatMessage>) -> Self {
-        Self {
-            messages,
-            ..Self::default()
-        }
+        Self { messages, ..Self::default() }
     }
 
     pub fn with_tools(mut self, tools: Vec<ToolDefinition>) -> Self {
@@ -172,10 +159,7 @@ impl ChatReply {
     /// This reply as the assistant message to append to the conversation before the tool
     /// results.
     pub fn to_message(&self) -> ChatMessage {
-        ChatMessage::Assistant {
-            content: self.content.clone(),
-            tool_calls: self.tool_calls.clone(),
-        }
+        ChatMessage::Assistant { content: self.content.clone(), tool_calls: self.tool_calls.clone() }
     }
 }
 
@@ -187,10 +171,7 @@ pub enum ChatDelta {
     /// A tool call, complete (its argument fragments joined).
     ToolCall(ToolCall),
     /// The last item: why the model stopped, and the usage when the server reports it.
-    Finished {
-        finish_reason: Option<FinishReason>,
-        usage: Option<Usage>,
-    },
+    Finished { finish_reason: Option<FinishReason>, usage: Option<Usage> },
 }
 
 /// Check a request and translate it to async-openai's type.
@@ -200,9 +181,7 @@ pub(crate) fn to_wire(
     stream: bool,
 ) -> Result<CreateChatCompletionRequest, ProviderError> {
     if req.messages.is_empty() {
-        return Err(ProviderError::Invalid(
-            "a chat request needs messages".into(),
-        ));
+        return Err(ProviderError::Invalid("a chat request needs messages".into()));
     }
     let mut messages = Vec::with_capacity(req.messages.len());
     for m in &req.messages {
@@ -212,9 +191,7 @@ pub(crate) fn to_wire(
     for t in &req.tools {
         let valid_name = !t.name.is_empty()
             && t.name.len() <= 64
-            && t.name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            && t.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if !valid_name {
             return Err(ProviderError::Invalid(format!(
                 "tool name `{}` must be 1 to 64 of a-z, A-Z, 0-9, _ and -",
@@ -253,55 +230,36 @@ pub(crate) fn to_wire(
 
 fn message_to_wire(m: &ChatMessage) -> Result<ChatCompletionRequestMessage, ProviderError> {
     Ok(match m {
-        ChatMessage::System(text) => {
-            ChatCompletionRequestMessage::System(ChatCompletionRequestSystemMessage {
-                content: ChatCompletionRequestSystemMessageContent::Text(text.clone()),
-                name: None,
-            })
-        }
-        ChatMessage::User(text) => {
-            ChatCompletionRequestMessage::User(ChatCompletionRequestUserMessage {
-                content: ChatCompletionRequestUserMessageContent::Text(text.clone()),
-                name: None,
-            })
-        }
-        ChatMessage::Assistant {
-            content,
-            tool_calls,
-        } => {
+        ChatMessage::System(text) => ChatCompletionRequestMessage::System(ChatCompletionRequestSystemMessage {
+            content: ChatCompletionRequestSystemMessageContent::Text(text.clone()),
+            name: None,
+        }),
+        ChatMessage::User(text) => ChatCompletionRequestMessage::User(ChatCompletionRequestUserMessage {
+            content: ChatCompletionRequestUserMessageContent::Text(text.clone()),
+            name: None,
+        }),
+        ChatMessage::Assistant { content, tool_calls } => {
             if content.is_none() && tool_calls.is_empty() {
-                return Err(ProviderError::Invalid(
-                    "an assistant message needs content or tool calls".into(),
-                ));
+                return Err(ProviderError::Invalid("an assistant message needs content or tool calls".into()));
             }
             let calls = tool_calls
                 .iter()
                 .map(|c| {
                     ChatCompletionMessageToolCalls::Function(ChatCompletionMessageToolCall {
                         id: c.id.clone(),
-                        function: FunctionCall {
-                            name: c.name.clone(),
-                            arguments: c.arguments.clone(),
-                        },
+                        function: FunctionCall { name: c.name.clone(), arguments: c.arguments.clone() },
                     })
                 })
                 .collect::<Vec<_>>();
             ChatCompletionRequestMessage::Assistant(ChatCompletionRequestAssistantMessage {
-                content: content
-                    .clone()
-                    .map(ChatCompletionRequestAssistantMessageContent::Text),
+                content: content.clone().map(ChatCompletionRequestAssistantMessageContent::Text),
                 tool_calls: Some(calls).filter(|c| !c.is_empty()),
                 ..ChatCompletionRequestAssistantMessage::default()
             })
         }
-        ChatMessage::Tool {
-            tool_call_id,
-            content,
-        } => {
+        ChatMessage::Tool { tool_call_id, content } => {
             if tool_call_id.is_empty() {
-                return Err(ProviderError::Invalid(
-                    "a tool message needs the id of the call it answers".into(),
-                ));
+                return Err(ProviderError::Invalid("a tool message needs the id of the call it answers".into()));
             }
             ChatCompletionRequestMessage::Tool(ChatCompletionRequestToolMessage {
                 content: ChatCompletionRequestToolMessageContent::Text(content.clone()),
@@ -312,10 +270,7 @@ fn message_to_wire(m: &ChatMessage) -> Result<ChatCompletionRequestMessage, Prov
 }
 
 /// Decode a JSON value into an async-openai type; the error quotes no values.
-pub(crate) fn decode<T: DeserializeOwned>(
-    value: serde_json::Value,
-    what: &str,
-) -> Result<T, ProviderError> {
+pub(crate) fn decode<T: DeserializeOwned>(value: serde_json::Value, what: &str) -> Result<T, ProviderError> {
     serde_json::from_value(value).map_err(|e| {
         ProviderError::BadResponse(format!(
             "{what} does not follow the OpenAI format ({})",
@@ -325,9 +280,7 @@ pub(crate) fn decode<T: DeserializeOwned>(
 }
 
 /// Translate a complete answer; only the first choice counts (careport never asks for more).
-pub(crate) fn reply_from_wire(
-    resp: CreateChatCompletionResponse,
-) -> Result<ChatReply, ProviderError> {
+pub(crate) fn reply_from_wire(resp: CreateChatCompletionResponse) -> Result<ChatReply, ProviderError> {
     let usage = resp.usage.map(usage_from_wire);
     let choice = resp
         .choices
@@ -338,11 +291,9 @@ pub(crate) fn reply_from_wire(
     let mut tool_calls = Vec::new();
     for call in message.tool_calls.unwrap_or_default() {
         match call {
-            ChatCompletionMessageToolCalls::Function(f) => tool_calls.push(ToolCall {
-                id: f.id,
-                name: f.function.name,
-                arguments: f.function.arguments,
-            }),
+            ChatCompletionMessageToolCalls::Function(f) => {
+                tool_calls.push(ToolCall { id: f.id, name: f.function.name, arguments: f.function.arguments })
+            }
             ChatCompletionMessageToolCalls::Custom(_) => {
                 return Err(ProviderError::BadResponse(
                     "the model called a custom tool; careport defines only functions".into(),
@@ -359,11 +310,7 @@ pub(crate) fn reply_from_wire(
 }
 
 pub(crate) fn usage_from_wire(u: CompletionUsage) -> Usage {
-    Usage {
-        prompt_tokens: u.prompt_tokens,
-        completion_tokens: u.completion_tokens,
-        total_tokens: u.total_tokens,
-    }
+    Usage { prompt_tokens: u.prompt_tokens, completion_tokens: u.completion_tokens, total_tokens: u.total_tokens }
 }
 
 pub(crate) fn finish_from_wire(f: async_openai::types::chat::FinishReason) -> FinishReason {
@@ -413,15 +360,9 @@ impl ToolCallAssembler {
             .into_iter()
             .map(|(index, c)| {
                 if c.id.is_empty() || c.name.is_empty() {
-                    return Err(ProviderError::BadResponse(format!(
-                        "streamed tool call {index} has no id or no name"
-                    )));
+                    return Err(ProviderError::BadResponse(format!("streamed tool call {index} has no id or no name")));
                 }
-                Ok(ToolCall {
-                    id: c.id,
-                    name: c.name,
-                    arguments: c.arguments,
-                })
+                Ok(ToolCall { id: c.id, name: c.name, arguments: c.arguments })
             })
             .collect()
     }
@@ -446,8 +387,7 @@ pub(crate) fn absorb_choice(
 
 /// Serialize a wire request for async-openai's `*_byot` calls.
 pub(crate) fn to_json<T: Serialize>(value: &T) -> Result<serde_json::Value, ProviderError> {
-    serde_json::to_value(value)
-        .map_err(|e| ProviderError::Invalid(format!("the request does not serialize: {e}")))
+    serde_json::to_value(value).map_err(|e| ProviderError::Invalid(format!("the request does not serialize: {e}")))
 }
 
 #[cfg(test)]
@@ -455,20 +395,12 @@ mod tests {
     use super::*;
     use async_openai::types::chat::FunctionCallStream;
 
-    fn piece(
-        index: u32,
-        id: Option<&str>,
-        name: Option<&str>,
-        args: &str,
-    ) -> ChatCompletionMessageToolCallChunk {
+    fn piece(index: u32, id: Option<&str>, name: Option<&str>, args: &str) -> ChatCompletionMessageToolCallChunk {
         ChatCompletionMessageToolCallChunk {
             index,
             id: id.map(str::to_owned),
             r#type: None,
-            function: Some(FunctionCallStream {
-                name: name.map(str::to_owned),
-                arguments: Some(args.to_owned()),
-            }),
+            function: Some(FunctionCallStream { name: name.map(str::to_owned), arguments: Some(args.to_owned()) }),
         }
     }
 
@@ -483,16 +415,8 @@ mod tests {
         assert_eq!(
             calls,
             vec![
-                ToolCall {
-                    id: "call_a".into(),
-                    name: "search".into(),
-                    arguments: "{\"q\":\"x\"}".into()
-                },
-                ToolCall {
-                    id: "call_b".into(),
-                    name: "my_records".into(),
-                    arguments: "{}".into()
-                },
+                ToolCall { id: "call_a".into(), name: "search".into(), arguments: "{\"q\":\"x\"}".into() },
+                ToolCall { id: "call_b".into(), name: "my_records".into(), arguments: "{}".into() },
             ]
         );
         assert_eq!(a.finish().expect("nothing left"), Vec::new());
@@ -508,18 +432,13 @@ mod tests {
     #[test]
     fn requests_are_checked() {
         assert!(to_wire(&ChatRequest::default(), "m", false).is_err());
-        let bad_tool =
-            ChatRequest::new(vec![ChatMessage::user("hi")]).with_tools(vec![ToolDefinition {
-                name: "has space".into(),
-                description: String::new(),
-                parameters: serde_json::json!({"type": "object"}),
-            }]);
-        assert!(matches!(
-            to_wire(&bad_tool, "m", false),
-            Err(ProviderError::Invalid(_))
-        ));
-        let wire = to_wire(&ChatRequest::new(vec![ChatMessage::user("hi")]), "m", true)
-            .expect("valid request");
+        let bad_tool = ChatRequest::new(vec![ChatMessage::user("hi")]).with_tools(vec![ToolDefinition {
+            name: "has space".into(),
+            description: String::new(),
+            parameters: serde_json::json!({"type": "object"}),
+        }]);
+        assert!(matches!(to_wire(&bad_tool, "m", false), Err(ProviderError::Invalid(_))));
+        let wire = to_wire(&ChatRequest::new(vec![ChatMessage::user("hi")]), "m", true).expect("valid request");
         let json = serde_json::to_value(&wire).expect("serializes");
         assert_eq!(json["stream"], true);
         assert_eq!(json["stream_options"]["include_usage"], true);

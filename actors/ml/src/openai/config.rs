@@ -79,9 +79,8 @@ impl OpenAiConfig {
         let Some(base_url) = &self.base_url else {
             return Err(ProviderError::Invalid("`llm.base_url` is not set".into()));
         };
-        let url = reqwest::Url::parse(base_url).map_err(|e| {
-            ProviderError::Invalid(format!("`llm.base_url` is not a valid URL: {e}"))
-        })?;
+        let url = reqwest::Url::parse(base_url)
+            .map_err(|e| ProviderError::Invalid(format!("`llm.base_url` is not a valid URL: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(ProviderError::Invalid(format!(
                 "`llm.base_url` must start with http:// or https://, not `{}://`",
@@ -95,28 +94,18 @@ impl OpenAiConfig {
         }
         if url.query().is_some() || url.fragment().is_some() {
             return Err(ProviderError::Invalid(
-                "`llm.base_url` must not have a query or fragment; for Azure set `llm.api_version`"
-                    .into(),
+                "`llm.base_url` must not have a query or fragment; for Azure set `llm.api_version`".into(),
             ));
         }
         if self.timeout_secs == 0 {
-            return Err(ProviderError::Invalid(
-                "`llm.timeout_secs` must be at least 1".into(),
-            ));
+            return Err(ProviderError::Invalid("`llm.timeout_secs` must be at least 1".into()));
         }
         if self.max_concurrency == 0 {
-            return Err(ProviderError::Invalid(
-                "`llm.max_concurrency` must be at least 1".into(),
-            ));
+            return Err(ProviderError::Invalid("`llm.max_concurrency` must be at least 1".into()));
         }
-        for (key, model) in [
-            ("llm.embedding_model", &self.embedding_model),
-            ("llm.chat_model", &self.chat_model),
-        ] {
+        for (key, model) in [("llm.embedding_model", &self.embedding_model), ("llm.chat_model", &self.chat_model)] {
             if model.as_deref().is_some_and(|m| m.trim().is_empty()) {
-                return Err(ProviderError::Invalid(format!(
-                    "`{key}` is empty; remove it or name a model"
-                )));
+                return Err(ProviderError::Invalid(format!("`{key}` is empty; remove it or name a model")));
             }
         }
         Ok(url)

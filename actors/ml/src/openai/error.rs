@@ -37,14 +37,11 @@ impl From<ProviderError> for EmbedError {
         match e {
             ProviderError::Unavailable(m) => EmbedError::Unavailable(m),
             ProviderError::RateLimited { retry_after } => EmbedError::Overloaded {
-                retry_after_secs: retry_after
-                    .map_or(1, |d| u32::try_from(d.as_secs().max(1)).unwrap_or(u32::MAX)),
+                retry_after_secs: retry_after.map_or(1, |d| u32::try_from(d.as_secs().max(1)).unwrap_or(u32::MAX)),
             },
             ProviderError::BadResponse(m) => EmbedError::BadResponse(m),
             ProviderError::Invalid(m) => EmbedError::Invalid(m),
-            ProviderError::Timeout => {
-                EmbedError::Unavailable("the provider did not answer in time".into())
-            }
+            ProviderError::Timeout => EmbedError::Unavailable("the provider did not answer in time".into()),
         }
     }
 }
@@ -64,11 +61,7 @@ pub(crate) struct HttpStatusError {
 impl std::fmt::Display for HttpStatusError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "HTTP {}", self.status)?;
-        for (name, value) in [
-            ("type", &self.kind),
-            ("code", &self.code),
-            ("param", &self.param),
-        ] {
+        for (name, value) in [("type", &self.kind), ("code", &self.code), ("param", &self.param)] {
             if let Some(v) = value {
                 write!(f, " {name}={}", short(v))?;
             }
@@ -89,19 +82,11 @@ pub(crate) struct Failure {
 
 impl Failure {
     pub fn fatal(error: ProviderError) -> Self {
-        Self {
-            error,
-            retryable: false,
-            retry_after: None,
-        }
+        Self { error, retryable: false, retry_after: None }
     }
 
     pub fn timeout() -> Self {
-        Self {
-            error: ProviderError::Timeout,
-            retryable: true,
-            retry_after: None,
-        }
+        Self { error: ProviderError::Timeout, retryable: true, retry_after: None }
     }
 }
 
@@ -110,9 +95,7 @@ pub(crate) fn classify(e: OpenAIError) -> Failure {
     match e {
         OpenAIError::Boxed(boxed) => match boxed.downcast::<HttpStatusError>() {
             Ok(status) => classify_status(*status),
-            Err(other) => Failure::fatal(ProviderError::Unavailable(format!(
-                "the HTTP layer failed: {other}"
-            ))),
+            Err(other) => Failure::fatal(ProviderError::Unavailable(format!("the HTTP layer failed: {other}"))),
         },
         OpenAIError::Reqwest(e) => classify_reqwest(&e),
         OpenAIError::ApiError(api) => classify_status(HttpStatusError {
@@ -122,34 +105,27 @@ pub(crate) fn classify(e: OpenAIError) -> Failure {
             code: api.api_error.code,
             param: api.api_error.param,
         }),
-        OpenAIError::JSONDeserialize(e, _content) => Failure::fatal(ProviderError::BadResponse(
-            format!("the answer is not JSON ({})", describe_json_error(&e)),
-        )),
-        OpenAIError::StreamError(e) => Failure::fatal(ProviderError::Unavailable(format!(
-            "the event stream broke off: {}",
-            stream_error_kind(&e)
-        ))),
+        OpenAIError::JSONDeserialize(e, _content) => {
+            Failure::fatal(ProviderError::BadResponse(format!("the answer is not JSON ({})", describe_json_error(&e))))
+        }
+        OpenAIError::StreamError(e) => {
+            Failure::fatal(ProviderError::Unavailable(format!("the event stream broke off: {}", stream_error_kind(&e))))
+        }
         OpenAIError::InvalidArgument(m) => Failure::fatal(ProviderError::Invalid(m)),
-        OpenAIError::FileSaveError(_) | OpenAIError::FileReadError(_) => Failure::fatal(
-            ProviderError::Invalid("file operations are not used by careport".into()),
-        ),
+        OpenAIError::FileSaveError(_) | OpenAIError::FileReadError(_) => {
+            Failure::fatal(ProviderError::Invalid("file operations are not used by careport".into()))
+        }
     }
 }
 
 fn classify_status(s: HttpStatusError) -> Failure {
     let described = s.to_string();
     match s.status {
-        429 if s.kind.as_deref() == Some("insufficient_quota")
-            || s.code.as_deref() == Some("insufficient_quota") =>
-        {
-            Failure::fatal(ProviderError::Unavailable(format!(
-                "the account's quota is used up ({described})"
-            )))
+        429 if s.kind.as_deref() == Some("insufficient_quota") || s.code.as_deref() == Some("insufficient_quota") => {
+            Failure::fatal(ProviderError::Unavailable(format!("the account's quota is used up ({described})")))
         }
         429 => Failure {
-            error: ProviderError::RateLimited {
-                retry_after: s.retry_after,
-            },
+            error: ProviderError::RateLimited { retry_after: s.retry_after },
             retryable: true,
             retry_after: s.retry_after,
         },
@@ -165,9 +141,7 @@ fn classify_status(s: HttpStatusError) -> Failure {
             "the server does not know this path or model; check `llm.base_url` and the model \
              names ({described})"
         ))),
-        _ => Failure::fatal(ProviderError::Invalid(format!(
-            "the server refused the request ({described})"
-        ))),
+        _ => Failure::fatal(ProviderError::Invalid(format!("the server refused the request ({described})"))),
     }
 }
 
@@ -176,23 +150,14 @@ fn classify_reqwest(e: &reqwest::Error) -> Failure {
         return Failure::timeout();
     }
     if e.is_builder() {
-        return Failure::fatal(ProviderError::Invalid(format!(
-            "the request could not be built: {}",
-            without_url(e)
-        )));
+        return Failure::fatal(ProviderError::Invalid(format!("the request could not be built: {}", without_url(e))));
     }
     if e.is_decode() {
-        return Failure::fatal(ProviderError::BadResponse(format!(
-            "the answer could not be read: {}",
-            without_url(e)
-        )));
+        return Failure::fatal(ProviderError::BadResponse(format!("the answer could not be read: {}", without_url(e))));
     }
     // Connect errors, resets while sending or reading: another attempt may get through.
     Failure {
-        error: ProviderError::Unavailable(format!(
-            "could not reach the server: {}",
-            without_url(e)
-        )),
+        error: ProviderError::Unavailable(format!("could not reach the server: {}", without_url(e))),
         retryable: true,
         retry_after: None,
     }
@@ -256,8 +221,7 @@ mod tests {
 
     #[test]
     fn decoding_errors_drop_the_quoted_value() {
-        let e = serde_json::from_str::<u32>("\"the patient's diagnosis\"")
-            .expect_err("a string is not a u32");
+        let e = serde_json::from_str::<u32>("\"the patient's diagnosis\"").expect_err("a string is not a u32");
         let described = describe_json_error(&e);
         assert!(!described.contains("diagnosis"), "{described}");
         assert!(described.starts_with("invalid type"), "{described}");
@@ -266,23 +230,14 @@ mod tests {
 
     #[test]
     fn only_429_and_5xx_are_retried() {
-        let status = |status| HttpStatusError {
-            status,
-            retry_after: None,
-            kind: None,
-            code: None,
-            param: None,
-        };
+        let status = |status| HttpStatusError { status, retry_after: None, kind: None, code: None, param: None };
         assert!(classify_status(status(429)).retryable);
         assert!(classify_status(status(500)).retryable);
         assert!(classify_status(status(503)).retryable);
         for s in [400, 401, 403, 404, 408, 413, 422] {
             assert!(!classify_status(status(s)).retryable, "{s}");
         }
-        let quota = HttpStatusError {
-            kind: Some("insufficient_quota".into()),
-            ..status(429)
-        };
+        let quota = HttpStatusError { kind: Some("insufficient_quota".into()), ..status(429) };
         assert!(!classify_status(quota).retryable);
     }
 }

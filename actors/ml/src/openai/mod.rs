@@ -30,16 +30,12 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_openai::types::chat::{CreateChatCompletionResponse, CreateChatCompletionStreamResponse};
-use async_openai::types::embeddings::{
-    CreateEmbeddingRequest, CreateEmbeddingResponse, EmbeddingInput,
-};
+use async_openai::types::embeddings::{CreateEmbeddingRequest, CreateEmbeddingResponse, EmbeddingInput};
 use futures_util::future::BoxFuture;
 use futures_util::stream::{BoxStream, Stream, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-pub use chat::{
-    ChatDelta, ChatMessage, ChatReply, ChatRequest, FinishReason, ToolCall, ToolDefinition, Usage,
-};
+pub use chat::{ChatDelta, ChatMessage, ChatReply, ChatRequest, FinishReason, ToolCall, ToolDefinition, Usage};
 pub use config::OpenAiConfig;
 pub use error::ProviderError;
 
@@ -135,9 +131,7 @@ impl OpenAiClient {
 
     async fn embed_inner(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, ProviderError> {
         let Some(model) = self.inner.embedding_model.clone() else {
-            return Err(ProviderError::Unavailable(
-                "no embedding model is configured (`llm.embedding_model`)".into(),
-            ));
+            return Err(ProviderError::Unavailable("no embedding model is configured (`llm.embedding_model`)".into()));
         };
         if texts.is_empty() {
             return Err(ProviderError::Invalid("nothing to embed".into()));
@@ -149,11 +143,7 @@ impl OpenAiClient {
         Ok(vectors)
     }
 
-    async fn embed_batch(
-        &self,
-        model: &str,
-        texts: Vec<String>,
-    ) -> Result<Vec<Vec<f32>>, ProviderError> {
+    async fn embed_batch(&self, model: &str, texts: Vec<String>) -> Result<Vec<Vec<f32>>, ProviderError> {
         let count = texts.len();
         let request = CreateEmbeddingRequest {
             model: model.to_owned(),
@@ -166,10 +156,7 @@ impl OpenAiClient {
             .inner
             .retry
             .run("embeddings", move || async move {
-                api.embeddings()
-                    .create_byot::<_, serde_json::Value>(request)
-                    .await
-                    .map_err(classify)
+                api.embeddings().create_byot::<_, serde_json::Value>(request).await.map_err(classify)
             })
             .await?;
         let response: CreateEmbeddingResponse = chat::decode(value, "the embeddings answer")?;
@@ -185,9 +172,10 @@ impl OpenAiClient {
     }
 
     fn chat_model(&self) -> Result<&str, ProviderError> {
-        self.inner.chat_model.as_deref().ok_or_else(|| {
-            ProviderError::Unavailable("no chat model is configured (`llm.chat_model`)".into())
-        })
+        self.inner
+            .chat_model
+            .as_deref()
+            .ok_or_else(|| ProviderError::Unavailable("no chat model is configured (`llm.chat_model`)".into()))
     }
 
     /// Ask for one complete answer: text, tool calls, or both.
@@ -196,16 +184,13 @@ impl OpenAiClient {
         let body = chat::to_json(&wire)?;
         let (api, body) = (&self.inner.api, &body);
         let _permit = self.permit().await?;
-        let value = self
-            .inner
-            .retry
-            .run("chat", move || async move {
-                api.chat()
-                    .create_byot::<_, serde_json::Value>(body)
-                    .await
-                    .map_err(classify)
-            })
-            .await?;
+        let value =
+            self.inner
+                .retry
+                .run("chat", move || async move {
+                    api.chat().create_byot::<_, serde_json::Value>(body).await.map_err(classify)
+                })
+                .await?;
         let response: CreateChatCompletionResponse = chat::decode(value, "the chat answer")?;
         chat::reply_from_wire(response)
     }
@@ -217,25 +202,20 @@ impl OpenAiClient {
     /// handed out). Dropping the stream cancels the request and frees its concurrency slot.
     pub fn chat_stream(&self, req: ChatRequest) -> ChatStream {
         let client = self.clone();
-        let stream = futures_util::stream::unfold(
-            StreamState::Start(Box::new((client, req))),
-            |state| async move {
-                match state {
-                    StreamState::Start(start) => {
-                        let (client, req) = *start;
-                        match client.open_stream(req).await {
-                            Ok(open) => next_delta(open).await,
-                            Err(e) => Some((Err(e), StreamState::Done)),
-                        }
+        let stream = futures_util::stream::unfold(StreamState::Start(Box::new((client, req))), |state| async move {
+            match state {
+                StreamState::Start(start) => {
+                    let (client, req) = *start;
+                    match client.open_stream(req).await {
+                        Ok(open) => next_delta(open).await,
+                        Err(e) => Some((Err(e), StreamState::Done)),
                     }
-                    StreamState::Open(open) => next_delta(open).await,
-                    StreamState::Done => None,
                 }
-            },
-        );
-        ChatStream {
-            inner: stream.boxed(),
-        }
+                StreamState::Open(open) => next_delta(open).await,
+                StreamState::Done => None,
+            }
+        });
+        ChatStream { inner: stream.boxed() }
     }
 
     async fn open_stream(&self, req: ChatRequest) -> Result<Box<OpenStream>, ProviderError> {
@@ -247,10 +227,7 @@ impl OpenAiClient {
             .inner
             .retry
             .run("chat stream", move || async move {
-                api.chat()
-                    .create_stream_byot::<_, serde_json::Value>(body)
-                    .await
-                    .map_err(classify)
+                api.chat().create_stream_byot::<_, serde_json::Value>(body).await.map_err(classify)
             })
             .await?;
         Ok(Box::new(OpenStream {
@@ -268,16 +245,10 @@ impl OpenAiClient {
 
 /// Check an embeddings answer: one vector per input, each index once, one non-zero
 /// dimension, finite values; returned in input order.
-fn check_embeddings(
-    response: CreateEmbeddingResponse,
-    count: usize,
-) -> Result<Vec<Vec<f32>>, ProviderError> {
+fn check_embeddings(response: CreateEmbeddingResponse, count: usize) -> Result<Vec<Vec<f32>>, ProviderError> {
     let mut data = response.data;
     if data.len() != count {
-        return Err(ProviderError::BadResponse(format!(
-            "{} vectors for {count} texts",
-            data.len()
-        )));
+        return Err(ProviderError::BadResponse(format!("{} vectors for {count} texts", data.len())));
     }
     data.sort_by_key(|e| e.index);
     let mut out = Vec::with_capacity(count);
@@ -301,9 +272,7 @@ fn check_embeddings(
         )));
     }
     if out.iter().flatten().any(|x| !x.is_finite()) {
-        return Err(ProviderError::BadResponse(
-            "a vector holds NaN or infinity".into(),
-        ));
+        return Err(ProviderError::BadResponse("a vector holds NaN or infinity".into()));
     }
     Ok(out)
 }
@@ -417,16 +386,10 @@ fn absorb_event(open: &mut OpenStream, value: serde_json::Value) -> Result<(), P
 fn end_of_events(open: &mut OpenStream) -> Result<(), ProviderError> {
     open.ended = true;
     if open.finish_reason.is_none() {
-        return Err(ProviderError::BadResponse(
-            "the stream ended before the model finished".into(),
-        ));
+        return Err(ProviderError::BadResponse("the stream ended before the model finished".into()));
     }
     let calls = open.assembler.finish()?;
-    open.pending
-        .extend(calls.into_iter().map(ChatDelta::ToolCall));
-    open.pending.push_back(ChatDelta::Finished {
-        finish_reason: open.finish_reason,
-        usage: open.usage,
-    });
+    open.pending.extend(calls.into_iter().map(ChatDelta::ToolCall));
+    open.pending.push_back(ChatDelta::Finished { finish_reason: open.finish_reason, usage: open.usage });
     Ok(())
 }

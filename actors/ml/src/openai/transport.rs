@@ -41,25 +41,16 @@ impl WireConfig {
         let mut headers = HeaderMap::new();
         if let Some(key) = &cfg.api_key {
             let (name, value) = match cfg.api_version {
-                Some(_) => (
-                    HeaderName::from_static("api-key"),
-                    key.expose_secret().to_owned(),
-                ),
+                Some(_) => (HeaderName::from_static("api-key"), key.expose_secret().to_owned()),
                 None => (AUTHORIZATION, format!("Bearer {}", key.expose_secret())),
             };
             let mut value = HeaderValue::from_str(&value).map_err(|_| {
-                ProviderError::Invalid(
-                    "`llm.api_key` holds characters that cannot go in an HTTP header".into(),
-                )
+                ProviderError::Invalid("`llm.api_key` holds characters that cannot go in an HTTP header".into())
             })?;
             value.set_sensitive(true);
             headers.insert(name, value);
         }
-        let query = cfg
-            .api_version
-            .iter()
-            .map(|v| ("api-version", v.clone()))
-            .collect();
+        let query = cfg.api_version.iter().map(|v| ("api-version", v.clone())).collect();
         Ok(Self {
             base_url: base_url.trim_end_matches('/').to_owned(),
             headers,
@@ -106,10 +97,7 @@ pub(crate) fn http_client(cfg: &OpenAiConfig) -> Result<reqwest::Client, Provide
 /// Send one request; a non-2xx answer becomes an [`HttpStatusError`] (boxed in
 /// `OpenAIError::Boxed`) carrying the status, `Retry-After` and the error body's `type`,
 /// `code` and `param`.
-pub(crate) async fn send(
-    http: reqwest::Client,
-    factory: HttpRequestFactory,
-) -> Result<reqwest::Response, OpenAIError> {
+pub(crate) async fn send(http: reqwest::Client, factory: HttpRequestFactory) -> Result<reqwest::Response, OpenAIError> {
     let request = factory.build().await?;
     let response = http.execute(request).await?;
     let status = response.status();
@@ -118,19 +106,9 @@ pub(crate) async fn send(
     }
     let retry_after = retry_after(response.headers());
     let body = read_bounded(response, MAX_ERROR_BODY).await;
-    let api = serde_json::from_slice::<ErrorBody>(&body)
-        .ok()
-        .map(|b| b.error);
-    let (kind, code, param) = api.map_or((None, None, None), |e| {
-        (e.r#type, e.code.map(code_string), e.param)
-    });
-    Err(OpenAIError::Boxed(Box::new(HttpStatusError {
-        status: status.as_u16(),
-        retry_after,
-        kind,
-        code,
-        param,
-    })))
+    let api = serde_json::from_slice::<ErrorBody>(&body).ok().map(|b| b.error);
+    let (kind, code, param) = api.map_or((None, None, None), |e| (e.r#type, e.code.map(code_string), e.param));
+    Err(OpenAIError::Boxed(Box::new(HttpStatusError { status: status.as_u16(), retry_after, kind, code, param })))
 }
 
 /// `{"error": {"type": …, "code": …, "param": …}}`, leniently: servers differ in the code's
@@ -176,12 +154,7 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .parse::<u64>()
         .ok()
         .map(Duration::from_secs)
-        .or_else(|| {
-            value
-                .parse::<f64>()
-                .ok()
-                .and_then(|s| Duration::try_from_secs_f64(s).ok())
-        })
+        .or_else(|| value.parse::<f64>().ok().and_then(|s| Duration::try_from_secs_f64(s).ok()))
 }
 
 /// Retry policy: how many retries, how long to wait, and how long one attempt may take.
@@ -196,21 +169,14 @@ impl Retry {
     /// The delay before retry number `retry` (0 for the first): base·2^retry with ±20 %
     /// jitter, capped at [`MAX_BACKOFF`]; at least the server's `Retry-After`.
     pub fn delay(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
-        let exp = self
-            .backoff_base
-            .saturating_mul(2u32.saturating_pow(retry))
-            .min(MAX_BACKOFF);
+        let exp = self.backoff_base.saturating_mul(2u32.saturating_pow(retry)).min(MAX_BACKOFF);
         let jittered = exp.mul_f64(rand::random_range(0.8..=1.2)).min(MAX_BACKOFF);
         retry_after.map_or(jittered, |ra| ra.max(jittered))
     }
 
     /// Run `attempt` until it succeeds, fails for good, or the retries are spent. Each
     /// attempt is bounded by the timeout.
-    pub async fn run<T, F, Fut>(
-        &self,
-        what: &'static str,
-        mut attempt: F,
-    ) -> Result<T, ProviderError>
+    pub async fn run<T, F, Fut>(&self, what: &'static str, mut attempt: F) -> Result<T, ProviderError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, Failure>>,
@@ -249,11 +215,8 @@ mod tests {
 
     #[test]
     fn backoff_doubles_with_jitter_and_is_capped() {
-        let retry = Retry {
-            max_retries: 10,
-            backoff_base: Duration::from_millis(100),
-            timeout: Duration::from_secs(1),
-        };
+        let retry =
+            Retry { max_retries: 10, backoff_base: Duration::from_millis(100), timeout: Duration::from_secs(1) };
         for _ in 0..50 {
             let first = retry.delay(0, None);
             assert!(first >= Duration::from_millis(80) && first <= Duration::from_millis(120));
@@ -271,10 +234,7 @@ mod tests {
         assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
         h.insert(RETRY_AFTER, HeaderValue::from_static("0.5"));
         assert_eq!(retry_after(&h), Some(Duration::from_millis(500)));
-        h.insert(
-            RETRY_AFTER,
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
-        );
+        h.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
         assert_eq!(retry_after(&h), None);
     }
 }

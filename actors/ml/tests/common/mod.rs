@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 pub fn model_dir() -> PathBuf {
     let dir = std::env::var("CAREPORT_TEST_MODEL_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/models/all-MiniLM-L6-v2")
-        });
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/models/all-MiniLM-L6-v2"));
     assert!(
         dir.join("model.safetensors").is_file(),
         "the MiniLM model is not installed at {}: run `bash scripts/install-model.sh` (or set CAREPORT_TEST_MODEL_DIR)",

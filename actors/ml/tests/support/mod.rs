@@ -33,22 +33,14 @@ pub const PLAIN_ANSWER: &str = "Radiotherapy sessions usually last a few minutes
 pub enum Fault {
     /// Answer with this status, an optional `Retry-After`, and an OpenAI error body whose
     /// `message` is `message`.
-    Status {
-        status: u16,
-        retry_after: Option<&'static str>,
-        message: String,
-    },
+    Status { status: u16, retry_after: Option<&'static str>, message: String },
     /// Wait this long, then answer normally.
     Slow(Duration),
 }
 
 impl Fault {
     pub fn status(status: u16) -> Self {
-        Self::Status {
-            status,
-            retry_after: None,
-            message: format!("injected {status}"),
-        }
+        Self::Status { status, retry_after: None, message: format!("injected {status}") }
     }
 }
 
@@ -129,12 +121,7 @@ impl FakeOpenAi {
             });
         });
         let handle = rx.recv().expect("the server started");
-        Self {
-            state,
-            base_url: format!("http://127.0.0.1:{port}/v1"),
-            port,
-            handle,
-        }
+        Self { state, base_url: format!("http://127.0.0.1:{port}/v1"), port, handle }
     }
 
     /// Answer the next requests with these faults, in order, then normally.
@@ -198,17 +185,8 @@ impl Drop for InFlight {
 
 /// Record the request, count it in flight, wait out the configured delay, and play the
 /// next fault if one is queued. `Some(response)` is the fault's answer.
-async fn prelude(
-    state: &Arc<State>,
-    req: &HttpRequest,
-    body: &Value,
-) -> (InFlight, Option<HttpResponse>) {
-    let header = |name: &str| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
+async fn prelude(state: &Arc<State>, req: &HttpRequest, body: &Value) -> (InFlight, Option<HttpResponse>) {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     lock(&state.seen).push(Seen {
         path: req.path().to_owned(),
         query: req.query_string().to_owned(),
@@ -228,11 +206,7 @@ async fn prelude(
             actix_web::rt::time::sleep(d).await;
             (guard, None)
         }
-        Some(Fault::Status {
-            status,
-            retry_after,
-            message,
-        }) => {
+        Some(Fault::Status { status, retry_after, message }) => {
             let code = actix_web::http::StatusCode::from_u16(status).expect("a valid status");
             let mut resp = HttpResponse::build(code);
             if let Some(ra) = retry_after {
@@ -245,18 +219,13 @@ async fn prelude(
             } else {
                 "invalid_request_error"
             };
-            let body =
-                json!({"error": {"message": message, "type": kind, "param": null, "code": null}});
+            let body = json!({"error": {"message": message, "type": kind, "param": null, "code": null}});
             (guard, Some(resp.json(body)))
         }
     }
 }
 
-async fn embeddings(
-    state: web::Data<State>,
-    req: HttpRequest,
-    body: web::Json<Value>,
-) -> HttpResponse {
+async fn embeddings(state: web::Data<State>, req: HttpRequest, body: web::Json<Value>) -> HttpResponse {
     let state = state.into_inner();
     let (_guard, fault) = prelude(&state, &req, &body).await;
     if let Some(resp) = fault {
@@ -264,19 +233,14 @@ async fn embeddings(
     }
     let inputs: Vec<String> = match &body["input"] {
         Value::String(s) => vec![s.clone()],
-        Value::Array(items) => items
-            .iter()
-            .map(|v| v.as_str().unwrap_or_default().to_owned())
-            .collect(),
+        Value::Array(items) => items.iter().map(|v| v.as_str().unwrap_or_default().to_owned()).collect(),
         _ => return HttpResponse::BadRequest().json(json!({"error": {"message": "no input"}})),
     };
     let dimension = state.dimension.load(Ordering::SeqCst);
     let mut data: Vec<Value> = inputs
         .iter()
         .enumerate()
-        .map(|(i, text)| {
-            json!({"object": "embedding", "index": i, "embedding": vector_for(text, dimension)})
-        })
+        .map(|(i, text)| json!({"object": "embedding", "index": i, "embedding": vector_for(text, dimension)}))
         .collect();
     // Out of order on purpose: the client must sort by `index`.
     data.reverse();
@@ -300,30 +264,19 @@ enum Answer {
 
 fn answer_for(body: &Value) -> Answer {
     let messages = body["messages"].as_array().cloned().unwrap_or_default();
-    let tool_result = messages
-        .iter()
-        .find(|m| m["role"] == "tool")
-        .and_then(|m| m["content"].as_str().map(str::to_owned));
+    let tool_result =
+        messages.iter().find(|m| m["role"] == "tool").and_then(|m| m["content"].as_str().map(str::to_owned));
     if let Some(result) = tool_result {
         return Answer::Text(format!("Your next appointment: {result}."));
     }
-    let offers_tool = body["tools"]
-        .as_array()
-        .is_some_and(|tools| tools.iter().any(|t| t["function"]["name"] == TOOL_NAME));
-    if offers_tool {
-        Answer::ToolCall
-    } else {
-        Answer::Text(PLAIN_ANSWER.to_owned())
-    }
+    let offers_tool =
+        body["tools"].as_array().is_some_and(|tools| tools.iter().any(|t| t["function"]["name"] == TOOL_NAME));
+    if offers_tool { Answer::ToolCall } else { Answer::Text(PLAIN_ANSWER.to_owned()) }
 }
 
 const USAGE: (u32, u32) = (21, 9);
 
-async fn chat_completions(
-    state: web::Data<State>,
-    req: HttpRequest,
-    body: web::Json<Value>,
-) -> HttpResponse {
+async fn chat_completions(state: web::Data<State>, req: HttpRequest, body: web::Json<Value>) -> HttpResponse {
     let state = state.into_inner();
     let (guard, fault) = prelude(&state, &req, &body).await;
     if let Some(resp) = fault {
@@ -363,11 +316,7 @@ fn chunk(model: &str, delta: Value, finish: Option<&str>) -> String {
 /// The answer as server-sent events: text word by word, tool-call arguments in
 /// [`TOOL_ARGUMENT_PIECES`] pieces, the finish reason, a usage chunk, then `[DONE]`.
 fn stream_answer(state: &Arc<State>, guard: InFlight, model: &str, answer: Answer) -> HttpResponse {
-    let mut events = vec![chunk(
-        model,
-        json!({"role": "assistant", "content": ""}),
-        None,
-    )];
+    let mut events = vec![chunk(model, json!({"role": "assistant", "content": ""}), None)];
     let finish = match answer {
         Answer::Text(text) => {
             let mut rest = text.as_str();
@@ -420,8 +369,5 @@ fn stream_answer(state: &Arc<State>, guard: InFlight, model: &str, answer: Answe
         drop(guard);
         Ok(Bytes::new())
     }));
-    HttpResponse::Ok()
-        .content_type("text/event-stream")
-        .insert_header(("cache-control", "no-cache"))
-        .streaming(body)
+    HttpResponse::Ok().content_type("text/event-stream").insert_header(("cache-control", "no-cache")).streaming(body)
 }

@@ -57,9 +57,7 @@ impl JobRunner {
         }
         for handler in self.handlers.clone() {
             let kind = handler.kind();
-            let free = handler
-                .concurrency()
-                .saturating_sub(*self.running.get(kind).unwrap_or(&0));
+            let free = handler.concurrency().saturating_sub(*self.running.get(kind).unwrap_or(&0));
             if free == 0 || self.claiming.contains(kind) {
                 continue;
             }
@@ -93,22 +91,8 @@ impl JobRunner {
             let _enter = span.clone();
             let result = work.await;
             let outcome = match &result {
-                Ok(()) => queue.complete(id).await.map(|kept| {
-                    if kept {
-                        None
-                    } else {
-                        Some(FailOutcome::LeaseLost)
-                    }
-                }),
-                Err(e) => queue
-                    .fail(
-                        id,
-                        attempts,
-                        &e.to_string(),
-                        matches!(e, JobError::Permanent(_)),
-                    )
-                    .await
-                    .map(Some),
+                Ok(()) => queue.complete(id).await.map(|kept| if kept { None } else { Some(FailOutcome::LeaseLost) }),
+                Err(e) => queue.fail(id, attempts, &e.to_string(), matches!(e, JobError::Permanent(_))).await.map(Some),
             };
             (result.is_ok(), outcome)
         };
@@ -205,16 +189,9 @@ impl Handler<Ping> for JobRunner {
         let detail = if self.draining {
             "draining".to_owned()
         } else {
-            format!(
-                "{} handler(s), {} running",
-                self.handlers.len(),
-                self.running_total()
-            )
+            format!("{} handler(s), {} running", self.handlers.len(), self.running_total())
         };
-        MessageResult(ActorStatus {
-            ok: !self.draining,
-            detail,
-        })
+        MessageResult(ActorStatus { ok: !self.draining, detail })
     }
 }
 
@@ -249,10 +226,7 @@ impl Handler<Drain> for JobRunner {
 }
 
 /// Re-check the running count every [`DRAIN_CHECK`] until it is zero or `deadline` passes.
-fn drain_loop(
-    running: usize,
-    deadline: tokio::time::Instant,
-) -> Pin<Box<dyn ActorFuture<JobRunner, Output = usize>>> {
+fn drain_loop(running: usize, deadline: tokio::time::Instant) -> Pin<Box<dyn ActorFuture<JobRunner, Output = usize>>> {
     if running == 0 || tokio::time::Instant::now() >= deadline {
         return Box::pin(actix::fut::ready(running));
     }
