@@ -47,9 +47,12 @@ pub struct PoolStats {
     pub texts: AtomicU64,
 }
 
+/// Vectors, one per text, or why not.
+pub type Answer = Result<Vec<Vec<f32>>, EmbedError>;
+
 struct Request {
     texts: Vec<String>,
-    reply: oneshot::Sender<Result<Vec<Vec<f32>>, EmbedError>>,
+    reply: oneshot::Sender<Answer>,
 }
 
 /// The local embedder: the model is loaded (or its failure recorded) at start.
@@ -116,10 +119,7 @@ impl LocalEmbedder {
     }
 
     /// Queue texts for embedding; refused at once when the queue is full.
-    pub fn submit(
-        &self,
-        texts: Vec<String>,
-    ) -> Result<oneshot::Receiver<Result<Vec<Vec<f32>>, EmbedError>>, EmbedError> {
+    pub fn submit(&self, texts: Vec<String>) -> Result<oneshot::Receiver<Answer>, EmbedError> {
         let Some(tx) = &self.tx else {
             return Err(EmbedError::Unavailable(self.failure.clone().unwrap_or_default()));
         };
