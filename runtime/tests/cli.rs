@@ -243,3 +243,17 @@ fn embed_without_the_model_fails_with_the_reason() {
     assert!(stdout.is_empty());
     assert!(stderr.contains("does not exist") && stderr.contains("install-model"), "{stderr}");
 }
+
+#[test]
+fn an_external_embedding_provider_without_a_model_is_refused_by_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = careport(&dir)
+        .args(["embed", "text"])
+        .env("CAREPORT__ML__EMBEDDING_PROVIDER", "openai")
+        .env("CAREPORT__LLM__BASE_URL", "http://127.0.0.1:9/v1")
+        .output()
+        .expect("run");
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(stderr.contains("llm.embedding_model"), "{stderr}");
+}

@@ -158,7 +158,29 @@ pub async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
 
 #[cfg(test)]
 mod tests {
-    use super::sanitize;
+    use super::{ApiError, sanitize};
+    use actix_web::ResponseError;
+    use careport_ml::EmbedError;
+
+    #[actix_web::test]
+    async fn embedding_failures_answer_503_with_a_code_and_retry_after_but_no_detail() {
+        let cases = [
+            (EmbedError::Unavailable("model directory /srv/secret/path does not exist".into()), "model_unavailable"),
+            (EmbedError::Overloaded { retry_after_secs: 1 }, "model_overloaded"),
+            (EmbedError::BadResponse("server said: patient Jane Doe".into()), "model_failed"),
+        ];
+        for (err, code) in cases {
+            let res = ApiError(err.into()).error_response();
+            assert_eq!(res.status(), 503);
+            assert!(res.headers().contains_key("retry-after"), "{code}");
+            let body = actix_web::body::to_bytes(res.into_body()).await.expect("body");
+            let text = String::from_utf8_lossy(&body);
+            assert!(text.contains(code), "{text}");
+            assert!(!text.contains("/srv/secret") && !text.contains("Jane"), "{text}");
+        }
+        let res = ApiError(EmbedError::Disabled.into()).error_response();
+        assert_eq!(res.status(), 503);
+    }
 
     #[test]
     fn quoted_values_are_dropped_from_messages() {
