@@ -164,7 +164,6 @@ fn read_password() -> anyhow::Result<String> {
     if password.is_empty() {
         bail!("no password on standard input (pipe it in: `printf '%s\\n' \"$PASSWORD\" | careport user create …`)");
     }
-    std::io::stdout().flush().ok();
     Ok(password)
 }
 

@@ -39,7 +39,7 @@ async fn an_enqueued_job_is_claimed_once_and_completed() {
     assert_eq!(job.lease_owner.as_deref(), Some("node-a"));
     assert_eq!(job.payload_json(), json!({"record": "r1"}));
     assert!(q.claim("ocr", 10).await.expect("claim again").is_empty(), "a leased job is not handed out twice");
-    assert!(q.complete(id).await.expect("complete"));
+    assert!(q.complete(job.lease()).await.expect("complete"));
     let stored = q.get(id).await.expect("get").expect("exists");
     assert_eq!(stored.state, "done");
     assert!(stored.finished_at.is_some());
@@ -97,7 +97,7 @@ async fn failures_retry_with_backoff_then_dead_letter() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         let job = q.claim("email", 1).await.expect("claim").pop().expect("due again");
         assert_eq!(job.attempts, attempt);
-        let outcome = q.fail(id, job.attempts, "smtp refused", false).await.expect("fail");
+        let outcome = q.fail(job.lease(), "smtp refused", false).await.expect("fail");
         if attempt < 3 {
             assert!(matches!(outcome, FailOutcome::Retry { .. }), "{outcome:?}");
         } else {
@@ -118,7 +118,8 @@ async fn a_permanent_failure_dead_letters_at_once() {
     let (_t, _db, q) = queue().await;
     let id = q.enqueue(NewJob::new("ocr", json!({}))).await.expect("enqueue");
     let job = q.claim("ocr", 1).await.expect("claim").pop().expect("job");
-    assert_eq!(q.fail(id, job.attempts, "unreadable file", true).await.expect("fail"), FailOutcome::Dead);
+    assert_eq!(job.id(), id);
+    assert_eq!(q.fail(job.lease(), "unreadable file", true).await.expect("fail"), FailOutcome::Dead);
 }
 
 #[actix_web::test]
@@ -138,18 +139,33 @@ async fn backoff_doubles_and_is_capped() {
 async fn expired_leases_are_reclaimed_and_the_old_owner_is_fenced_off() {
     let (_t, db, a) = queue().await;
     let short = JobQueue::new(db.clone(), "node-dead", JobConfig { lease_secs: 1, ..cfg() });
-    let id = a.enqueue(NewJob::new("ocr", json!({}))).await.expect("enqueue");
-    assert_eq!(short.claim("ocr", 1).await.expect("claim").len(), 1);
+    a.enqueue(NewJob::new("ocr", json!({}))).await.expect("enqueue");
+    let old = short.claim("ocr", 1).await.expect("claim").pop().expect("job").lease();
     assert_eq!(a.reclaim_expired().await.expect("reclaim"), 0, "the lease is still valid");
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert_eq!(a.reclaim_expired().await.expect("reclaim"), 1);
     let job = a.claim("ocr", 1).await.expect("claim").pop().expect("due again");
     assert_eq!(job.attempts, 2, "the lost attempt counts");
-    assert!(!short.complete(id).await.expect("complete"), "the old owner cannot complete");
-    assert!(!short.heartbeat(id).await.expect("heartbeat"), "nor extend the lease");
-    assert_eq!(short.fail(id, 1, "late", false).await.expect("fail"), FailOutcome::LeaseLost);
-    assert!(a.heartbeat(id).await.expect("heartbeat"));
-    assert!(a.complete(id).await.expect("complete"));
+    assert!(!short.complete(old).await.expect("complete"), "the old owner cannot complete");
+    assert!(!short.heartbeat(old).await.expect("heartbeat"), "nor extend the lease");
+    assert_eq!(short.fail(old, "late", false).await.expect("fail"), FailOutcome::LeaseLost);
+    assert!(a.heartbeat(job.lease()).await.expect("heartbeat"));
+    assert!(a.complete(job.lease()).await.expect("complete"));
+}
+
+#[actix_web::test]
+async fn a_stale_attempt_is_fenced_off_even_when_its_own_node_reclaims_the_job() {
+    let (_t, db, _) = queue().await;
+    let node = JobQueue::new(db.clone(), "node-a", JobConfig { lease_secs: 1, ..cfg() });
+    node.enqueue(NewJob::new("ocr", json!({}))).await.expect("enqueue");
+    let first = node.claim("ocr", 1).await.expect("claim").pop().expect("job").lease();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    node.reclaim_expired().await.expect("reclaim");
+    let second = node.claim("ocr", 1).await.expect("claim").pop().expect("job").lease();
+    assert_eq!((first.id, first.attempt + 1), (second.id, second.attempt));
+    assert!(!node.complete(first).await.expect("complete"), "the stale attempt cannot finish the new one");
+    assert!(!node.heartbeat(first).await.expect("heartbeat"));
+    assert!(node.complete(second).await.expect("complete"));
 }
 
 #[actix_web::test]
@@ -193,8 +209,9 @@ async fn purge_removes_only_old_finished_jobs() {
     let q = JobQueue::new(db, "node-a", JobConfig { retention_hours: 0, ..cfg() });
     let done = q.enqueue(NewJob::new("ocr", json!(1))).await.expect("enqueue");
     let waiting = q.enqueue(NewJob::new("email", json!(2))).await.expect("enqueue");
-    q.claim("ocr", 1).await.expect("claim");
-    q.complete(done).await.expect("complete");
+    let job = q.claim("ocr", 1).await.expect("claim").pop().expect("job");
+    assert_eq!(job.id(), done);
+    q.complete(job.lease()).await.expect("complete");
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     assert_eq!(q.purge_finished().await.expect("purge"), 1);
     assert!(q.get(done).await.expect("get").is_none());

@@ -116,3 +116,60 @@ async fn jobs_left_running_by_a_dead_process_are_picked_up_at_boot() {
     stop.stop();
     task.await.expect("task").expect("clean stop");
 }
+
+/// Never finishes; records when its future is dropped.
+struct Endless {
+    dropped: Arc<AtomicUsize>,
+}
+
+struct DropFlag(Arc<AtomicUsize>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl JobHandler for Endless {
+    fn kind(&self) -> &'static str {
+        "test.endless"
+    }
+    fn run(&self, _job: Job) -> BoxFuture<'static, Result<(), JobError>> {
+        let flag = DropFlag(self.dropped.clone());
+        Box::pin(async move {
+            let _flag = flag;
+            futures_util::future::pending::<()>().await;
+            Ok(())
+        })
+    }
+}
+
+#[actix_web::test]
+async fn a_job_whose_lease_is_taken_over_is_stopped_on_this_node() {
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let app = spawn_app_with(|s| s.jobs.lease_secs = 1, vec![Arc::new(Endless { dropped: dropped.clone() })]).await;
+    let queue = JobQueue::new(app.db.clone(), "test", app.settings.jobs.clone());
+    let id = queue.enqueue(NewJob::new("test.endless", json!({}))).await.expect("enqueue");
+    wait_for(&queue, id, "running").await;
+    assert_eq!(dropped.load(Ordering::SeqCst), 0);
+    // Another node takes the job over (as after an expired lease).
+    let other = JobQueue::new(app.db.clone(), "other-node", app.settings.jobs.clone());
+    let sql = "UPDATE jobs SET state = 'queued', lease_owner = NULL WHERE id = $1";
+    match &app.db {
+        careport_store::Db::Sqlite { write, .. } => {
+            sqlx::query(sqlx::AssertSqlSafe(sql.replace("$1", "?1"))).bind(id.0).execute(write).await.map(|_| ())
+        }
+        careport_store::Db::Postgres(p) => sqlx::query(sql).bind(id.0).execute(p).await.map(|_| ()),
+    }
+    .expect("requeue");
+    // Whoever claims it now (the other node, or this node's runner as a new attempt), the
+    // attempt that was running here has lost its lease and must be stopped.
+    other.claim("test.endless", 1).await.expect("claim");
+    for _ in 0..100 {
+        if dropped.load(Ordering::SeqCst) >= 1 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the job kept running after its lease was taken over");
+}

@@ -191,16 +191,24 @@ fn batch_loop(
 }
 
 /// Run the requests' texts in chunks of `max_batch` and hand each request its vectors.
+///
+/// Texts are ordered by length before chunking, so each chunk pads to similar lengths (a
+/// batch pads every text to its longest), then the vectors are put back in request order.
 fn run_batch(model: &MiniLm, pool: &rayon::ThreadPool, batch: Vec<Request>, max_batch: usize, stats: &PoolStats) {
     let all: Vec<&str> = batch.iter().flat_map(|r| r.texts.iter().map(String::as_str)).collect();
-    let mut vectors = Vec::with_capacity(all.len());
+    let mut order: Vec<usize> = (0..all.len()).collect();
+    order.sort_by_key(|&i| all[i].len());
+    let mut vectors: Vec<Vec<f32>> = vec![Vec::new(); all.len()];
     let mut failure = None;
-    for chunk in all.chunks(max_batch) {
-        match pool.install(|| model.embed(chunk)) {
+    for chunk in order.chunks(max_batch) {
+        let texts: Vec<&str> = chunk.iter().map(|&i| all[i]).collect();
+        match pool.install(|| model.embed(&texts)) {
             Ok(v) => {
                 stats.batches.fetch_add(1, Ordering::Relaxed);
                 stats.texts.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-                vectors.extend(v);
+                for (&i, vector) in chunk.iter().zip(v) {
+                    vectors[i] = vector;
+                }
             }
             Err(e) => {
                 tracing::error!(error = %e, "embedding batch failed");

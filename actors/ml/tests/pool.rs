@@ -65,3 +65,20 @@ async fn without_weights_every_request_is_unavailable_with_the_reason() {
         other => panic!("expected Unavailable, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_mixed_length_request_gets_its_vectors_back_in_order() {
+    let embedder = LocalEmbedder::start(model_dir(), &cfg(4, 0));
+    let direct = careport_ml::minilm::MiniLm::load(&model_dir()).expect("load");
+    let texts: Vec<String> = vec![
+        "A long sentence about the patient's history of hypertension, diabetes and two prior admissions.".into(),
+        "Short.".into(),
+        "Medium length note about a knee.".into(),
+        "Tiny".into(),
+    ];
+    let got = embedder.embed(texts.clone()).await.expect("embed");
+    for (g, t) in got.iter().zip(&texts) {
+        let want = direct.embed(&[t.as_str()]).expect("direct");
+        assert!(cosine(g, &want[0]) > 0.9999, "{t}");
+    }
+}

@@ -5,8 +5,8 @@
 //! a backoff delay after a failure, or `dead` once `max_attempts` are spent. A worker extends
 //! its lease with heartbeats; a lease that expires (its node died) is re-queued by
 //! [`JobQueue::reclaim_expired`], which every node runs at boot and then periodically.
-//! Every state change after the claim is fenced by the lease owner, so a worker that lost its
-//! lease cannot overwrite the work of the worker that took the job over.
+//! Every state change after the claim is fenced by the lease owner and the attempt, so a
+//! worker that lost its lease cannot overwrite the work of the worker that took the job over.
 //!
 //! Claiming uses `FOR UPDATE SKIP LOCKED` on PostgreSQL, so any number of nodes share the
 //! queue without blocking one another; on SQLite the single writer connection serialises it.
@@ -96,9 +96,23 @@ pub struct Job {
     pub finished_at: Option<i64>,
 }
 
+/// One claim of a job: the job and the attempt it was claimed for. Every change after the
+/// claim is fenced by node *and* attempt, so a worker whose lease expired and was re-claimed —
+/// even by its own node — cannot touch the new attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Lease {
+    pub id: JobId,
+    pub attempt: i32,
+}
+
 impl Job {
     pub fn id(&self) -> JobId {
         JobId(self.id)
+    }
+
+    /// This claim's lease.
+    pub fn lease(&self) -> Lease {
+        Lease { id: JobId(self.id), attempt: self.attempts }
     }
 
     /// The payload as JSON (it was JSON when enqueued).
@@ -136,18 +150,19 @@ static CLAIM: Sql = Sql::each(
      RETURNING id, kind, payload, state, priority, attempts, max_attempts, run_at, lease_owner, lease_until, last_error, created_at, finished_at",
 );
 static HEARTBEAT: Sql = Sql::new(
-    "UPDATE jobs SET lease_until = $1, updated_at = $2 WHERE id = $3 AND lease_owner = $4 AND state = 'running'",
+    "UPDATE jobs SET lease_until = $1, updated_at = $2
+     WHERE id = $3 AND lease_owner = $4 AND attempts = $5 AND state = 'running'",
 );
 static COMPLETE: Sql = Sql::new(
     "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL, last_error = NULL, finished_at = $1, updated_at = $1
-     WHERE id = $2 AND lease_owner = $3 AND state = 'running'",
+     WHERE id = $2 AND lease_owner = $3 AND attempts = $4 AND state = 'running'",
 );
 static FAIL: Sql = Sql::new(
     "UPDATE jobs SET
         state = CASE WHEN $1 OR attempts >= max_attempts THEN 'dead' ELSE 'queued' END,
         finished_at = CASE WHEN $1 OR attempts >= max_attempts THEN $2 ELSE NULL END,
         run_at = $3, last_error = $4, lease_owner = NULL, lease_until = NULL, updated_at = $2
-     WHERE id = $5 AND lease_owner = $6 AND state = 'running'
+     WHERE id = $5 AND lease_owner = $6 AND attempts = $7 AND state = 'running'
      RETURNING state",
 );
 static RECLAIM: Sql = Sql::new(
@@ -230,32 +245,38 @@ impl JobQueue {
     }
 
     /// Extend the lease. `false`: the lease was lost and the worker must stop the job.
-    pub async fn heartbeat(&self, id: JobId) -> Result<bool, sqlx::Error> {
+    pub async fn heartbeat(&self, lease: Lease) -> Result<bool, sqlx::Error> {
         let now = now_ms();
-        let n = exec!(self.db.writer(), &HEARTBEAT, now + ms(self.lease()), now, id.0, &self.node)?;
+        let n =
+            exec!(self.db.writer(), &HEARTBEAT, now + ms(self.lease()), now, lease.id.0, &self.node, lease.attempt)?;
         Ok(n == 1)
     }
 
     /// Mark done. `false`: the lease was lost before completion (another worker owns it now).
-    pub async fn complete(&self, id: JobId) -> Result<bool, sqlx::Error> {
-        let n = exec!(self.db.writer(), &COMPLETE, now_ms(), id.0, &self.node)?;
+    pub async fn complete(&self, lease: Lease) -> Result<bool, sqlx::Error> {
+        let n = exec!(self.db.writer(), &COMPLETE, now_ms(), lease.id.0, &self.node, lease.attempt)?;
         Ok(n == 1)
     }
 
     /// Record a failure: retry with exponential backoff, or dead-letter when out of attempts
     /// or when `permanent`. `attempts` is the job's attempt count as claimed.
-    pub async fn fail(
-        &self,
-        id: JobId,
-        attempts: i32,
-        error: &str,
-        permanent: bool,
-    ) -> Result<FailOutcome, sqlx::Error> {
+    pub async fn fail(&self, lease: Lease, error: &str, permanent: bool) -> Result<FailOutcome, sqlx::Error> {
         let now = now_ms();
-        let run_at = now + ms(self.backoff(attempts));
+        let run_at = now + ms(self.backoff(lease.attempt));
         let error: String = error.chars().take(2000).collect();
-        let state: Option<String> =
-            scalar!(self.db.writer(), String, fetch_optional, &FAIL, permanent, now, run_at, &error, id.0, &self.node)?;
+        let state: Option<String> = scalar!(
+            self.db.writer(),
+            String,
+            fetch_optional,
+            &FAIL,
+            permanent,
+            now,
+            run_at,
+            &error,
+            lease.id.0,
+            &self.node,
+            lease.attempt
+        )?;
         Ok(match state.as_deref() {
             None => FailOutcome::LeaseLost,
             Some("dead") => FailOutcome::Dead,

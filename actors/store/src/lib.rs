@@ -23,7 +23,7 @@ pub mod users;
 
 pub use bus::Bus;
 pub use db::{Backend, Db, DbConfig};
-pub use jobs::{Job, JobConfig, JobQueue, NewJob};
+pub use jobs::{Job, JobConfig, JobQueue, Lease, NewJob};
 pub use redis::{Redis, RedisConfig};
 
 /// Hide the password of a connection URL (`postgres://user:***@host/db`, and a `password=`

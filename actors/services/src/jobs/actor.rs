@@ -1,13 +1,13 @@
 //! The `JobRunner` actor.
 
 use std::collections::{HashMap, HashSet};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use careport_domain::JobId;
 use careport_store::jobs::FailOutcome;
-use careport_store::{Job, JobQueue};
+use careport_store::{Job, JobQueue, Lease};
 
 use super::messages::{Drain, RunnerStats, Stats, Wake};
 use super::{JobError, JobHandler};
@@ -25,8 +25,8 @@ pub struct JobRunner {
     running: HashMap<&'static str, usize>,
     /// Kinds with a claim in progress, so two ticks never claim the same kind at once.
     claiming: HashSet<&'static str>,
-    /// Running jobs (for heartbeats).
-    leased: HashSet<JobId>,
+    /// Running jobs: their kind and the future running them (cancelled if the lease is lost).
+    leased: HashMap<Lease, (&'static str, SpawnHandle)>,
     draining: bool,
     completed: u64,
     failed: u64,
@@ -39,7 +39,7 @@ impl JobRunner {
             handlers,
             running: HashMap::new(),
             claiming: HashSet::new(),
-            leased: HashSet::new(),
+            leased: HashMap::new(),
             draining: false,
             completed: 0,
             failed: 0,
@@ -48,6 +48,11 @@ impl JobRunner {
 
     fn running_total(&self) -> usize {
         self.running.values().sum()
+    }
+
+    /// Jobs running plus claims in flight: what a drain waits for.
+    fn busy(&self) -> usize {
+        self.running_total() + self.claiming.len()
     }
 
     /// Claim as many due jobs as each handler has free slots for, and start them.
@@ -67,6 +72,9 @@ impl JobRunner {
             ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
                 act.claiming.remove(kind);
                 match res {
+                    // Shutdown began while claiming: leave them leased; the drain hands this
+                    // node's leases back without counting the attempt.
+                    Ok(jobs) if act.draining => tracing::debug!(kind, n = jobs.len(), "claimed while draining"),
                     Ok(jobs) => {
                         for job in jobs {
                             act.start_job(handler.clone(), job, ctx);
@@ -80,27 +88,24 @@ impl JobRunner {
 
     fn start_job(&mut self, handler: Arc<dyn JobHandler>, job: Job, ctx: &mut Context<Self>) {
         let kind = handler.kind();
-        let id = job.id();
-        let attempts = job.attempts;
-        *self.running.entry(kind).or_default() += 1;
-        self.leased.insert(id);
+        let lease = job.lease();
+        let id = lease.id;
         let queue = self.queue.clone();
-        let span = tracing::info_span!("job", job_id = %id, kind, attempt = attempts);
+        let span = tracing::info_span!("job", job_id = %id, kind, attempt = lease.attempt);
         let work = handler.run(job);
         let fut = async move {
             let _enter = span.clone();
             let result = work.await;
             let outcome = match &result {
-                Ok(()) => queue.complete(id).await.map(|kept| if kept { None } else { Some(FailOutcome::LeaseLost) }),
-                Err(e) => queue.fail(id, attempts, &e.to_string(), matches!(e, JobError::Permanent(_))).await.map(Some),
+                Ok(()) => {
+                    queue.complete(lease).await.map(|kept| if kept { None } else { Some(FailOutcome::LeaseLost) })
+                }
+                Err(e) => queue.fail(lease, &e.to_string(), matches!(e, JobError::Permanent(_))).await.map(Some),
             };
             (result.is_ok(), outcome)
         };
-        ctx.spawn(fut.into_actor(self).map(move |(ok, outcome), act, ctx| {
-            if let Some(n) = act.running.get_mut(kind) {
-                *n = n.saturating_sub(1);
-            }
-            act.leased.remove(&id);
+        let handle = ctx.spawn(fut.into_actor(self).map(move |(ok, outcome), act, ctx| {
+            act.finished(lease);
             if ok {
                 act.completed += 1;
             } else {
@@ -116,21 +121,37 @@ impl JobRunner {
             // A slot is free: look for more work now rather than at the next tick.
             act.poll(ctx);
         }));
+        *self.running.entry(kind).or_default() += 1;
+        self.leased.insert(lease, (kind, handle));
     }
 
+    /// Forget a running job; returns its future's handle when it was still tracked.
+    fn finished(&mut self, lease: Lease) -> Option<SpawnHandle> {
+        let (kind, handle) = self.leased.remove(&lease)?;
+        if let Some(n) = self.running.get_mut(kind) {
+            *n = n.saturating_sub(1);
+        }
+        Some(handle)
+    }
+
+    /// Renew every running job's lease. A job whose lease is gone (it expired and was taken
+    /// over) is stopped here, so two workers never run one attempt side by side.
     fn heartbeat(&mut self, ctx: &mut Context<Self>) {
-        for id in self.leased.iter().copied().collect::<Vec<_>>() {
+        for lease in self.leased.keys().copied().collect::<Vec<_>>() {
             let queue = self.queue.clone();
-            ctx.spawn(
-                async move {
-                    match queue.heartbeat(id).await {
-                        Ok(true) => {}
-                        Ok(false) => tracing::warn!(job_id = %id, "lease lost during heartbeat"),
-                        Err(e) => tracing::warn!(job_id = %id, error = %e, "heartbeat failed"),
+            ctx.spawn(async move { (lease, queue.heartbeat(lease).await) }.into_actor(self).map(
+                |(lease, beat), act, ctx| match beat {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        if let Some(handle) = act.finished(lease) {
+                            ctx.cancel_future(handle);
+                            act.failed += 1;
+                            tracing::warn!(job_id = %lease.id, "lease lost; the job was stopped on this node");
+                        }
                     }
-                }
-                .into_actor(self),
-            );
+                    Err(e) => tracing::warn!(job_id = %lease.id, error = %e, "heartbeat failed"),
+                },
+            ));
         }
     }
 
@@ -221,19 +242,17 @@ impl Handler<Drain> for JobRunner {
         let deadline = tokio::time::Instant::now() + msg.grace;
         // Poll our own state until the jobs are done or the grace period is over.
         let wait = actix::fut::wrap_future::<_, Self>(tokio::time::sleep(DRAIN_CHECK));
-        Box::pin(wait.then(move |_, act, _| drain_loop(act.running_total(), deadline)))
+        Box::pin(wait.then(move |_, act, _| drain_loop(act.busy(), deadline)))
     }
 }
 
-/// Re-check the running count every [`DRAIN_CHECK`] until it is zero or `deadline` passes.
+/// Re-check the running jobs and claims every [`DRAIN_CHECK`] until it is zero or `deadline` passes.
 fn drain_loop(running: usize, deadline: tokio::time::Instant) -> Pin<Box<dyn ActorFuture<JobRunner, Output = usize>>> {
     if running == 0 || tokio::time::Instant::now() >= deadline {
         return Box::pin(actix::fut::ready(running));
     }
     Box::pin(
         actix::fut::wrap_future::<_, JobRunner>(tokio::time::sleep(DRAIN_CHECK))
-            .then(move |_, act, _| drain_loop(act.running_total(), deadline)),
+            .then(move |_, act, _| drain_loop(act.busy(), deadline)),
     )
 }
-
-use std::pin::Pin;
