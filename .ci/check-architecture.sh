@@ -12,8 +12,12 @@ for p in m["packages"]:
     path = p["manifest_path"]
     if "/actors/" in path or "/plugins/" in path:
         print(p["name"])')
+tree=$(mktemp)
+trap 'rm -f "$tree"' EXIT
 for crate in $crates; do
-  if cargo tree -p "$crate" -e normal --prefix none | grep -q '^actix-web '; then
+  # Into a file first: `grep -q` closing the pipe early could fail cargo under pipefail.
+  cargo tree -p "$crate" -e normal --prefix none > "$tree"
+  if grep -q '^actix-web ' "$tree"; then
     echo "FAIL: $crate depends on actix-web; only runtime may"
     bad=1
   else

@@ -139,24 +139,34 @@ fn load_or_generate(spec: &KeySpec, path: &PathBuf) -> anyhow::Result<String> {
         }
     }
     let key = (spec.generate)();
+    // Write a temporary file, sync it, then link it into place: the key file is either absent
+    // or complete, even after a crash, and of two processes starting at once one key wins.
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
+    options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    match options.open(path) {
-        Ok(mut f) => {
-            f.write_all(key.as_bytes())
-                .and_then(|_| f.sync_all())
-                .with_context(|| format!("Failed to write {}", path.display()))?;
-            tracing::info!(path = %path.display(), "generated a new key (embedded mode); back it up with the data dir");
-            Ok(key)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_key_file(path),
+    let written = options
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(key.as_bytes()).and_then(|_| f.sync_all()))
+        .with_context(|| format!("Failed to write {}", tmp.display()));
+    let linked = written.and_then(|_| match std::fs::hard_link(&tmp, path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(e).with_context(|| format!("Failed to create {}", path.display())),
+    });
+    let _ = std::fs::remove_file(&tmp);
+    if !linked? {
+        return read_key_file(path);
     }
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+    }
+    tracing::info!(path = %path.display(), "generated a new key (embedded mode); back it up with the data dir");
+    Ok(key)
 }
 
 #[cfg(test)]

@@ -50,7 +50,7 @@ impl Application {
 
     /// Build the application with extra job handlers.
     pub async fn build_with(settings: Settings, handlers: Vec<Arc<dyn JobHandler>>) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&settings.data_dir)
+        careport_store::create_private_dir(&settings.data_dir)
             .with_context(|| format!("Failed to create the data dir {}", settings.data_dir.display()))?;
         // Refuse to start without the keys before touching anything else.
         let _secrets = Secrets::load(&settings, settings.database.backend())?;
@@ -146,14 +146,17 @@ impl Application {
             _ = stop.wait_for(|s| *s) => tracing::info!("shutting down (requested)"),
         }
         shutdown_flag.set();
-        // Stop accepting, then give in-flight requests up to `shutdown_timeout` to finish.
-        handle.stop(true).await;
-        match serving.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "HTTP server stopped with an error"),
-            Err(e) => tracing::error!(error = %e, "HTTP server task failed"),
-        }
-        services.shutdown(grace).await;
+        // One deadline for both: HTTP stops accepting and drains its requests while the job
+        // runner stops claiming and drains its jobs; then this node's leases go back.
+        let http = async {
+            handle.stop(true).await;
+            match serving.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "HTTP server stopped with an error"),
+                Err(e) => tracing::error!(error = %e, "HTTP server task failed"),
+            }
+        };
+        tokio::join!(http, services.shutdown(grace));
         services.db.close().await;
         tracing::info!("stopped");
         Ok(())
@@ -197,7 +200,7 @@ pub fn node_name() -> String {
 
 /// Connect and migrate only (`careport migrate`).
 pub async fn migrate(settings: &Settings) -> anyhow::Result<Db> {
-    std::fs::create_dir_all(&settings.data_dir)
+    careport_store::create_private_dir(&settings.data_dir)
         .with_context(|| format!("Failed to create the data dir {}", settings.data_dir.display()))?;
     let db = Db::connect(&settings.database, &settings.data_dir).await?;
     db.migrate().await?;

@@ -202,7 +202,10 @@ fn run_batch(model: &MiniLm, pool: &rayon::ThreadPool, batch: Vec<Request>, max_
     let mut failure = None;
     for chunk in order.chunks(max_batch) {
         let texts: Vec<&str> = chunk.iter().map(|&i| all[i]).collect();
-        match pool.install(|| model.embed(&texts)) {
+        // A panic inside the model must not kill the batching thread for good.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pool.install(|| model.embed(&texts))))
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the model panicked on this batch")));
+        match result {
             Ok(v) => {
                 stats.batches.fetch_add(1, Ordering::Relaxed);
                 stats.texts.fetch_add(chunk.len() as u64, Ordering::Relaxed);

@@ -118,7 +118,7 @@ impl Db {
             bail!("database.url: an in-memory SQLite database would lose every write; name a file");
         }
         if let Some(dir) = opts.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
+            crate::create_private_dir(dir)
                 .with_context(|| format!("Failed to create the database directory {}", dir.display()))?;
         }
         let opts = opts

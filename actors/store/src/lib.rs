@@ -26,26 +26,45 @@ pub use db::{Backend, Db, DbConfig};
 pub use jobs::{Job, JobConfig, JobQueue, Lease, NewJob};
 pub use redis::{Redis, RedisConfig};
 
+/// Create a directory (and its parents) readable by the owner only: the data dir holds the
+/// database and keys. Directories that already exist keep their mode.
+pub fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(path)
+}
+
 /// Hide the password of a connection URL (`postgres://user:***@host/db`, and a `password=`
-/// query parameter) for logs and `config show`.
+/// query parameter) for logs, errors and `config show`.
+///
+/// The userinfo ends at the *last* `@`, so a password holding `/`, `?` or `@` is still hidden.
+/// A URL that cannot be split this way is shown as `scheme://***`.
 pub fn redact_url(url: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return if url.contains('@') || url.contains("password") { "***".to_owned() } else { url.to_owned() };
     };
-    let mut out = match base.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
-            match authority.rsplit_once('@') {
-                Some((userinfo, host)) if userinfo.contains(':') => {
-                    let user = userinfo.split(':').next().unwrap_or("");
-                    format!("{scheme}://{user}:***@{host}{path}")
-                }
-                _ => base.to_owned(),
-            }
+    let (userinfo, after) = match rest.rfind('@') {
+        Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+        None => (None, rest),
+    };
+    let (hostpath, query) = match after.split_once('?') {
+        Some((h, q)) => (h, Some(q)),
+        None => (after, None),
+    };
+    let mut out = format!("{scheme}://");
+    if let Some(userinfo) = userinfo {
+        match userinfo.split_once(':') {
+            Some((user, _)) if !user.contains('/') => out.push_str(&format!("{user}:***@")),
+            Some(_) => return format!("{scheme}://***"),
+            None => out.push_str(&format!("{userinfo}@")),
         }
-        None => base.to_owned(),
-    };
+    }
+    out.push_str(hostpath);
     if let Some(query) = query {
         let params: Vec<String> = query
             .split('&')
@@ -74,5 +93,11 @@ mod tests {
         );
         assert_eq!(redact_url("postgres://app@db/careport"), "postgres://app@db/careport");
         assert_eq!(redact_url("sqlite:///var/lib/careport/careport.db"), "sqlite:///var/lib/careport/careport.db");
+        // Unencoded `/`, `?` and `@` in a password must not let it through.
+        for url in ["postgres://app:pa/ss@db/x", "postgres://app:pa?ss@db/x", "postgres://app:p@ss@db/x"] {
+            let shown = redact_url(url);
+            assert!(!shown.contains("ss@") && !shown.contains("pa/") && !shown.contains("pa?"), "{url} -> {shown}");
+            assert!(shown.ends_with("@db/x"), "{url} -> {shown}");
+        }
     }
 }
