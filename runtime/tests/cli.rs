@@ -169,6 +169,12 @@ fn serve_answers_readyz_and_stops_gracefully_on_sigterm() {
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
     assert!(dir.path().join("data/careport.db").exists(), "embedded store in the data dir");
     assert!(dir.path().join("data/secrets/master.key").exists(), "keys generated on first start");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("data")).expect("data dir").permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "the data dir is private");
+    }
 
     let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
     assert!(killed.success());
