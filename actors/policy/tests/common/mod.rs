@@ -1,0 +1,74 @@
+//! Shared fixtures for the policy tests: a key ring from a fresh `KeyPair`, the real policy
+//! files, and claims for each kind of user.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use careport_domain::Role;
+use careport_policy::{
+    Claims, Decision, KeyPair, KeyRing, Policies, Request, Resource, StaffRole, StoreFact, VerifiedToken,
+};
+use uuid::Uuid;
+
+pub fn policies_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../policies")
+}
+
+pub fn policies() -> Policies {
+    Policies::load_dir(policies_dir()).expect("the policy files load")
+}
+
+pub fn ring() -> KeyRing {
+    KeyRing::new(1, KeyPair::new(), vec![])
+}
+
+pub fn claims(role: Role, staff_role: Option<StaffRole>, department: Option<&str>) -> Claims {
+    Claims {
+        user: Uuid::new_v4(),
+        role,
+        staff_role,
+        department: department.map(str::to_owned),
+        session: Uuid::new_v4(),
+        expires_at: SystemTime::now() + Duration::from_secs(900),
+        mfa_pending: false,
+    }
+}
+
+pub fn doctor() -> Claims {
+    claims(Role::Clinician, Some(StaffRole::Doctor), Some("cardiology"))
+}
+
+pub fn nurse() -> Claims {
+    claims(Role::Clinician, Some(StaffRole::Nurse), Some("cardiology"))
+}
+
+pub fn admin() -> Claims {
+    claims(Role::Admin, None, None)
+}
+
+pub fn patient() -> Claims {
+    claims(Role::Patient, None, None)
+}
+
+pub fn token(ring: &KeyRing, claims: &Claims) -> VerifiedToken {
+    let s = ring.mint(claims).expect("mint");
+    ring.verify(&s).expect("verify")
+}
+
+/// Decide one request now.
+pub fn decide(p: &Policies, t: &VerifiedToken, op: &str, kind: &str, id: &str, facts: &[StoreFact]) -> Decision {
+    decide_at(p, t, op, kind, id, facts, SystemTime::now())
+}
+
+pub fn decide_at(
+    p: &Policies,
+    t: &VerifiedToken,
+    op: &str,
+    kind: &str,
+    id: &str,
+    facts: &[StoreFact],
+    now: SystemTime,
+) -> Decision {
+    p.authorize(t, &Request { operation: op, resource: Resource { kind, id }, now, facts }).expect("a decision")
+}

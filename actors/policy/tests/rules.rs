@@ -1,0 +1,227 @@
+//! The policy files, rule by rule: the eight cases of the Oso demo this portal ports, then one
+//! allow and one deny case for each remaining rule, with tokens minted here from `KeyPair::new()`.
+
+mod common;
+
+use careport_policy::Decision::{Allow, Deny};
+use careport_policy::StoreFact;
+use common::*;
+use uuid::Uuid;
+
+fn assigned(c: Uuid, p: Uuid) -> StoreFact {
+    StoreFact::Assigned { clinician: c, patient: p }
+}
+fn dept(p: Uuid, d: &str) -> StoreFact {
+    StoreFact::PatientDepartment { patient: p, department: d.to_owned() }
+}
+fn doc_of(doc: &str, p: Uuid) -> StoreFact {
+    StoreFact::DocumentPatient { document: doc.to_owned(), patient: p }
+}
+
+// --- The Oso demo's eight cases -------------------------------------------------------------
+
+#[test]
+fn an_admin_may_read_write_and_delete_any_patient_and_document() {
+    let (r, p) = (ring(), policies());
+    let t = token(&r, &admin());
+    let pid = Uuid::new_v4().to_string();
+    for op in ["read", "write", "delete"] {
+        assert_eq!(decide(&p, &t, op, "patient", &pid, &[]), Allow, "{op} patient");
+        assert_eq!(decide(&p, &t, op, "document", "doc-1", &[]), Allow, "{op} document");
+    }
+}
+
+#[test]
+fn a_doctor_reads_and_writes_an_assigned_patient() {
+    let (r, p) = (ring(), policies());
+    let c = doctor();
+    let t = token(&r, &c);
+    let pid = Uuid::new_v4();
+    let facts = [assigned(c.user, pid)];
+    assert_eq!(decide(&p, &t, "read", "patient", &pid.to_string(), &facts), Allow);
+    assert_eq!(decide(&p, &t, "write", "patient", &pid.to_string(), &facts), Allow);
+}
+
+#[test]
+fn a_doctor_cannot_read_a_patient_assigned_to_another_doctor() {
+    let (r, p) = (ring(), policies());
+    let t = token(&r, &doctor());
+    let pid = Uuid::new_v4();
+    let facts = [assigned(Uuid::new_v4(), pid), dept(pid, "cardiology")];
+    assert_eq!(decide(&p, &t, "read", "patient", &pid.to_string(), &facts), Deny);
+    assert_eq!(decide(&p, &t, "write", "patient", &pid.to_string(), &facts), Deny);
+}
+
+#[test]
+fn a_nurse_reads_a_patient_of_their_department() {
+    let (r, p) = (ring(), policies());
+    let t = token(&r, &nurse());
+    let pid = Uuid::new_v4();
+    assert_eq!(decide(&p, &t, "read", "patient", &pid.to_string(), &[dept(pid, "cardiology")]), Allow);
+}
+
+#[test]
+fn a_nurse_cannot_write_a_patient_even_of_their_department() {
+    let (r, p) = (ring(), policies());
+    let t = token(&r, &nurse());
+    let pid = Uuid::new_v4();
+    assert_eq!(decide(&p, &t, "write", "patient", &pid.to_string(), &[dept(pid, "cardiology")]), Deny);
+}
+
+#[test]
+fn a_nurse_cannot_read_a_patient_of_another_department() {
+    let (r, p) = (ring(), policies());
+    let t = token(&r, &nurse());
+    let pid = Uuid::new_v4();
+    assert_eq!(decide(&p, &t, "read", "patient", &pid.to_string(), &[dept(pid, "oncology")]), Deny);
+}
+
+#[test]
+fn a_doctor_reads_and_writes_documents_of_their_patients_but_cannot_delete_them() {
+    let (r, p) = (ring(), policies());
+    let c = doctor();
+    let t = token(&r, &c);
+    let pid = Uuid::new_v4();
+    let facts = [assigned(c.user, pid), doc_of("doc-1", pid)];
+    assert_eq!(decide(&p, &t, "read", "document", "doc-1", &facts), Allow);
+    assert_eq!(decide(&p, &t, "write", "document", "doc-1", &facts), Allow);
+    assert_eq!(decide(&p, &t, "delete", "document", "doc-1", &facts), Deny);
+    // And not the documents of somebody else's patient.
+    let other = Uuid::new_v4();
+    assert_eq!(decide(&p, &t, "read", "document", "doc-2", &[assigned(c.user, pid), doc_of("doc-2", other)]), Deny);
+}
+
+#[test]
+fn a_nurse_reads_documents_of_department_patients_but_cannot_write_them() {
+    let (r, p) = (ring(), policies());
+    let t = token(&r, &nurse());
+    let pid = Uuid::new_v4();
+    let facts = [dept(pid, "cardiology"), doc_of("doc-1", pid)];
+    assert_eq!(decide(&p, &t, "read", "document", "doc-1", &facts), Allow);
+    assert_eq!(decide(&p, &t, "write", "document", "doc-1", &facts), Deny);
+    let elsewhere = [dept(pid, "oncology"), doc_of("doc-1", pid)];
+    assert_eq!(decide(&p, &t, "read", "document", "doc-1", &elsewhere), Deny);
+}
+
+// --- Users, sessions, MFA -------------------------------------------------------------------
+
+#[test]
+fn a_user_reads_and_edits_their_own_user_record_but_not_anothers() {
+    let (r, p) = (ring(), policies());
+    let c = nurse();
+    let t = token(&r, &c);
+    assert_eq!(decide(&p, &t, "read", "user", &c.user.to_string(), &[]), Allow);
+    assert_eq!(decide(&p, &t, "write", "user", &c.user.to_string(), &[]), Allow);
+    assert_eq!(decide(&p, &t, "delete", "user", &c.user.to_string(), &[]), Deny);
+    assert_eq!(decide(&p, &t, "read", "user", &Uuid::new_v4().to_string(), &[]), Deny);
+}
+
+#[test]
+fn a_user_reads_and_deletes_their_own_sessions_only() {
+    let (r, p) = (ring(), policies());
+    let c = patient();
+    let t = token(&r, &c);
+    let own = [StoreFact::Owner { user: c.user, kind: "session".into(), id: "s1".into() }];
+    assert_eq!(decide(&p, &t, "read", "session", "s1", &own), Allow);
+    assert_eq!(decide(&p, &t, "delete", "session", "s1", &own), Allow);
+    assert_eq!(decide(&p, &t, "share", "session", "s1", &own), Deny);
+    let theirs = [StoreFact::Owner { user: Uuid::new_v4(), kind: "session".into(), id: "s2".into() }];
+    assert_eq!(decide(&p, &t, "delete", "session", "s2", &theirs), Deny);
+}
+
+#[test]
+fn a_user_manages_their_own_mfa_but_not_anothers() {
+    let (r, p) = (ring(), policies());
+    let c = doctor();
+    let t = token(&r, &c);
+    assert_eq!(decide(&p, &t, "manage", "mfa", &c.user.to_string(), &[]), Allow);
+    assert_eq!(decide(&p, &t, "manage", "mfa", &Uuid::new_v4().to_string(), &[]), Deny);
+}
+
+// --- Ownership and grants -------------------------------------------------------------------
+
+#[test]
+fn an_owner_has_full_control_of_their_resource_and_none_of_others() {
+    let (r, p) = (ring(), policies());
+    let c = doctor();
+    let t = token(&r, &c);
+    let own = [StoreFact::Owner { user: c.user, kind: "document".into(), id: "doc-9".into() }];
+    for op in ["read", "write", "delete", "share"] {
+        assert_eq!(decide(&p, &t, op, "document", "doc-9", &own), Allow, "{op}");
+    }
+    assert_eq!(decide(&p, &t, "manage", "document", "doc-9", &own), Deny);
+    assert_eq!(decide(&p, &t, "read", "document", "doc-10", &own), Deny);
+}
+
+#[test]
+fn a_grant_allows_exactly_the_granted_operation() {
+    let (r, p) = (ring(), policies());
+    let c = patient();
+    let t = token(&r, &c);
+    let pid = Uuid::new_v4().to_string();
+    let g = [StoreFact::Grant { user: c.user, kind: "patient".into(), id: pid.clone(), operation: "read".into() }];
+    assert_eq!(decide(&p, &t, "read", "patient", &pid, &g), Allow);
+    assert_eq!(decide(&p, &t, "write", "patient", &pid, &g), Deny);
+    assert_eq!(decide(&p, &t, "read", "patient", &Uuid::new_v4().to_string(), &g), Deny);
+}
+
+// --- Admin-only families --------------------------------------------------------------------
+
+#[test]
+fn only_admins_manage_embeddings_read_the_audit_trail_and_manage_users() {
+    let (r, p) = (ring(), policies());
+    let a = token(&r, &admin());
+    assert_eq!(decide(&p, &a, "manage", "embeddings", "*", &[]), Allow);
+    assert_eq!(decide(&p, &a, "read", "audit", "*", &[]), Allow);
+    assert_eq!(decide(&p, &a, "manage", "users", "*", &[]), Allow);
+    for c in [doctor(), nurse(), patient()] {
+        let t = token(&r, &c);
+        // Even a stray owner or grant fact does not open an admin-only family.
+        let stray = [
+            StoreFact::Owner { user: c.user, kind: "audit".into(), id: "*".into() },
+            StoreFact::Grant { user: c.user, kind: "users".into(), id: "*".into(), operation: "manage".into() },
+        ];
+        assert_eq!(decide(&p, &t, "manage", "embeddings", "*", &stray), Deny);
+        assert_eq!(decide(&p, &t, "read", "audit", "*", &stray), Deny);
+        assert_eq!(decide(&p, &t, "manage", "users", "*", &stray), Deny);
+    }
+}
+
+// --- Patients ---------------------------------------------------------------------------------
+
+#[test]
+fn a_patient_reads_their_own_record_but_not_another_patients() {
+    let (r, p) = (ring(), policies());
+    let c = patient();
+    let t = token(&r, &c);
+    assert_eq!(decide(&p, &t, "read", "patient", &c.user.to_string(), &[]), Allow);
+    assert_eq!(decide(&p, &t, "write", "patient", &c.user.to_string(), &[]), Deny);
+    assert_eq!(decide(&p, &t, "read", "patient", &Uuid::new_v4().to_string(), &[]), Deny);
+}
+
+#[test]
+fn a_patient_reads_their_own_documents_but_not_another_patients() {
+    let (r, p) = (ring(), policies());
+    let c = patient();
+    let t = token(&r, &c);
+    assert_eq!(decide(&p, &t, "read", "document", "d1", &[doc_of("d1", c.user)]), Allow);
+    assert_eq!(decide(&p, &t, "write", "document", "d1", &[doc_of("d1", c.user)]), Deny);
+    assert_eq!(decide(&p, &t, "read", "document", "d2", &[doc_of("d2", Uuid::new_v4())]), Deny);
+}
+
+#[test]
+fn a_patient_reads_their_own_access_log_but_not_another_patients() {
+    let (r, p) = (ring(), policies());
+    let c = patient();
+    let t = token(&r, &c);
+    assert_eq!(decide(&p, &t, "read", "access_log", &c.user.to_string(), &[]), Allow);
+    assert_eq!(decide(&p, &t, "read", "access_log", &Uuid::new_v4().to_string(), &[]), Deny);
+}
+
+#[test]
+fn a_clinician_without_a_matching_rule_is_denied_by_default() {
+    let (r, p) = (ring(), policies());
+    let t = token(&r, &doctor());
+    assert_eq!(decide(&p, &t, "read", "embeddings", "*", &[]), Deny);
+    assert_eq!(decide(&p, &t, "list", "patient", "*", &[]), Deny);
+}
