@@ -59,6 +59,13 @@ fn bench(c: &mut Criterion) {
         })
     });
 
+    // Baseline: the same request against a single trivial policy, to separate the fixed cost of
+    // building an authorizer from a token from the cost of evaluating the policy files.
+    let trivial = Policies::from_sources(vec![("t.datalog".into(), "allow if true;".into())]).expect("load");
+    c.bench_function("authorize (trivial policy: fixed cost)", |b| {
+        b.iter(|| trivial.authorize(black_box(&verified), black_box(&req)).expect("decide"))
+    });
+
     let mut sources: Vec<_> = std::fs::read_dir(policies_dir())
         .expect("dir")
         .filter_map(|e| e.ok().map(|e| e.path()))
