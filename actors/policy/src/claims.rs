@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use biscuit_auth::Biscuit;
-use biscuit_auth::builder::{BiscuitBuilder, BlockBuilder, Op, Term, fact, string};
+use biscuit_auth::builder::{Binary, BiscuitBuilder, BlockBuilder, CheckKind, Op, Term, fact, string};
 use careport_domain::Role;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -106,7 +106,11 @@ impl Claims {
     /// Biscuit has no public accessor for one block's facts and checks, so block 0 is printed and
     /// parsed back with Biscuit's own parser. That touches neither other blocks nor the Datalog
     /// engine: a hostile attenuation block can neither add claims nor make this step slow.
-    fn from_authority(biscuit: &Biscuit) -> Result<Claims, TokenError> {
+    ///
+    /// Also answers whether the block is exactly what [`Claims::to_builder`] writes (the claim
+    /// facts, one `time` check of the form `$t <= <date>`, at most one MFA check, nothing else):
+    /// only then may [`crate::Policies::authorize`] stand the claims in for the block.
+    fn from_authority(biscuit: &Biscuit) -> Result<(Claims, bool), TokenError> {
         let source = biscuit.print_block_source(0).map_err(|_| TokenError::Malformed)?;
         let block = BlockBuilder::new().code(&source).map_err(|_| TokenError::InvalidClaims("authority block"))?;
 
@@ -135,7 +139,26 @@ impl Claims {
 
         let mut expiry: Option<u64> = None;
         let mut mfa_pending = false;
+        let mut canonical = block.rules.is_empty() && block.scopes.is_empty();
+        let (mut time_checks, mut mfa_checks) = (0, 0);
         for check in &block.checks {
+            match (&check.kind, check.queries.as_slice()) {
+                (CheckKind::One, [q]) if q.scopes.is_empty() => match (q.body.as_slice(), q.expressions.as_slice()) {
+                    ([p], [e]) if p.name == "time" => match (p.terms.as_slice(), e.ops.as_slice()) {
+                        (
+                            [Term::Variable(v)],
+                            [Op::Value(Term::Variable(w)), Op::Value(Term::Date(_)), Op::Binary(Binary::LessOrEqual)],
+                        ) if v == w => time_checks += 1,
+                        _ => canonical = false,
+                    },
+                    ([p], []) if p.name == "resource" => match p.terms.as_slice() {
+                        [Term::Str(k), Term::Variable(_)] if k == "mfa" => mfa_checks += 1,
+                        _ => canonical = false,
+                    },
+                    _ => canonical = false,
+                },
+                _ => canonical = false,
+            }
             for q in &check.queries {
                 match q.body.as_slice() {
                     [p] if p.name == "time" => {
@@ -161,7 +184,7 @@ impl Claims {
             Some(s) => Some(StaffRole::parse(&s).ok_or(TokenError::InvalidClaims("staff_role"))?),
             None => None,
         };
-        Ok(Claims {
+        let claims = Claims {
             user: parse_uuid(user, "user")?,
             role,
             staff_role,
@@ -169,7 +192,8 @@ impl Claims {
             session: parse_uuid(session, "session")?,
             expires_at: from_secs(expiry.ok_or(TokenError::InvalidClaims("expiry"))?),
             mfa_pending,
-        })
+        };
+        Ok((claims, canonical && time_checks == 1 && mfa_checks <= 1))
     }
 }
 
@@ -181,6 +205,8 @@ pub struct VerifiedToken {
     biscuit: Arc<Biscuit>,
     claims: Claims,
     digest: [u8; 32],
+    /// The authority block holds exactly what `claims` says (see `Claims::from_authority`).
+    canonical: bool,
 }
 
 const _: fn() = || {
@@ -190,8 +216,8 @@ const _: fn() = || {
 
 impl VerifiedToken {
     pub(crate) fn new(biscuit: Biscuit, digest: [u8; 32]) -> Result<Self, TokenError> {
-        let claims = Claims::from_authority(&biscuit)?;
-        Ok(VerifiedToken { biscuit: Arc::new(biscuit), claims, digest })
+        let (claims, canonical) = Claims::from_authority(&biscuit)?;
+        Ok(VerifiedToken { biscuit: Arc::new(biscuit), claims, digest, canonical })
     }
 
     /// The claims of the authority block (never of attenuation blocks).
@@ -212,6 +238,12 @@ impl VerifiedToken {
     /// their checks, the cache only this outer bound.
     pub fn expires_at(&self) -> SystemTime {
         self.claims.expires_at
+    }
+
+    /// A single-block token whose authority block is exactly its claims: the policies may be run
+    /// on the claims directly, without loading the token's blocks.
+    pub(crate) fn is_plain(&self) -> bool {
+        self.canonical && !self.is_attenuated()
     }
 
     /// Whether blocks were appended to the authority block (the token was attenuated).

@@ -15,6 +15,7 @@
 pub mod attenuate;
 pub mod cache;
 pub mod claims;
+mod compiled;
 pub mod error;
 pub mod keys;
 pub mod policies;

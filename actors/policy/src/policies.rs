@@ -2,10 +2,14 @@
 //! and names the file and line), the run limits, and [`Policies::authorize`], which builds one
 //! authorizer per request from the token, the request and the store's facts.
 //!
-//! The files are parsed once into a template `AuthorizerBuilder` that each request clones, rather
-//! than re-parsing the policy text per request (the bench measures both).
+//! The files are parsed once at load, into two forms: compiled Datalog (`crate::compiled`) for a
+//! plain token (authority block only, exactly its claims: nearly every request), and a template
+//! `AuthorizerBuilder` that each other request clones and builds with the token, so that Biscuit
+//! evaluates the checks and scopes of attenuation blocks. Both give the same decisions; the
+//! tests run both.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use biscuit_auth::AuthorizerLimits;
@@ -14,6 +18,7 @@ use biscuit_auth::error::{Logic, Token};
 use serde::{Deserialize, Deserializer};
 use uuid::Uuid;
 
+use crate::compiled::Compiled;
 use crate::time::date_term;
 use crate::{PolicyError, VerifiedToken};
 
@@ -40,7 +45,7 @@ fn millis<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
 }
 
 impl PolicyLimits {
-    fn to_biscuit(self) -> AuthorizerLimits {
+    pub(crate) fn to_biscuit(self) -> AuthorizerLimits {
         AuthorizerLimits { max_facts: self.max_facts, max_iterations: self.max_iterations, max_time: self.max_time }
     }
 }
@@ -119,6 +124,8 @@ impl Decision {
 #[derive(Debug, Clone)]
 pub struct Policies {
     template: AuthorizerBuilder,
+    /// `None` when the files produce `time` or `resource` facts themselves (see `compiled`).
+    compiled: Option<Arc<Compiled>>,
     limits: PolicyLimits,
     files: Vec<String>,
 }
@@ -159,16 +166,18 @@ impl Policies {
         }
         let mut template = AuthorizerBuilder::new();
         let mut files = Vec::with_capacity(sources.len());
-        for (file, source) in sources {
-            check_syntax(&file, &source)?;
+        for (file, source) in &sources {
+            check_syntax(file, source)?;
             template =
-                template.code(&source).map_err(|e| PolicyError::Load { file: file.clone(), message: e.to_string() })?;
-            files.push(file);
+                template.code(source).map_err(|e| PolicyError::Load { file: file.clone(), message: e.to_string() })?;
+            files.push(file.clone());
         }
         // Default deny, after every file's policies: policies are tried in order, first match wins.
         template = template.policy("deny if true")?;
+        let texts: Vec<&str> = sources.iter().map(|(_, s)| s.as_str()).collect();
+        let compiled = Compiled::new(&texts).map(Arc::new);
         let limits = PolicyLimits::default();
-        Ok(Policies { template: template.set_limits(limits.to_biscuit()), limits, files })
+        Ok(Policies { template: template.set_limits(limits.to_biscuit()), compiled, limits, files })
     }
 
     /// Replace the run limits (from `[auth.policy]`).
@@ -190,6 +199,14 @@ impl Policies {
     /// Decide `req` for the holder of `token`. `Err` means no decision (run limit, internal
     /// error); the caller must treat it as a failure, never as an allow.
     pub fn authorize(&self, token: &VerifiedToken, req: &Request<'_>) -> Result<Decision, PolicyError> {
+        match &self.compiled {
+            Some(compiled) if token.is_plain() => compiled.authorize(token, req, self.limits),
+            _ => self.authorize_general(token, req),
+        }
+    }
+
+    /// The general path: Biscuit's authorizer with the whole token (every block).
+    fn authorize_general(&self, token: &VerifiedToken, req: &Request<'_>) -> Result<Decision, PolicyError> {
         let mut b = self
             .template
             .clone()
