@@ -48,7 +48,9 @@ fn bench(c: &mut Criterion) {
     let verified = ring.verify(&token).expect("verify");
     assert!(policies.authorize(&verified, &req).expect("decide").is_allow());
     c.bench_function("authorize (doctor reads assigned patient, 10 facts)", |b| {
-        b.iter(|| policies.authorize(black_box(&verified), black_box(&req)).expect("decide"))
+        // `.ok()`: on a loaded machine one run in thousands can pass the 5 ms limit; the assert
+        // above checks the decision.
+        b.iter(|| policies.authorize(black_box(&verified), black_box(&req)).ok())
     });
 
     let cache = TokenCache::default();
@@ -56,7 +58,7 @@ fn bench(c: &mut Criterion) {
     c.bench_function("cache hit + authorize", |b| {
         b.iter(|| {
             let t = cache.get_or_verify(&ring, black_box(&token), now).expect("cached");
-            policies.authorize(&t, black_box(&req)).expect("decide")
+            policies.authorize(&t, black_box(&req)).ok()
         })
     });
 
@@ -69,7 +71,6 @@ fn bench(c: &mut Criterion) {
     let narrowed = ring.verify(&narrowed).expect("verify");
     assert!(policies.authorize(&narrowed, &req).expect("decide").is_allow());
     c.bench_function("authorize (attenuated token: general path)", |b| {
-        // `.ok()`: under load the general path can pass the 5 ms limit; that is not a bench failure.
         b.iter(|| policies.authorize(black_box(&narrowed), black_box(&req)).ok())
     });
 
@@ -77,7 +78,7 @@ fn bench(c: &mut Criterion) {
     // building an authorizer from a token from the cost of evaluating the policy files.
     let trivial = Policies::from_sources(vec![("t.datalog".into(), "allow if true;".into())]).expect("load");
     c.bench_function("authorize (trivial policy: fixed cost)", |b| {
-        b.iter(|| trivial.authorize(black_box(&verified), black_box(&req)).expect("decide"))
+        b.iter(|| trivial.authorize(black_box(&verified), black_box(&req)).ok())
     });
 
     let mut sources: Vec<_> = std::fs::read_dir(policies_dir())
