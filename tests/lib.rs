@@ -21,6 +21,9 @@ use tempfile::TempDir;
 
 pub use proxy::Proxy;
 
+/// The password every test account gets (long enough, not common).
+pub const PASSWORD: &str = "violet-otter-harbour-42";
+
 /// The admin URL of the test PostgreSQL server, when the suite runs on PostgreSQL.
 pub fn pg_admin_url() -> Option<String> {
     std::env::var("CAREPORT_TEST_PG_URL").ok().filter(|s| !s.is_empty())
@@ -29,6 +32,15 @@ pub fn pg_admin_url() -> Option<String> {
 /// The test Redis, when the suite runs with Redis.
 pub fn redis_url() -> Option<String> {
     std::env::var("CAREPORT_TEST_REDIS_URL").ok().filter(|s| !s.is_empty())
+}
+
+/// The SMTP sink (aiosmtpd with a Maildir), when the suite runs with one: its URL and the
+/// Maildir it writes (`CAREPORT_TEST_SMTP_URL`, `CAREPORT_TEST_SMTP_MAILDIR`; `.ci/run` starts it).
+/// Without it, apps write `.eml` files into their outbox.
+pub fn smtp_sink() -> Option<(String, PathBuf)> {
+    let url = std::env::var("CAREPORT_TEST_SMTP_URL").ok().filter(|s| !s.is_empty())?;
+    let dir = std::env::var("CAREPORT_TEST_SMTP_MAILDIR").ok().filter(|s| !s.is_empty())?;
+    Some((url, PathBuf::from(dir)))
 }
 
 fn init_logs() {
@@ -142,9 +154,12 @@ pub fn test_settings(db: &TestDb) -> Settings {
     s.http.port = 0;
     s.http.workers = 1;
     s.database = db.config();
-    if db.backend == Backend::Postgres {
-        s.secrets.master_key = Some(careport::secrets::generate_master_key().into());
-        s.secrets.token_key = Some(careport::secrets::generate_token_key().into());
+    // Explicit keys on both backends, so tests can mint tokens with the app's key.
+    s.secrets.master_key = Some(careport::secrets::generate_master_key().into());
+    s.secrets.token_key = Some(careport::secrets::generate_token_key().into());
+    s.auth.policy_dir = Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies"));
+    if let Some((url, _)) = smtp_sink() {
+        s.mail.smtp_url = Some(SecretString::from(url));
     }
     if let Some(url) = redis_url() {
         s.redis.url = Some(SecretString::from(url));
@@ -176,6 +191,103 @@ impl TestApp {
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(self.url(path)).send().await.expect("request")
+    }
+
+    /// The newest e-mail to `to` (whole message, headers and body), waiting up to 10 s for it:
+    /// from the SMTP sink when the suite has one, else from the app's outbox.
+    pub async fn email_to(&self, to: &str) -> String {
+        self.emails_to_at_least(to, 1).await.pop().expect("one e-mail")
+    }
+
+    /// Every e-mail to `to`, oldest first, once there are at least `n` (waits up to 10 s).
+    pub async fn emails_to_at_least(&self, to: &str, n: usize) -> Vec<String> {
+        let dirs: Vec<PathBuf> = match smtp_sink() {
+            Some((_, maildir)) => vec![maildir.join("new"), maildir.join("cur")],
+            None => vec![self.data_dir.join("outbox")],
+        };
+        let header = format!("To: {to}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let mut found: Vec<(std::time::SystemTime, String)> = Vec::new();
+            for dir in &dirs {
+                let Ok(entries) = std::fs::read_dir(dir) else { continue };
+                for e in entries.flatten() {
+                    let name = e.file_name();
+                    if name.to_string_lossy().starts_with('.') {
+                        continue;
+                    }
+                    if let Ok(text) = std::fs::read_to_string(e.path())
+                        && text.lines().any(|l| l.eq_ignore_ascii_case(&header))
+                    {
+                        let t = e.metadata().and_then(|m| m.modified()).unwrap_or(std::time::SystemTime::UNIX_EPOCH);
+                        found.push((t, text));
+                    }
+                }
+            }
+            if found.len() >= n {
+                found.sort_by_key(|(t, _)| *t);
+                return found.into_iter().map(|(_, t)| t).collect();
+            }
+            assert!(std::time::Instant::now() < deadline, "no e-mail to {to} within 10 s ({} found)", found.len());
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Create an account directly (verified), returning its id.
+    pub async fn create_user(
+        &self,
+        email: &str,
+        role: careport_domain::Role,
+        staff_role: Option<careport_policy::StaffRole>,
+        department: Option<&str>,
+    ) -> uuid::Uuid {
+        self.services
+            .auth
+            .create_account(careport_actors::accounts::NewAccount {
+                email: careport_domain::Email::parse(email).expect("email"),
+                password: PASSWORD.to_owned(),
+                full_name: Some(format!("Test {email}")),
+                role,
+                staff_role,
+                department: department.map(str::to_owned),
+                preferred_language: None,
+                email_verified: true,
+            })
+            .await
+            .expect("create user")
+    }
+
+    /// POST JSON.
+    pub async fn post_json(&self, path: &str, token: Option<&str>, body: &serde_json::Value) -> reqwest::Response {
+        let mut req = self.client.post(self.url(path)).json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("request")
+    }
+
+    /// GET with a bearer token.
+    pub async fn get_as(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).bearer_auth(token).send().await.expect("request")
+    }
+
+    /// Log in with [`PASSWORD`]; panics unless 200. Returns the token pair as JSON.
+    pub async fn login(&self, email: &str) -> serde_json::Value {
+        let res = self.post_json("/api/v1/auth/login", None, &serde_json::json!({"email": email, "password": PASSWORD})).await;
+        assert_eq!(res.status(), 200, "login {email}");
+        res.json().await.expect("json")
+    }
+
+    /// The app's token signing key ring (key id as configured).
+    pub fn key_ring(&self) -> careport_policy::KeyRing {
+        use secrecy::ExposeSecret;
+        let key = self.settings.secrets.token_key.as_ref().expect("token key");
+        let private = <careport_policy::PrivateKey as std::str::FromStr>::from_str(key.expose_secret()).expect("key");
+        careport_policy::KeyRing::new(
+            self.settings.auth.tokens.key_id,
+            careport_policy::KeyPair::from(&private),
+            Vec::new(),
+        )
     }
 
     /// Embed through the app's own embedding provider.

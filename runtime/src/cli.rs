@@ -1,10 +1,11 @@
-//! The command line: `serve`, `migrate`, `keys generate`, `config show`, `user create`.
+//! The command line: `serve`, `migrate`, `keys generate`, `config show`, `user create`,
+//! `audit verify`.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use careport_actors::accounts::{self, CreateAccount};
+use careport_actors::accounts::{self, NewAccount};
 use careport_domain::{Email, Role};
 use clap::{Parser, Subcommand};
 
@@ -62,6 +63,17 @@ pub enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// The audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Walk the hash chain and name the first broken link (exit status 1 if any).
+    Verify,
 }
 
 #[derive(Subcommand)]
@@ -87,6 +99,12 @@ pub enum UserCommand {
         /// Full name shown in the portal.
         #[arg(long)]
         name: Option<String>,
+        /// Clinicians: doctor or nurse.
+        #[arg(long, value_parser = ["doctor", "nurse"])]
+        staff_role: Option<String>,
+        /// The department (clinicians: theirs; patients: the one treating them).
+        #[arg(long)]
+        department: Option<String>,
     },
 }
 
@@ -130,17 +148,63 @@ pub async fn run() -> anyhow::Result<()> {
             telemetry::init(&settings.log);
             embed(&settings, json, file, text).await
         }
-        Command::User { command: UserCommand::Create { email, role, name } } => {
+        Command::Audit { command: AuditCommand::Verify } => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            telemetry::init(&settings.log);
+            let db = startup::migrate(&settings).await?;
+            let result = careport_store::audit::verify(&db).await;
+            db.close().await;
+            let v = result.context("Failed to read the audit trail")?;
+            match v.broken {
+                None => {
+                    println!("audit trail intact: {} event(s) verified", v.events);
+                    Ok(())
+                }
+                Some((seq, why)) => {
+                    println!("audit trail BROKEN at event #{seq}: {why} ({} event(s) verified before it)", v.events);
+                    std::process::exit(1);
+                }
+            }
+        }
+        Command::User { command: UserCommand::Create { email, role, name, staff_role, department } } => {
             let settings = Settings::load(cli.config.as_deref())?;
             telemetry::init(&settings.log);
             let email = Email::parse(&email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
             let role: Role = role.parse().map_err(|e| anyhow::anyhow!("--role: {e}"))?;
             let password = read_password()?;
             let db = startup::migrate(&settings).await?;
-            let req = CreateAccount { email, role, password, full_name: name, email_verified: true };
+            let req = NewAccount {
+                email,
+                role,
+                password,
+                full_name: name,
+                staff_role: accounts::parse_staff(staff_role.as_deref()),
+                department,
+                preferred_language: None,
+                email_verified: true,
+            };
             let created = accounts::create_account(&db, &settings.auth.argon2, req).await;
+            let audited = match &created {
+                Ok(id) => {
+                    // Operator actions are audited too: no actor account, the CLI as the source.
+                    let event = careport_store::audit::NewEvent {
+                        id: uuid::Uuid::now_v7(),
+                        at: careport_domain::time::now_ms(),
+                        action: "cli.user_create".into(),
+                        resource_kind: Some("user".into()),
+                        resource_id: Some(id.to_string()),
+                        outcome: "success".into(),
+                        user_agent: Some("careport-cli".into()),
+                        detail: Some(format!("role={role}")),
+                        ..Default::default()
+                    };
+                    careport_store::audit::append(&db, &[event]).await.map(|_| ())
+                }
+                Err(_) => Ok(()),
+            };
             db.close().await;
             let id = created.map_err(|e| anyhow::anyhow!("{e}"))?;
+            audited.context("The account was created but its audit event could not be written")?;
             println!("{id}");
             Ok(())
         }

@@ -8,12 +8,13 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use careport_actors::accounts::Argon2Config;
+use careport_actors::AuthConfig;
+use careport_actors::mail::MailConfig;
 use careport_ml::MlConfig;
 use careport_ml::openai::OpenAiConfig;
 use careport_store::{DbConfig, JobConfig, RedisConfig};
 use config::{Config, Environment, File, FileFormat};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 const DEFAULTS: &str = include_str!("../../config/default.toml");
@@ -45,7 +46,8 @@ pub struct Settings {
     pub llm: OpenAiConfig,
     pub log: LogSettings,
     pub secrets: SecretSettings,
-    pub auth: AuthSettings,
+    pub auth: AuthConfig,
+    pub mail: MailConfig,
 }
 
 /// `[http]`.
@@ -62,6 +64,9 @@ pub struct HttpSettings {
     pub client_timeout_secs: u64,
     pub keep_alive_secs: u64,
     pub shutdown_timeout_secs: u64,
+    /// Take the client address from `X-Forwarded-For` (set only behind a proxy you run: the
+    /// address drives per-IP throttling and the audit trail).
+    pub trust_forwarded_for: bool,
 }
 
 /// `[log]`.
@@ -87,13 +92,6 @@ pub struct SecretSettings {
     pub master_key_file: Option<PathBuf>,
     pub token_key: Option<SecretString>,
     pub token_key_file: Option<PathBuf>,
-}
-
-/// `[auth]`.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthSettings {
-    pub argon2: Argon2Config,
 }
 
 impl Settings {
@@ -143,6 +141,7 @@ impl Settings {
         if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
             bail!("public_url must start with http:// or https:// (got `{}`)", self.public_url);
         }
+        self.auth.validate().map_err(|e| anyhow::anyhow!(e))?;
         if self.auth.argon2.memory_kib < 1024 && self.env != "test" {
             bail!("auth.argon2.memory_kib must be at least 1024 (OWASP recommends 19456)");
         }
@@ -195,6 +194,17 @@ impl Settings {
                 "token_key_file": self.secrets.token_key_file.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "(not set)".into()),
             },
             "auth": self.auth,
+            "auth_policy": {
+                "max_facts": self.auth.policy.max_facts,
+                "max_iterations": self.auth.policy.max_iterations,
+                "max_time_ms": self.auth.policy.max_time.as_millis() as u64,
+            },
+            "mail": {
+                "from": self.mail.from,
+                "smtp_url": self.mail.smtp_url.as_ref().map(|u| careport_store::redact_url(u.expose_secret()))
+                    .unwrap_or_else(|| format!("(not set: {}/outbox/)", self.data_dir.display())),
+                "timeout_secs": self.mail.timeout_secs,
+            },
         });
         let mut doc = doc;
         not_set(&mut doc);

@@ -13,7 +13,7 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
-use careport_actors::{JobHandler, Services};
+use careport_actors::{IdentityDeps, JobHandler, Services};
 use careport_store::{Bus, Db, JobQueue, Redis};
 use tokio::sync::watch;
 use tracing_actix_web::TracingLogger;
@@ -53,7 +53,12 @@ impl Application {
         careport_store::create_private_dir(&settings.data_dir)
             .with_context(|| format!("Failed to create the data dir {}", settings.data_dir.display()))?;
         // Refuse to start without the keys before touching anything else.
-        let _secrets = Secrets::load(&settings, settings.database.backend())?;
+        let secrets = Secrets::load(&settings, settings.database.backend())?;
+        let policies = load_policies(&settings)?;
+        let mailer = Arc::new(
+            careport_actors::mail::Mailer::new(&settings.mail, settings.data_dir.join("outbox"))
+                .context("Invalid [mail] settings")?,
+        );
 
         let db = Db::connect(&settings.database, &settings.data_dir).await?;
         db.migrate().await?;
@@ -66,7 +71,19 @@ impl Application {
             tracing::info!(reclaimed, "re-queued jobs left by a stopped process");
         }
         let embeddings = crate::ml::embeddings(&settings).await?;
-        let services = Services::start(db.clone(), bus, queue, embeddings, handlers);
+        tracing::info!(transport = mailer.describe(), policies = ?policies.files(), "identity service configured");
+        let identity = IdentityDeps {
+            redis: redis.clone(),
+            mailer,
+            policies,
+            config: settings.auth.clone(),
+            token_key: secrets.token_key,
+            master_key: secrets.master_key,
+            public_url: settings.public_url.clone(),
+        };
+        let services = Services::start(db.clone(), bus, queue, embeddings, handlers, identity)
+            .await
+            .map_err(|e| anyhow::anyhow!("Failed to start the identity service: {e:?}"))?;
         services.check_embedding_spaces().await.context("Failed to check stored embeddings")?;
         let metrics = Metrics::new()?;
         let shutdown_flag = ShutdownFlag::default();
@@ -82,6 +99,7 @@ impl Application {
         let app_metrics = web::Data::new(metrics);
         let app_flag = web::Data::new(shutdown_flag.clone());
         let app_limits = web::Data::new(limits);
+        let app_client = web::Data::new(http::authn::ClientConfig { trust_forwarded_for: http.trust_forwarded_for });
         let body_limit = http.body_limit_bytes;
         let mut server = HttpServer::new(move || {
             App::new()
@@ -92,6 +110,7 @@ impl Application {
                 .app_data(app_metrics.clone())
                 .app_data(app_flag.clone())
                 .app_data(app_limits.clone())
+                .app_data(app_client.clone())
                 .app_data(web::JsonConfig::default().limit(body_limit).error_handler(error::json_error))
                 .app_data(web::PayloadConfig::new(body_limit))
                 .app_data(web::QueryConfig::default().error_handler(error::query_error))
@@ -196,6 +215,33 @@ pub fn node_name() -> String {
         .unwrap_or_else(|| "node".to_owned());
     let suffix = uuid::Uuid::new_v4().simple().to_string();
     format!("{host}:{}:{}", std::process::id(), &suffix[..8])
+}
+
+/// The policies shipped with careport, compiled in for installs without a `policies/` folder.
+const SHIPPED_POLICIES: &[(&str, &str)] = &[
+    ("admin.datalog", include_str!("../../policies/admin.datalog")),
+    ("documents.datalog", include_str!("../../policies/documents.datalog")),
+    ("patients.datalog", include_str!("../../policies/patients.datalog")),
+    ("sharing.datalog", include_str!("../../policies/sharing.datalog")),
+    ("users.datalog", include_str!("../../policies/users.datalog")),
+];
+
+/// Parse the policies once: from `auth.policy_dir`, else `./policies` when present, else the
+/// compiled-in copies. A syntax error stops the boot, naming the file and line.
+pub fn load_policies(settings: &Settings) -> anyhow::Result<careport_policy::Policies> {
+    let dir = match &settings.auth.policy_dir {
+        Some(d) => Some(d.clone()),
+        None => Some(std::path::PathBuf::from("policies")).filter(|d| d.is_dir()),
+    };
+    let policies = match dir {
+        Some(dir) => careport_policy::Policies::load_dir(&dir)
+            .map_err(|e| anyhow::anyhow!("Failed to load the policies from {}: {e}", dir.display()))?,
+        None => careport_policy::Policies::from_sources(
+            SHIPPED_POLICIES.iter().map(|(n, s)| ((*n).to_owned(), (*s).to_owned())).collect(),
+        )
+        .map_err(|e| anyhow::anyhow!("Failed to load the built-in policies: {e}"))?,
+    };
+    Ok(policies.with_limits(settings.auth.policy))
 }
 
 /// Connect and migrate only (`careport migrate`).

@@ -1,6 +1,6 @@
-//! Account creation, as `careport user create` does it.
+//! Account creation, as `careport user create`, administrators and invitations do it.
 
-use careport_actors::accounts::{self, Argon2Config, CreateAccount};
+use careport_actors::accounts::{self, Argon2Config, NewAccount};
 use careport_domain::{Code, Email, Role};
 use careport_store::users;
 use careport_tests::TestDb;
@@ -9,12 +9,15 @@ fn cheap() -> Argon2Config {
     Argon2Config { memory_kib: 1024, iterations: 1, parallelism: 1 }
 }
 
-fn request(email: &str, password: &str) -> CreateAccount {
-    CreateAccount {
+fn request(email: &str, password: &str) -> NewAccount {
+    NewAccount {
         email: Email::parse(email).expect("email"),
         role: Role::Admin,
         password: password.to_owned(),
         full_name: Some("Ada Admin".into()),
+        staff_role: None,
+        department: None,
+        preferred_language: None,
         email_verified: true,
     }
 }
@@ -28,7 +31,7 @@ async fn an_account_is_stored_with_an_argon2id_hash_never_the_password() {
         .expect("create");
     let row =
         users::find_by_email(&db, &Email::parse("ada@example.org").expect("email")).await.expect("find").expect("row");
-    assert_eq!(row.id, id.0);
+    assert_eq!(row.id, id);
     assert_eq!(row.role, "admin");
     assert!(row.email_verified_at.is_some());
     let hash: String = match &db {
@@ -59,7 +62,23 @@ async fn a_short_password_is_refused_and_nothing_is_stored() {
     let tdb = TestDb::new().await;
     let db = tdb.connect().await;
     let err = accounts::create_account(&db, &cheap(), request("ada@example.org", "short")).await.expect_err("short");
-    assert_eq!(err.code(), Code::InvalidValue);
+    assert_eq!(err.code(), Code::PasswordTooShort);
     assert!(err.message().contains("12"), "{}", err.message());
+    assert!(users::count_by_role(&db).await.expect("count").is_empty());
+}
+
+#[actix_web::test]
+async fn a_clinician_needs_a_staff_role_and_only_clinicians_have_one() {
+    let tdb = TestDb::new().await;
+    let db = tdb.connect().await;
+    let mut req = request("nina@example.org", "correct horse battery");
+    req.role = Role::Clinician;
+    let err = accounts::create_account(&db, &cheap(), req).await.expect_err("no staff role");
+    assert_eq!(err.code(), Code::InvalidValue);
+    let mut req = request("pat@example.org", "correct horse battery");
+    req.role = Role::Patient;
+    req.staff_role = Some(careport_policy::StaffRole::Doctor);
+    let err = accounts::create_account(&db, &cheap(), req).await.expect_err("patient with staff role");
+    assert_eq!(err.code(), Code::InvalidValue);
     assert!(users::count_by_role(&db).await.expect("count").is_empty());
 }

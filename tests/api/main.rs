@@ -2,9 +2,12 @@
 //! Each test runs on SQLite, and on PostgreSQL when `CAREPORT_TEST_PG_URL` is set.
 
 mod accounts;
+mod audit;
+mod auth;
 mod health;
 mod jobs;
 mod migrations;
 mod model;
+mod rbac;
 mod resilience;
 mod runner;

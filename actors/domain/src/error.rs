@@ -13,12 +13,16 @@ pub enum ErrorKind {
     BadRequest,
     /// No valid credentials were presented (401).
     Unauthenticated,
+    /// The caller is known but may not do this; used only where existence is no secret (403).
+    Forbidden,
     /// The resource does not exist, or the caller may not know that it does (404).
     NotFound,
     /// The method is not allowed on this resource (405).
     MethodNotAllowed,
     /// The request conflicts with the current state (409).
     Conflict,
+    /// The request is well-formed but breaks a rule (a weak password) (422).
+    Unprocessable,
     /// The body is larger than allowed (413).
     PayloadTooLarge,
     /// The media type is not accepted (415).
@@ -71,6 +75,29 @@ error_codes! {
     InvalidPath => BadRequest, "invalid_path", "A path parameter is not valid.";
     InvalidValue => BadRequest, "invalid_value", "A value in the request is not valid.";
     Unauthenticated => Unauthenticated, "unauthenticated", "Authentication is required.";
+    InvalidCredentials => Unauthenticated, "invalid_credentials", "The e-mail address or password is wrong.";
+    TokenMalformed => Unauthenticated, "token_malformed", "The access token is malformed.";
+    TokenInvalid => Unauthenticated, "token_invalid", "The access token's signature is not valid.";
+    TokenExpired => Unauthenticated, "token_expired", "The access token has expired; refresh it.";
+    TokenRevoked => Unauthenticated, "token_revoked", "The session of this token has ended; log in again.";
+    RefreshTokenInvalid => Unauthenticated, "refresh_token_invalid", "The refresh token is not valid; log in again.";
+    RefreshTokenReused => Unauthenticated, "refresh_token_reused", "This refresh token was already used; the whole session has been revoked.";
+    SessionExpired => Unauthenticated, "session_expired", "The session was idle too long; log in again.";
+    MfaRequired => Unauthenticated, "mfa_required", "A one-time code from the authenticator app (or a recovery code) is required.";
+    MfaCodeInvalid => Unauthenticated, "mfa_code_invalid", "The one-time code is wrong, expired or already used.";
+    Forbidden => Forbidden, "forbidden", "You may not do this.";
+    CsrfRejected => Forbidden, "csrf_rejected", "The CSRF token is missing or wrong for this cookie-authenticated request.";
+    EmailNotVerified => Forbidden, "email_not_verified", "Verify your e-mail address first; we sent you a link.";
+    AccountInactive => Forbidden, "account_inactive", "This account has been deactivated.";
+    MfaEnrolmentRequired => Forbidden, "mfa_enrolment_required", "Your role requires MFA: enrol an authenticator app first.";
+    LinkInvalid => BadRequest, "link_invalid", "This link is invalid, expired or already used.";
+    PasswordTooShort => Unprocessable, "password_too_short", "The password is too short.";
+    PasswordTooLong => Unprocessable, "password_too_long", "The password is too long.";
+    PasswordTooCommon => Unprocessable, "password_too_common", "The password is one of the most common passwords; choose another.";
+    PasswordContainsEmail => Unprocessable, "password_contains_email", "The password must not contain your e-mail address.";
+    CurrentPasswordIncorrect => Unprocessable, "current_password_incorrect", "The current password is wrong.";
+    MfaAlreadyEnabled => Conflict, "mfa_already_enabled", "MFA is already enabled on this account.";
+    MfaNotEnabled => Conflict, "mfa_not_enabled", "MFA is not enabled on this account.";
     NotFound => NotFound, "not_found", "The resource was not found.";
     RouteNotFound => NotFound, "route_not_found", "No such route.";
     MethodNotAllowed => MethodNotAllowed, "method_not_allowed", "This method is not allowed on this route.";
@@ -79,6 +106,8 @@ error_codes! {
     PayloadTooLarge => PayloadTooLarge, "payload_too_large", "The request body is too large.";
     UnsupportedMediaType => UnsupportedMediaType, "unsupported_media_type", "The content type is not supported.";
     TooManyRequests => TooManyRequests, "too_many_requests", "Too many requests; retry later.";
+    TooManyAttempts => TooManyRequests, "too_many_attempts", "Too many failed attempts; wait before trying again.";
+    AuditUnavailable => Unavailable, "audit_unavailable", "The audit trail cannot be written; the request was refused.";
     StoreUnavailable => Unavailable, "store_unavailable", "The data store is unavailable; retry later.";
     ServiceUnavailable => Unavailable, "service_unavailable", "The service is temporarily unavailable; retry later.";
     ModelUnavailable => Unavailable, "model_unavailable", "The embedding model is unavailable; an operator must install or fix it.";

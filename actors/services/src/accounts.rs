@@ -1,98 +1,96 @@
-//! Creating accounts: the rules the identity service will build on (password length, argon2id
-//! parameters), shared by `careport user create` and, later, registration.
-//!
-//! Hashing costs ~20–30 ms of CPU and runs on Tokio's blocking pool, never on an async thread.
+//! Creating accounts: the rules every path shares (registration, invitations, administrators,
+//! `careport user create`): the password rules, the profile rules (only clinicians have a
+//! staff role, and each has one), the languages, and the argon2id hash.
 
-use argon2::password_hash::PasswordHasher;
-use argon2::{Algorithm, Argon2, Params, Version};
-use careport_domain::{Code, Email, Error, Role, UserId};
+use careport_domain::{Code, Email, Error, Role};
+use careport_policy::StaffRole;
 use careport_store::Db;
 use careport_store::users::{self, CreateUserError, NewUser};
-use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
-/// Shortest accepted password (NIST SP 800-63B asks for at least 8; we ask for 12).
-pub const MIN_PASSWORD_CHARS: usize = 12;
-/// Longest accepted password: bounds the work an attacker can make argon2 do.
-pub const MAX_PASSWORD_CHARS: usize = 256;
+pub use crate::auth::passwords::{Argon2Config, check_password, hash_password};
 
-/// argon2id cost parameters (`[auth.argon2]`); the defaults are OWASP's minimum.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Argon2Config {
-    /// Memory, in KiB (OWASP: at least 19456).
-    pub memory_kib: u32,
-    /// Passes over memory (OWASP: at least 2).
-    pub iterations: u32,
-    /// Lanes.
-    pub parallelism: u32,
+/// Languages the portal speaks (DESIGN §10), in display order.
+pub const LANGUAGES: [&str; 6] = ["en", "ar", "zh", "fr", "hi", "es"];
+
+/// A new account's fields.
+pub struct NewAccount {
+    pub email: Email,
+    pub password: String,
+    pub full_name: Option<String>,
+    pub role: Role,
+    pub staff_role: Option<StaffRole>,
+    pub department: Option<String>,
+    pub preferred_language: Option<String>,
+    /// Accounts made by an operator or through an invitation need no verification e-mail.
+    pub email_verified: bool,
 }
 
-impl Argon2Config {
-    fn hasher(&self) -> Result<Argon2<'static>, Error> {
-        let params = Params::new(self.memory_kib, self.iterations, self.parallelism, None)
-            .map_err(|e| Error::internal(anyhow::anyhow!("invalid argon2 parameters: {e}")))?;
-        Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+/// Parse a staff role name.
+pub fn parse_staff(s: Option<&str>) -> Option<StaffRole> {
+    match s {
+        Some("doctor") => Some(StaffRole::Doctor),
+        Some("nurse") => Some(StaffRole::Nurse),
+        _ => None,
     }
 }
 
-/// Check a password against the length rules. Returns the error message for the caller.
-pub fn check_password(password: &str) -> Result<(), Error> {
-    let n = password.chars().count();
-    if n < MIN_PASSWORD_CHARS {
-        return Err(Error::with_message(
-            Code::InvalidValue,
-            format!("password must be at least {MIN_PASSWORD_CHARS} characters long"),
-        ));
+/// Check a language code.
+pub fn check_language(language: &str) -> Result<(), Error> {
+    if LANGUAGES.contains(&language) {
+        return Ok(());
     }
-    if n > MAX_PASSWORD_CHARS {
+    Err(Error::with_message(Code::InvalidValue, format!("preferred_language must be one of {}", LANGUAGES.join(", "))))
+}
+
+/// Only clinicians have a staff role, and every clinician has one; a department is a short
+/// plain name (it travels in tokens).
+pub fn check_profile(role: Role, staff: Option<StaffRole>, department: Option<&str>) -> Result<(), Error> {
+    match (role, staff) {
+        (Role::Clinician, None) => {
+            return Err(Error::with_message(Code::InvalidValue, "A clinician needs a staff_role: doctor or nurse."));
+        }
+        (Role::Patient | Role::Admin, Some(_)) => {
+            return Err(Error::with_message(Code::InvalidValue, "Only clinicians have a staff_role."));
+        }
+        _ => {}
+    }
+    if let Some(d) = department
+        && (d.trim().is_empty() || d.len() > 128 || d.chars().any(|c| c.is_control() || c == '"' || c == '\\'))
+    {
         return Err(Error::with_message(
             Code::InvalidValue,
-            format!("password must be at most {MAX_PASSWORD_CHARS} characters long"),
+            "department must be 1 to 128 characters, without quotes, backslashes or control characters.",
         ));
     }
     Ok(())
 }
 
-/// Hash a password with argon2id on the blocking pool. The result is a PHC string.
-pub async fn hash_password(password: String, cfg: &Argon2Config) -> Result<String, Error> {
-    let hasher = cfg.hasher()?;
-    tokio::task::spawn_blocking(move || {
-        hasher
-            .hash_password(password.as_bytes())
-            .map(|h| h.to_string())
-            .map_err(|e| Error::internal(anyhow::anyhow!("argon2 failed: {e}")))
-    })
-    .await
-    .map_err(Error::internal)?
-}
-
-/// A request to create an account.
-pub struct CreateAccount {
-    pub email: Email,
-    pub role: Role,
-    pub password: String,
-    pub full_name: Option<String>,
-    /// Accounts made by an operator need no verification e-mail.
-    pub email_verified: bool,
-}
-
-/// Create an account after checking the password rules.
-pub async fn create_account(db: &Db, cfg: &Argon2Config, req: CreateAccount) -> Result<UserId, Error> {
-    check_password(&req.password)?;
-    let hash = hash_password(req.password, cfg).await?;
-    users::create(
+/// Create an account after checking every rule. A taken address is `email_taken` (409); the
+/// registration route hides that, operators see it.
+pub async fn create_account(db: &Db, cfg: &Argon2Config, acct: NewAccount) -> Result<Uuid, Error> {
+    check_profile(acct.role, acct.staff_role, acct.department.as_deref())?;
+    let language = acct.preferred_language.unwrap_or_else(|| "en".to_owned());
+    check_language(&language)?;
+    check_password(&acct.password, Some(acct.email.as_str()))?;
+    let hash = hash_password(acct.password, cfg).await?;
+    let id = users::create(
         db,
         NewUser {
-            email: &req.email,
-            role: req.role,
+            email: &acct.email,
+            role: acct.role,
             password_hash: &hash,
-            full_name: req.full_name.as_deref(),
-            email_verified: req.email_verified,
+            full_name: acct.full_name.as_deref(),
+            email_verified: acct.email_verified,
+            staff_role: acct.staff_role.map(StaffRole::as_str),
+            department: acct.department.as_deref(),
+            preferred_language: &language,
         },
     )
     .await
     .map_err(|e| match e {
         CreateUserError::EmailTaken => Error::new(Code::EmailTaken),
         CreateUserError::Store(e) => Error::new(Code::StoreUnavailable).caused_by(e),
-    })
+    })?;
+    Ok(id.0)
 }

@@ -4,15 +4,22 @@
 //! # Layout
 //! - [`jobs`]: the `JobRunner`, which claims jobs from the durable queue for the registered
 //!   [`JobHandler`]s, keeps their leases alive, retries, and hands leases back at shutdown.
-//! - [`accounts`]: creating accounts (argon2id hashing on the blocking pool).
+//! - [`auth`]: identity and access — accounts, sessions, MFA, throttling, revocation (the
+//!   `AuthActor` keeps revocations current on every node) and the authorization of requests.
+//! - [`audit`]: the `AuditActor`, which appends to the hash-chained audit trail.
+//! - [`accounts`]: the rules for creating accounts, shared by every path.
+//! - [`mail`]: e-mail through SMTP or the outbox folder.
 //! - [`handle`]: an actor address that counts its unanswered messages, for `/metrics`.
 //!
 //! Actors run on the actix System's arbiter (one thread); blocking work is sent to Tokio's
 //! blocking pool or a `SyncArbiter`, never run inside a handler.
 
 pub mod accounts;
+pub mod audit;
+pub mod auth;
 pub mod handle;
 pub mod jobs;
+pub mod mail;
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -20,8 +27,11 @@ use std::time::Duration;
 use actix::{Supervisor, prelude::*};
 use careport_ml::Embeddings;
 use careport_store::embeddings::{self as stored, Space};
-use careport_store::{Bus, Db, JobQueue};
+use careport_store::{Bus, Db, JobQueue, Redis};
 
+pub use audit::AuditActor;
+pub use auth::actor::AuthActor;
+pub use auth::{Auth, AuthConfig, Caller, ClientInfo};
 pub use handle::Handle;
 pub use jobs::{JobError, JobHandler, JobRunner};
 
@@ -48,21 +58,54 @@ pub struct Services {
     pub embeddings: Arc<Embeddings>,
     /// Stored embeddings made by another model than the configured one (checked at start).
     pub stale_embeddings: Arc<RwLock<Vec<Space>>>,
+    /// Identity and access.
+    pub auth: Auth,
+    pub auth_actor: Handle<AuthActor>,
+    pub audit: Handle<AuditActor>,
+}
+
+/// What the identity service needs beyond the store.
+pub struct IdentityDeps {
+    pub redis: Option<Redis>,
+    pub mailer: Arc<mail::Mailer>,
+    pub policies: careport_policy::Policies,
+    pub config: AuthConfig,
+    pub token_key: secrecy::SecretString,
+    pub master_key: secrecy::SecretString,
+    pub public_url: String,
 }
 
 impl Services {
     /// Start every actor under a `Supervisor`. Must run inside an actix System.
-    pub fn start(
+    pub async fn start(
         db: Db,
         bus: Bus,
         queue: JobQueue,
         embeddings: Arc<Embeddings>,
         handlers: Vec<Arc<dyn JobHandler>>,
-    ) -> Self {
+        identity: IdentityDeps,
+    ) -> Result<Self, careport_domain::Error> {
         let runner_queue = queue.clone();
         let jobs =
             Handle::new("jobs", Supervisor::start(move |_| JobRunner::new(runner_queue.clone(), handlers.clone())));
-        Self { db, bus, queue, jobs, embeddings, stale_embeddings: Arc::default() }
+        let audit_db = db.clone();
+        let audit = Handle::new("audit", Supervisor::start(move |_| AuditActor::new(audit_db.clone())));
+        let auth = Auth::new(auth::AuthDeps {
+            db: db.clone(),
+            bus: bus.clone(),
+            redis: identity.redis,
+            audit: audit.clone(),
+            mailer: identity.mailer,
+            policies: identity.policies,
+            config: identity.config,
+            token_key: identity.token_key,
+            master_key: identity.master_key,
+            public_url: identity.public_url,
+        })
+        .await?;
+        let actor_auth = auth.clone();
+        let auth_actor = Handle::new("auth", Supervisor::start(move |_| AuthActor::new(actor_auth.clone())));
+        Ok(Self { db, bus, queue, jobs, embeddings, stale_embeddings: Arc::default(), auth, auth_actor, audit })
     }
 
     /// Find stored embeddings that the configured model cannot search (another model or
@@ -85,12 +128,18 @@ impl Services {
 
     /// Ask each actor whether it is serving, each bounded by `timeout`.
     pub async fn actor_health(&self, timeout: Duration) -> Vec<(&'static str, ActorStatus)> {
-        vec![(self.jobs.name(), self.jobs.ping(timeout).await)]
+        let (jobs, auth, audit) =
+            tokio::join!(self.jobs.ping(timeout), self.auth_actor.ping(timeout), self.audit.ping(timeout));
+        vec![(self.jobs.name(), jobs), (self.auth_actor.name(), auth), (self.audit.name(), audit)]
     }
 
     /// Messages sent to each actor and not yet answered.
     pub fn mailbox_depths(&self) -> Vec<(&'static str, i64)> {
-        vec![(self.jobs.name(), self.jobs.depth())]
+        vec![
+            (self.jobs.name(), self.jobs.depth()),
+            (self.auth_actor.name(), self.auth_actor.depth()),
+            (self.audit.name(), self.audit.depth()),
+        ]
     }
 
     /// Stop taking work, let running jobs finish within `grace`, hand back this node's job

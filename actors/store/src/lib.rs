@@ -13,11 +13,16 @@
 //!
 //! Everything here is async and runs on the caller's runtime; nothing blocks a thread.
 
+pub mod assignments;
+pub mod audit;
+pub mod auth_links;
 pub mod bus;
 pub mod db;
 pub mod embeddings;
 pub mod jobs;
+pub mod mfa;
 pub mod redis;
+pub mod sessions;
 pub mod sql;
 pub mod users;
 

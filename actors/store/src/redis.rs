@@ -105,3 +105,55 @@ impl Redis {
         }
     }
 }
+
+/// Small counters and flags (throttling), each bounded by the pool's connection timeout.
+impl Redis {
+    async fn conn(&self) -> anyhow::Result<bb8::PooledConnection<'_, RedisConnectionManager>> {
+        self.pool.get().await.map_err(|e| anyhow::anyhow!("no Redis connection: {e}"))
+    }
+
+    /// INCR `key` (prefixed); on the first increment it expires after `window_secs`.
+    pub async fn incr_window(&self, key: &str, window_secs: u64) -> anyhow::Result<i64> {
+        let key = format!("{}{key}", self.prefix);
+        let mut conn = self.conn().await?;
+        let (n,): (i64,) = redis::pipe()
+            .atomic()
+            .cmd("INCR")
+            .arg(&key)
+            .cmd("EXPIRE")
+            .arg(&key)
+            .arg(window_secs.max(1))
+            .arg("NX")
+            .ignore()
+            .query_async(&mut *conn)
+            .await?;
+        Ok(n)
+    }
+
+    /// SET `key` (prefixed) to 1 for `secs` seconds.
+    pub async fn set_flag(&self, key: &str, secs: u64) -> anyhow::Result<()> {
+        let key = format!("{}{key}", self.prefix);
+        let mut conn = self.conn().await?;
+        let _: () = redis::cmd("SET").arg(&key).arg(1).arg("EX").arg(secs.max(1)).query_async(&mut *conn).await?;
+        Ok(())
+    }
+
+    /// Seconds left on `key` (prefixed), if it exists with an expiry.
+    pub async fn ttl(&self, key: &str) -> anyhow::Result<Option<u64>> {
+        let key = format!("{}{key}", self.prefix);
+        let mut conn = self.conn().await?;
+        let ttl: i64 = redis::cmd("TTL").arg(&key).query_async(&mut *conn).await?;
+        Ok(u64::try_from(ttl).ok().filter(|t| *t > 0))
+    }
+
+    /// DEL the given keys (prefixed).
+    pub async fn del(&self, keys: &[&str]) -> anyhow::Result<()> {
+        let mut conn = self.conn().await?;
+        let mut cmd = redis::cmd("DEL");
+        for k in keys {
+            cmd.arg(format!("{}{k}", self.prefix));
+        }
+        let _: i64 = cmd.query_async(&mut *conn).await?;
+        Ok(())
+    }
+}

@@ -56,9 +56,11 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
     match kind {
         ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
         ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
         ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ErrorKind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
@@ -128,7 +130,7 @@ pub fn path_error(err: error::PathError, _req: &HttpRequest) -> actix_web::Error
 
 /// serde messages quote the offending value (`invalid type: string "…"`); keep the shape,
 /// drop the quoted value, which may be personal data.
-fn sanitize(msg: &str) -> String {
+pub fn sanitize(msg: &str) -> String {
     let mut out = String::with_capacity(msg.len());
     let mut in_quote = false;
     for c in msg.chars() {

@@ -1,9 +1,14 @@
 //! careport's HTTP interface: routes, the OpenAPI document and its interactive docs page,
 //! error mapping and request middleware. Only this crate depends on actix-web.
 
+pub mod admin;
+pub mod auth;
+pub mod authn;
 pub mod error;
 pub mod health;
 pub mod middleware;
+pub mod pages;
+pub mod patients;
 
 use actix_web::{HttpResponse, web};
 use careport_domain::Code;
@@ -18,11 +23,47 @@ pub const DOCS_PATH: &str = "/api/docs/";
 #[derive(OpenApi)]
 #[openapi(
     info(title = "careport", description = "careport's REST API."),
-    paths(health::healthz, health::readyz, health::metrics, index),
-    components(schemas(error::ErrorBody, health::Readiness, health::Component, health::Status)),
-    tags((name = "operations", description = "Liveness, readiness and metrics"))
+    paths(
+        health::healthz, health::readyz, health::metrics, index,
+        auth::register, auth::login, auth::refresh, auth::logout, auth::me, auth::change_password,
+        auth::forgot_password, auth::reset_password, auth::verify_email, auth::resend_verification,
+        auth::list_sessions, auth::delete_session, auth::mfa_enrol, auth::mfa_confirm, auth::mfa_disable,
+        auth::mfa_recovery_codes, auth::accept_invitation, auth::attenuate,
+        admin::list_users, admin::create_user, admin::update_user, admin::reset_mfa, admin::get_mfa_policy,
+        admin::put_mfa_policy, admin::invite, admin::audit,
+        patients::get_patient, patients::get_user, patients::access_log,
+    ),
+    components(schemas(
+        error::ErrorBody, health::Readiness, health::Component, health::Status,
+        auth::RegisterBody, auth::LoginBody, auth::RefreshBody, auth::LogoutBody, auth::ChangePasswordBody,
+        auth::EmailBody, auth::ResetPasswordBody, auth::TokenBody, auth::PasswordBody, auth::CodeBody,
+        auth::PasswordCodeBody, auth::AcceptInvitationBody, auth::AttenuateBody, auth::ResourceRef,
+        admin::CreateUserBody, admin::UpdateUserBody, admin::MfaPolicyBody, admin::InviteBody,
+    )),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "operations", description = "Liveness, readiness and metrics"),
+        (name = "auth", description = "Accounts, sessions, passwords, MFA, tokens"),
+        (name = "admin", description = "Administration: accounts, invitations, MFA policy, audit trail"),
+        (name = "patients", description = "Patient data"),
+        (name = "users", description = "User records"),
+    )
 )]
 pub struct ApiDoc;
+
+/// Declares the `bearer` security scheme (Biscuit access tokens).
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("Biscuit").build()),
+        );
+    }
+}
 
 /// The OpenAPI document, with the error code table in its description.
 pub fn openapi() -> utoipa::openapi::OpenApi {
@@ -71,5 +112,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(get_only("/healthz", health::healthz))
         .service(get_only("/readyz", health::readyz))
         .service(get_only("/metrics", health::metrics))
+        .configure(auth::config)
+        .configure(admin::config)
+        .configure(patients::config)
+        .configure(pages::config)
         .service(SwaggerUi::new("/api/docs/{_:.*}").url(OPENAPI_PATH, openapi()));
 }

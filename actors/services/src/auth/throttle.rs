@@ -1,0 +1,169 @@
+//! Brute-force throttling: failed attempts are counted per account and per client IP within a
+//! window; past the limit, that key is locked out for a while and answers 429 with
+//! `Retry-After`. Counters live in Redis when it is configured (every node sees the same
+//! counts) and in process otherwise. If Redis fails, the node falls back to its own counters
+//! rather than stop throttling or stop logging people in.
+//!
+//! Account keys are SHA-256 digests of the e-mail address: no address is written to Redis.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use careport_domain::time::now_ms;
+use careport_store::Redis;
+use serde::{Deserialize, Serialize};
+
+/// `[auth.throttle]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThrottleConfig {
+    /// Failed logins per account within the window before a lockout.
+    pub account_max_failures: u32,
+    /// Failed attempts per client IP within the window before a lockout.
+    pub ip_max_failures: u32,
+    pub window_secs: u64,
+    pub lockout_secs: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counter {
+    failures: u32,
+    window_started: i64,
+    locked_until: i64,
+}
+
+/// The throttle. Cheap to share behind an `Arc`.
+pub struct Throttle {
+    cfg: ThrottleConfig,
+    redis: Option<Redis>,
+    local: Mutex<HashMap<String, Counter>>,
+}
+
+/// A throttled key: which limit, for how long.
+#[derive(Debug, Clone, Copy)]
+pub struct Locked {
+    pub retry_after_secs: u64,
+}
+
+impl Throttle {
+    pub fn new(cfg: ThrottleConfig, redis: Option<Redis>) -> Self {
+        Self { cfg, redis, local: Mutex::default() }
+    }
+
+    /// The key for an account (digest of the normalised address).
+    pub fn account_key(email: &str) -> String {
+        format!("acct:{}", &super::secret::digest(email)[..32])
+    }
+
+    /// The key for a client IP.
+    pub fn ip_key(ip: &str) -> String {
+        format!("ip:{ip}")
+    }
+
+    /// `Err` if any of `keys` is locked out.
+    pub async fn check(&self, keys: &[&str]) -> Result<(), Locked> {
+        for key in keys {
+            if let Some(secs) = self.locked_for(key).await {
+                return Err(Locked { retry_after_secs: secs });
+            }
+        }
+        Ok(())
+    }
+
+    /// Count a failure against each key (`(key, limit)`), locking those past their limit.
+    pub async fn failed(&self, keys: &[(&str, u32)]) {
+        for (key, limit) in keys {
+            self.fail_one(key, *limit).await;
+        }
+    }
+
+    /// Forget the failures of a key (after a successful login).
+    pub async fn reset(&self, key: &str) {
+        if let Some(r) = &self.redis {
+            let (count, lock) = (format!("throttle:{key}"), format!("lock:{key}"));
+            if let Err(e) = r.del(&[&count, &lock]).await {
+                tracing::warn!(error = %e, "throttle: Redis failed; resetting the local counter only");
+            }
+        }
+        self.local().remove(*&key);
+    }
+
+    pub fn config(&self) -> &ThrottleConfig {
+        &self.cfg
+    }
+
+    async fn locked_for(&self, key: &str) -> Option<u64> {
+        if let Some(r) = &self.redis {
+            match r.ttl(&format!("lock:{key}")).await {
+                Ok(ttl) => return ttl,
+                Err(e) => tracing::warn!(error = %e, "throttle: Redis failed; using this node's counters"),
+            }
+        }
+        let now = now_ms();
+        let local = self.local();
+        let c = local.get(key)?;
+        (c.locked_until > now).then(|| ((c.locked_until - now) as u64).div_ceil(1000))
+    }
+
+    async fn fail_one(&self, key: &str, limit: u32) {
+        if let Some(r) = &self.redis {
+            let res = async {
+                let n = r.incr_window(&format!("throttle:{key}"), self.cfg.window_secs).await?;
+                if n >= i64::from(limit) {
+                    r.set_flag(&format!("lock:{key}"), self.cfg.lockout_secs).await?;
+                    r.del(&[&format!("throttle:{key}")]).await?;
+                }
+                anyhow::Ok(())
+            }
+            .await;
+            match res {
+                Ok(()) => return,
+                Err(e) => tracing::warn!(error = %e, "throttle: Redis failed; counting on this node"),
+            }
+        }
+        let now = now_ms();
+        let window = (self.cfg.window_secs * 1000) as i64;
+        let mut local = self.local();
+        // Bound memory: drop stale counters when the map grows large.
+        if local.len() > 100_000 {
+            local.retain(|_, c| c.locked_until > now || now - c.window_started < window);
+        }
+        let c = local.entry(key.to_owned()).or_default();
+        if now - c.window_started >= window {
+            c.failures = 0;
+            c.window_started = now;
+        }
+        c.failures += 1;
+        if c.failures >= limit {
+            c.locked_until = now + (self.cfg.lockout_secs * 1000) as i64;
+            c.failures = 0;
+        }
+    }
+
+    fn local(&self) -> std::sync::MutexGuard<'_, HashMap<String, Counter>> {
+        self.local.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn locks_after_the_limit_and_resets_on_success() {
+        let t = Throttle::new(
+            ThrottleConfig { account_max_failures: 3, ip_max_failures: 10, window_secs: 60, lockout_secs: 30 },
+            None,
+        );
+        let k = Throttle::account_key("ada@example.org");
+        for _ in 0..2 {
+            t.failed(&[(&k, 3)]).await;
+            assert!(t.check(&[&k]).await.is_ok());
+        }
+        t.failed(&[(&k, 3)]).await;
+        let locked = t.check(&[&k]).await.expect_err("locked");
+        assert!(locked.retry_after_secs > 0 && locked.retry_after_secs <= 30);
+        t.reset(&k).await;
+        assert!(t.check(&[&k]).await.is_ok());
+    }
+}

@@ -1,0 +1,143 @@
+//! The audit trail: events for reads of patient data and denials, the patient's access log,
+//! the admin listing, tamper evidence (edits and deletions are named) and failing closed.
+
+use careport_domain::Role;
+use careport_policy::StaffRole;
+use careport_store::{Db, assignments, audit};
+use careport_tests::{TestApp, spawn_app};
+use serde_json::Value;
+use uuid::Uuid;
+
+fn unique(name: &str) -> String {
+    format!("{name}-{}@example.org", &Uuid::new_v4().simple().to_string()[..8])
+}
+
+async fn sql(db: &Db, statement: &str) {
+    let q = sqlx::AssertSqlSafe(statement.to_owned());
+    match db {
+        Db::Sqlite { write, .. } => sqlx::query(q).execute(write).await.map(|_| ()),
+        Db::Postgres(p) => sqlx::query(q).execute(p).await.map(|_| ()),
+    }
+    .expect(statement);
+}
+
+struct Ward {
+    patient: Uuid,
+    t_patient: String,
+    t_doctor: String,
+    t_admin: String,
+    doctor: Uuid,
+}
+
+async fn ward(app: &TestApp) -> Ward {
+    let (p, d, a) = (unique("pat"), unique("doc"), unique("adm"));
+    let patient = app.create_user(&p, Role::Patient, None, None).await;
+    let doctor = app.create_user(&d, Role::Clinician, Some(StaffRole::Doctor), Some("oncology")).await;
+    app.create_user(&a, Role::Admin, None, None).await;
+    assignments::assign(&app.db, doctor, patient).await.expect("assign");
+    let tok = |v: Value| v["access_token"].as_str().expect("t").to_owned();
+    Ward {
+        patient,
+        doctor,
+        t_patient: tok(app.login(&p).await),
+        t_doctor: tok(app.login(&d).await),
+        t_admin: tok(app.login(&a).await),
+    }
+}
+
+#[actix_web::test]
+async fn a_patient_sees_who_opened_their_record_and_an_admin_can_filter_the_trail() {
+    let app = spawn_app().await;
+    let w = ward(&app).await;
+    assert_eq!(app.get_as(&format!("/api/v1/patients/{}", w.patient), &w.t_doctor).await.status(), 200);
+    // The patient's own reads are not "someone opened my record".
+    assert_eq!(app.get_as(&format!("/api/v1/patients/{}", w.patient), &w.t_patient).await.status(), 200);
+    let log: Value = app.get_as("/api/v1/me/access-log", &w.t_patient).await.json().await.expect("json");
+    let entries = log["entries"].as_array().expect("entries");
+    assert_eq!(entries.len(), 1, "{log}");
+    assert_eq!(entries[0]["actor_id"], w.doctor.to_string());
+    assert_eq!(entries[0]["actor_role"], "clinician");
+    assert_eq!(entries[0]["action"], "patient.read");
+    assert!(entries[0]["actor_name"].as_str().is_some());
+
+    let url = format!("/api/v1/admin/audit?patient={}&action=patient.read", w.patient);
+    let trail: Value = app.get_as(&url, &w.t_admin).await.json().await.expect("json");
+    let events = trail["events"].as_array().expect("events");
+    assert_eq!(events.len(), 2);
+    for e in events {
+        assert!(e["ip"].as_str().is_some_and(|ip| !ip.is_empty()), "{e}");
+        assert!(e["request_id"].as_str().is_some_and(|r| !r.is_empty()), "{e}");
+        assert_eq!(e["outcome"], "success");
+    }
+    let by_actor: Value =
+        app.get_as(&format!("/api/v1/admin/audit?actor={}&limit=1", w.doctor), &w.t_admin).await.json().await.expect("json");
+    assert_eq!(by_actor["events"].as_array().expect("events").len(), 1);
+    assert!(by_actor["next_before"].as_i64().is_some(), "paginated");
+    // Not for anyone else.
+    assert_eq!(app.get_as("/api/v1/admin/audit", &w.t_doctor).await.status(), 403);
+}
+
+#[actix_web::test]
+async fn a_denied_read_answers_404_and_is_audited() {
+    let app = spawn_app().await;
+    let w = ward(&app).await;
+    let other = app.create_user(&unique("other"), Role::Patient, None, None).await;
+    assert_eq!(app.get_as(&format!("/api/v1/patients/{other}"), &w.t_doctor).await.status(), 404);
+    assert_eq!(app.get_as(&format!("/api/v1/patients/{}", Uuid::now_v7()), &w.t_doctor).await.status(), 404, "alike");
+    let denied = audit::list(&app.db, &audit::Filter { patient: Some(other), limit: 10, ..Default::default() })
+        .await
+        .expect("list");
+    assert_eq!(denied.len(), 1);
+    assert_eq!(denied[0].outcome, "denied");
+    assert_eq!(denied[0].actor_id, Some(w.doctor));
+}
+
+#[actix_web::test]
+async fn verify_names_the_first_edited_or_deleted_event() {
+    let app = spawn_app().await;
+    let w = ward(&app).await;
+    for _ in 0..3 {
+        app.get_as(&format!("/api/v1/patients/{}", w.patient), &w.t_doctor).await;
+    }
+    let clean = audit::verify(&app.db).await.expect("verify");
+    assert!(clean.broken.is_none(), "{clean:?}");
+    let n = clean.events;
+    assert!(n >= 6, "{n}");
+
+    // Edit an event in the middle: that event is named.
+    sql(&app.db, "UPDATE audit_events SET outcome = 'denied' WHERE seq = 3").await;
+    let edited = audit::verify(&app.db).await.expect("verify");
+    assert_eq!(edited.broken.as_ref().map(|b| b.0), Some(3), "{edited:?}");
+    assert!(edited.broken.expect("broken").1.contains("altered"));
+    sql(&app.db, "UPDATE audit_events SET outcome = 'success' WHERE seq = 3").await;
+    assert!(audit::verify(&app.db).await.expect("verify").broken.is_none(), "restored");
+
+    // Delete one: the gap is named.
+    sql(&app.db, "DELETE FROM audit_events WHERE seq = 4").await;
+    let deleted = audit::verify(&app.db).await.expect("verify");
+    assert_eq!(deleted.broken.as_ref().map(|b| b.0), Some(4), "{deleted:?}");
+    assert!(deleted.broken.expect("broken").1.contains("missing"));
+
+    // Delete the newest: the head names what is missing.
+    let app2 = spawn_app().await;
+    let w2 = ward(&app2).await;
+    app2.get_as(&format!("/api/v1/patients/{}", w2.patient), &w2.t_doctor).await;
+    let total = audit::verify(&app2.db).await.expect("verify").events;
+    sql(&app2.db, &format!("DELETE FROM audit_events WHERE seq = {total}")).await;
+    let tail = audit::verify(&app2.db).await.expect("verify");
+    assert_eq!(tail.broken.as_ref().map(|b| b.0), Some(total), "{tail:?}");
+}
+
+#[actix_web::test]
+async fn when_the_audit_trail_cannot_be_written_a_read_of_patient_data_fails() {
+    let app = spawn_app().await;
+    let w = ward(&app).await;
+    sql(&app.db, "ALTER TABLE audit_head RENAME TO audit_head_moved").await;
+    let res = app.get_as(&format!("/api/v1/patients/{}", w.patient), &w.t_doctor).await;
+    assert_eq!(res.status(), 503);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["code"], "audit_unavailable");
+    assert!(body.get("full_name").is_none());
+    sql(&app.db, "ALTER TABLE audit_head_moved RENAME TO audit_head").await;
+    assert_eq!(app.get_as(&format!("/api/v1/patients/{}", w.patient), &w.t_doctor).await.status(), 200);
+}

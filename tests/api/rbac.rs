@@ -1,0 +1,310 @@
+//! The RBAC matrix: every route of the OpenAPI document × every kind of caller → the expected
+//! status. A route missing from the table (or a table row for a route that no longer exists)
+//! fails the test, so each new route must say who may call it.
+//!
+//! Bodies are `{}`: a caller who passes authorization then fails body validation (400), which
+//! shows the decision without side effects. Tokens are minted fresh for each cell with the
+//! app's key (a new session each), so one cell cannot disturb another.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, SystemTime};
+
+use careport_domain::Role;
+use careport_policy::{Claims, KeyPair, KeyRing, Narrowing, StaffRole};
+use careport_store::{assignments, sessions};
+use careport_tests::{TestApp, spawn_app};
+use uuid::Uuid;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Who {
+    Anonymous,
+    PatientSelf,
+    PatientOther,
+    DoctorAssigned,
+    DoctorUnassigned,
+    NurseSameDept,
+    NurseOtherDept,
+    Admin,
+    Expired,
+    Revoked,
+    Forged,
+    OtherKey,
+    Attenuated,
+}
+
+const EVERYONE: [Who; 13] = [
+    Who::Anonymous,
+    Who::PatientSelf,
+    Who::PatientOther,
+    Who::DoctorAssigned,
+    Who::DoctorUnassigned,
+    Who::NurseSameDept,
+    Who::NurseOtherDept,
+    Who::Admin,
+    Who::Expired,
+    Who::Revoked,
+    Who::Forged,
+    Who::OtherKey,
+    Who::Attenuated,
+];
+
+struct People {
+    patient: Uuid,
+    other_patient: Uuid,
+    doctor: Uuid,
+    doctor2: Uuid,
+    nurse: Uuid,
+    nurse2: Uuid,
+    admin: Uuid,
+    /// A real session of the patient (the target of `DELETE /auth/sessions/{id}`).
+    patient_session: Uuid,
+}
+
+fn claims(user: Uuid, role: Role, staff: Option<StaffRole>, dept: Option<&str>, expires_at: SystemTime) -> Claims {
+    Claims {
+        user,
+        role,
+        staff_role: staff,
+        department: dept.map(str::to_owned),
+        session: Uuid::now_v7(),
+        expires_at,
+        mfa_pending: false,
+    }
+}
+
+async fn token(app: &TestApp, p: &People, who: Who) -> Option<String> {
+    let ring = app.key_ring();
+    let soon = SystemTime::now() + Duration::from_secs(300);
+    let mint = |c: Claims| ring.mint(&c).expect("mint");
+    Some(match who {
+        Who::Anonymous => return None,
+        Who::PatientSelf => mint(claims(p.patient, Role::Patient, None, None, soon)),
+        Who::PatientOther => mint(claims(p.other_patient, Role::Patient, None, None, soon)),
+        Who::DoctorAssigned => mint(claims(p.doctor, Role::Clinician, Some(StaffRole::Doctor), Some("oncology"), soon)),
+        Who::DoctorUnassigned => mint(claims(p.doctor2, Role::Clinician, Some(StaffRole::Doctor), Some("cardiology"), soon)),
+        Who::NurseSameDept => mint(claims(p.nurse, Role::Clinician, Some(StaffRole::Nurse), Some("oncology"), soon)),
+        Who::NurseOtherDept => mint(claims(p.nurse2, Role::Clinician, Some(StaffRole::Nurse), Some("cardiology"), soon)),
+        Who::Admin => mint(claims(p.admin, Role::Admin, None, None, soon)),
+        Who::Expired => mint(claims(p.admin, Role::Admin, None, None, SystemTime::now() - Duration::from_secs(5))),
+        Who::Revoked => {
+            let c = claims(p.admin, Role::Admin, None, None, soon);
+            let session = c.session;
+            let t = mint(c);
+            app.services.auth.revoke_sessions(&[session], "test").await.expect("revoke");
+            t
+        }
+        Who::Forged => {
+            // An admin token whose signature no longer matches its content.
+            let t = mint(claims(p.admin, Role::Admin, None, None, soon)).into_bytes();
+            let mut t = t;
+            let i = t.len() / 3;
+            t[i] = if t[i] == b'Q' { b'R' } else { b'Q' };
+            String::from_utf8(t).expect("utf8")
+        }
+        Who::OtherKey => KeyRing::new(app.settings.auth.tokens.key_id, KeyPair::new(), Vec::new())
+            .mint(&claims(p.admin, Role::Admin, None, None, soon))
+            .expect("mint"),
+        Who::Attenuated => {
+            // The assigned doctor's token narrowed to reading this one patient.
+            let full = mint(claims(p.doctor, Role::Clinician, Some(StaffRole::Doctor), Some("oncology"), soon));
+            let verified = ring.verify(&full).expect("verify");
+            careport_policy::attenuate(
+                &verified,
+                &Narrowing {
+                    operations: Some(vec!["read".into()]),
+                    resources: Some(vec![("patient".into(), p.patient.to_string())]),
+                    expires_at: None,
+                },
+            )
+            .expect("attenuate")
+        }
+    })
+}
+
+/// The expected status of a route for a caller.
+type Rule = fn(Who) -> u16;
+
+fn bad_token(who: Who) -> bool {
+    matches!(who, Who::Expired | Who::Revoked | Who::Forged | Who::OtherKey)
+}
+
+/// Public: every caller alike (a bad token is ignored, not an error).
+fn public(status: u16) -> impl Fn(Who) -> u16 {
+    move |_| status
+}
+
+/// Any valid token; `ok` is the status once past authorization.
+fn authenticated(ok: u16) -> impl Fn(Who) -> u16 {
+    move |who| match who {
+        Who::Anonymous => 401,
+        w if bad_token(w) => 401,
+        _ => ok,
+    }
+}
+
+/// One's own account or session: every valid caller, but not the attenuated token (it may read
+/// one patient only); own-resource denials are 403 (nothing to hide about oneself).
+fn own(ok: u16) -> impl Fn(Who) -> u16 {
+    move |who| match who {
+        Who::Attenuated => 403,
+        w => authenticated(ok)(w),
+    }
+}
+
+fn admin_only(ok: u16) -> impl Fn(Who) -> u16 {
+    move |who| match who {
+        Who::Admin => ok,
+        Who::Anonymous => 401,
+        w if bad_token(w) => 401,
+        _ => 403,
+    }
+}
+
+fn read_patient(who: Who) -> u16 {
+    match who {
+        Who::Admin | Who::PatientSelf | Who::DoctorAssigned | Who::NurseSameDept | Who::Attenuated => 200,
+        Who::PatientOther | Who::DoctorUnassigned | Who::NurseOtherDept => 404,
+        _ => 401,
+    }
+}
+
+fn read_user(who: Who) -> u16 {
+    match who {
+        Who::Admin | Who::PatientSelf => 200,
+        Who::Anonymous => 401,
+        w if bad_token(w) => 401,
+        _ => 404,
+    }
+}
+
+fn access_log(who: Who) -> u16 {
+    match who {
+        Who::PatientSelf | Who::PatientOther | Who::Admin => 200,
+        Who::Anonymous => 401,
+        w if bad_token(w) => 401,
+        _ => 403,
+    }
+}
+
+fn delete_patient_session(who: Who) -> u16 {
+    match who {
+        Who::PatientSelf => 204,
+        Who::Anonymous => 401,
+        w if bad_token(w) => 401,
+        _ => 404,
+    }
+}
+
+/// `(method, OpenAPI path)` → rule.
+fn table() -> Vec<(&'static str, &'static str, Box<dyn Fn(Who) -> u16>)> {
+    let b = |f: Rule| -> Box<dyn Fn(Who) -> u16> { Box::new(f) };
+    vec![
+        ("get", "/", Box::new(public(200))),
+        ("get", "/healthz", Box::new(public(200))),
+        ("get", "/readyz", Box::new(public(200))),
+        ("get", "/metrics", Box::new(public(200))),
+        ("post", "/api/v1/auth/register", Box::new(public(400))),
+        ("post", "/api/v1/auth/login", Box::new(public(400))),
+        ("post", "/api/v1/auth/refresh", Box::new(public(401))),
+        ("post", "/api/v1/auth/password/forgot", Box::new(public(400))),
+        ("post", "/api/v1/auth/password/reset", Box::new(public(400))),
+        ("post", "/api/v1/auth/email/verify", Box::new(public(400))),
+        ("post", "/api/v1/auth/email/resend", Box::new(public(400))),
+        ("post", "/api/v1/auth/invitations/accept", Box::new(public(400))),
+        ("post", "/api/v1/auth/logout", Box::new(own(204))),
+        ("get", "/api/v1/auth/me", Box::new(own(200))),
+        ("post", "/api/v1/auth/password/change", Box::new(own(400))),
+        ("get", "/api/v1/auth/sessions", Box::new(own(200))),
+        ("delete", "/api/v1/auth/sessions/{id}", b(delete_patient_session)),
+        ("post", "/api/v1/auth/mfa/enrol", Box::new(own(400))),
+        ("post", "/api/v1/auth/mfa/confirm", Box::new(own(400))),
+        ("post", "/api/v1/auth/mfa/disable", Box::new(own(400))),
+        ("post", "/api/v1/auth/mfa/recovery-codes", Box::new(own(400))),
+        ("post", "/api/v1/auth/tokens/attenuate", Box::new(authenticated(400))),
+        ("get", "/api/v1/admin/users", Box::new(admin_only(200))),
+        ("post", "/api/v1/admin/users", Box::new(admin_only(400))),
+        ("patch", "/api/v1/admin/users/{id}", Box::new(admin_only(200))),
+        ("post", "/api/v1/admin/users/{id}/mfa/reset", Box::new(admin_only(204))),
+        ("get", "/api/v1/admin/mfa-policy", Box::new(admin_only(200))),
+        ("put", "/api/v1/admin/mfa-policy", Box::new(admin_only(400))),
+        ("post", "/api/v1/admin/invitations", Box::new(admin_only(400))),
+        ("get", "/api/v1/admin/audit", Box::new(admin_only(200))),
+        ("get", "/api/v1/patients/{id}", b(read_patient)),
+        ("get", "/api/v1/users/{id}", b(read_user)),
+        ("get", "/api/v1/me/access-log", b(access_log)),
+    ]
+}
+
+fn concrete(path: &str, p: &People) -> String {
+    if path.starts_with("/api/v1/auth/sessions/") {
+        return path.replace("{id}", &p.patient_session.to_string());
+    }
+    if path.starts_with("/api/v1/admin/users/") {
+        return path.replace("{id}", &p.other_patient.to_string());
+    }
+    path.replace("{id}", &p.patient.to_string())
+}
+
+#[actix_web::test]
+async fn every_route_answers_every_kind_of_caller_as_the_table_says() {
+    let app = spawn_app().await;
+    let mk = |name: &str| format!("{name}-{}@example.org", &Uuid::new_v4().simple().to_string()[..8]);
+    let patient_email = mk("pat");
+    let patient = app.create_user(&patient_email, Role::Patient, None, None).await;
+    let people = People {
+        patient,
+        other_patient: app.create_user(&mk("other"), Role::Patient, None, None).await,
+        doctor: app.create_user(&mk("doc"), Role::Clinician, Some(StaffRole::Doctor), Some("oncology")).await,
+        doctor2: app.create_user(&mk("doc2"), Role::Clinician, Some(StaffRole::Doctor), Some("cardiology")).await,
+        nurse: app.create_user(&mk("nurse"), Role::Clinician, Some(StaffRole::Nurse), Some("oncology")).await,
+        nurse2: app.create_user(&mk("nurse2"), Role::Clinician, Some(StaffRole::Nurse), Some("cardiology")).await,
+        admin: app.create_user(&mk("admin"), Role::Admin, None, None).await,
+        patient_session: Uuid::now_v7(),
+    };
+    // The patient is treated in oncology by the assigned doctor.
+    assignments::assign(&app.db, people.doctor, people.patient).await.expect("assign");
+    sessions::create(&app.db, people.patient_session, people.patient, i64::MAX / 2, "digest-of-nothing", None, None)
+        .await
+        .expect("session");
+
+    // The table covers exactly the routes of the OpenAPI document.
+    let doc: serde_json::Value = app.get("/api/openapi.json").await.json().await.expect("openapi");
+    let mut documented = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("item").keys() {
+            if ["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
+                documented.insert((method.clone(), path.clone()));
+            }
+        }
+    }
+    let rows = table();
+    let covered: BTreeSet<(String, String)> = rows.iter().map(|(m, p, _)| ((*m).to_owned(), (*p).to_owned())).collect();
+    let missing: Vec<_> = documented.difference(&covered).collect();
+    let stale: Vec<_> = covered.difference(&documented).collect();
+    assert!(missing.is_empty(), "routes without a row in the RBAC table: {missing:?}");
+    assert!(stale.is_empty(), "rows for routes not in the OpenAPI document: {stale:?}");
+
+    let mut failures = Vec::new();
+    for (method, path, rule) in &rows {
+        let url = app.url(&concrete(path, &people));
+        for who in EVERYONE {
+            let expected = rule(who);
+            let mut req = match *method {
+                "get" => app.client.get(&url),
+                "post" => app.client.post(&url).json(&serde_json::json!({})),
+                "put" => app.client.put(&url).json(&serde_json::json!({})),
+                "patch" => app.client.patch(&url).json(&serde_json::json!({})),
+                "delete" => app.client.delete(&url),
+                other => panic!("method {other}"),
+            };
+            if let Some(t) = token(&app, &people, who).await {
+                req = req.bearer_auth(t);
+            }
+            let status = req.send().await.expect("request").status().as_u16();
+            if status != expected {
+                failures.push(format!("{} {path} as {who:?}: expected {expected}, got {status}", method.to_uppercase()));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} cell(s) differ:\n{}", failures.len(), failures.join("\n"));
+}
