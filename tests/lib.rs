@@ -273,7 +273,9 @@ impl TestApp {
 
     /// Log in with [`PASSWORD`]; panics unless 200. Returns the token pair as JSON.
     pub async fn login(&self, email: &str) -> serde_json::Value {
-        let res = self.post_json("/api/v1/auth/login", None, &serde_json::json!({"email": email, "password": PASSWORD})).await;
+        let res = self
+            .post_json("/api/v1/auth/login", None, &serde_json::json!({"email": email, "password": PASSWORD}))
+            .await;
         assert_eq!(res.status(), 200, "login {email}");
         res.json().await.expect("json")
     }

@@ -69,8 +69,12 @@ async fn a_patient_sees_who_opened_their_record_and_an_admin_can_filter_the_trai
         assert!(e["request_id"].as_str().is_some_and(|r| !r.is_empty()), "{e}");
         assert_eq!(e["outcome"], "success");
     }
-    let by_actor: Value =
-        app.get_as(&format!("/api/v1/admin/audit?actor={}&limit=1", w.doctor), &w.t_admin).await.json().await.expect("json");
+    let by_actor: Value = app
+        .get_as(&format!("/api/v1/admin/audit?actor={}&limit=1", w.doctor), &w.t_admin)
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(by_actor["events"].as_array().expect("events").len(), 1);
     assert!(by_actor["next_before"].as_i64().is_some(), "paginated");
     // Not for anyone else.

@@ -50,8 +50,12 @@ async fn code(res: reqwest::Response) -> (u16, String) {
 }
 
 async fn register(app: &TestApp, email: &str, password: &str) -> reqwest::Response {
-    app.post_json("/api/v1/auth/register", None, &json!({"email": email, "password": password, "full_name": "Pat Patient"}))
-        .await
+    app.post_json(
+        "/api/v1/auth/register",
+        None,
+        &json!({"email": email, "password": password, "full_name": "Pat Patient"}),
+    )
+    .await
 }
 
 #[actix_web::test]
@@ -76,7 +80,8 @@ async fn a_patient_registers_verifies_the_address_and_logs_in() {
     let done = app
         .client
         .post(app.url("/verify-email"))
-        .header("content-type", "application/x-www-form-urlencoded").body(form(&[("token", token_of(&url))]))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("token", token_of(&url))]))
         .send()
         .await
         .expect("post form");
@@ -131,9 +136,11 @@ async fn unknown_address_and_wrong_password_answer_the_same() {
     let app = spawn_app().await;
     let email = unique("known");
     app.create_user(&email, Role::Patient, None, None).await;
-    let wrong = app.post_json("/api/v1/auth/login", None, &json!({"email": email, "password": "not-the-password-1"})).await;
-    let unknown =
-        app.post_json("/api/v1/auth/login", None, &json!({"email": unique("nobody"), "password": "not-the-password-1"})).await;
+    let wrong =
+        app.post_json("/api/v1/auth/login", None, &json!({"email": email, "password": "not-the-password-1"})).await;
+    let unknown = app
+        .post_json("/api/v1/auth/login", None, &json!({"email": unique("nobody"), "password": "not-the-password-1"}))
+        .await;
     assert_eq!(wrong.status(), 401);
     assert_eq!(wrong.status(), unknown.status());
     assert_eq!(wrong.text().await.expect("body"), unknown.text().await.expect("body"));
@@ -182,8 +189,11 @@ async fn logout_ends_one_session_and_logout_all_ends_every_one() {
     let a = app.login(&email).await;
     let b = app.login(&email).await;
     let c = app.login(&email).await;
-    let (ta, tb, tc) =
-        (a["access_token"].as_str().expect("a"), b["access_token"].as_str().expect("b"), c["access_token"].as_str().expect("c"));
+    let (ta, tb, tc) = (
+        a["access_token"].as_str().expect("a"),
+        b["access_token"].as_str().expect("b"),
+        c["access_token"].as_str().expect("c"),
+    );
     let res = app.post_json("/api/v1/auth/logout", Some(ta), &json!({})).await;
     assert_eq!(res.status(), 204);
     assert_eq!(code(app.get_as("/api/v1/auth/me", ta).await).await, (401, "token_revoked".into()));
@@ -207,18 +217,27 @@ async fn changing_the_password_ends_the_other_sessions_and_keeps_this_one() {
     let there = app.login(&email).await;
     let t_here = here["access_token"].as_str().expect("here");
     let wrong = app
-        .post_json("/api/v1/auth/password/change", Some(t_here), &json!({"current_password": "nope-nope-nope-1", "new_password": "brand-new-lantern-88"}))
+        .post_json(
+            "/api/v1/auth/password/change",
+            Some(t_here),
+            &json!({"current_password": "nope-nope-nope-1", "new_password": "brand-new-lantern-88"}),
+        )
         .await;
     assert_eq!(code(wrong).await, (422, "current_password_incorrect".into()));
     let res = app
-        .post_json("/api/v1/auth/password/change", Some(t_here), &json!({"current_password": PASSWORD, "new_password": "brand-new-lantern-88"}))
+        .post_json(
+            "/api/v1/auth/password/change",
+            Some(t_here),
+            &json!({"current_password": PASSWORD, "new_password": "brand-new-lantern-88"}),
+        )
         .await;
     assert_eq!(res.status(), 204);
     assert_eq!(app.get_as("/api/v1/auth/me", t_here).await.status(), 200);
     assert_eq!(app.get_as("/api/v1/auth/me", there["access_token"].as_str().expect("there")).await.status(), 401);
     let old = app.post_json("/api/v1/auth/login", None, &json!({"email": email, "password": PASSWORD})).await;
     assert_eq!(old.status(), 401);
-    let new = app.post_json("/api/v1/auth/login", None, &json!({"email": email, "password": "brand-new-lantern-88"})).await;
+    let new =
+        app.post_json("/api/v1/auth/login", None, &json!({"email": email, "password": "brand-new-lantern-88"})).await;
     assert_eq!(new.status(), 200);
 }
 
@@ -234,22 +253,28 @@ async fn a_reset_link_sets_a_new_password_once_and_a_weak_one_does_not_spend_it(
     let page = app.get(&format!("/reset-password?token={token}")).await;
     assert_eq!(page.status(), 200);
 
-    let weak = app.post_json("/api/v1/auth/password/reset", None, &json!({"token": token, "new_password": "password1234"})).await;
+    let weak = app
+        .post_json("/api/v1/auth/password/reset", None, &json!({"token": token, "new_password": "password1234"}))
+        .await;
     assert_eq!(code(weak).await, (422, "password_too_common".into()));
     // The form page does the same work.
     let res = app
         .client
         .post(app.url("/reset-password"))
-        .header("content-type", "application/x-www-form-urlencoded").body(form(&[("token", token.as_str()), ("password", "quiet-meadow-river-31")]))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("token", token.as_str()), ("password", "quiet-meadow-river-31")]))
         .send()
         .await
         .expect("form");
     assert_eq!(res.status(), 200);
-    let again = app.post_json("/api/v1/auth/password/reset", None, &json!({"token": token, "new_password": "another-meadow-77"})).await;
+    let again = app
+        .post_json("/api/v1/auth/password/reset", None, &json!({"token": token, "new_password": "another-meadow-77"}))
+        .await;
     assert_eq!(code(again).await, (400, "link_invalid".into()));
     // Every session ended; the new password works.
     assert_eq!(app.get_as("/api/v1/auth/me", session["access_token"].as_str().expect("t")).await.status(), 401);
-    let ok = app.post_json("/api/v1/auth/login", None, &json!({"email": email, "password": "quiet-meadow-river-31"})).await;
+    let ok =
+        app.post_json("/api/v1/auth/login", None, &json!({"email": email, "password": "quiet-meadow-river-31"})).await;
     assert_eq!(ok.status(), 200);
 }
 
@@ -259,7 +284,9 @@ async fn repeated_failures_lock_the_account_out_with_429_and_retry_after() {
     let email = unique("brute");
     app.create_user(&email, Role::Patient, None, None).await;
     for _ in 0..3 {
-        let res = app.post_json("/api/v1/auth/login", None, &json!({"email": email, "password": "guess-guess-guess-1"})).await;
+        let res = app
+            .post_json("/api/v1/auth/login", None, &json!({"email": email, "password": "guess-guess-guess-1"}))
+            .await;
         assert_eq!(res.status(), 401);
     }
     let res = app.post_json("/api/v1/auth/login", None, &json!({"email": email, "password": PASSWORD})).await;
@@ -282,8 +309,12 @@ async fn mfa_enrols_then_requires_a_code_that_cannot_be_replayed_and_recovery_co
     app.create_user(&email, Role::Patient, None, None).await;
     let pair = app.login(&email).await;
     let t = pair["access_token"].as_str().expect("t");
-    let enrol: Value =
-        app.post_json("/api/v1/auth/mfa/enrol", Some(t), &json!({"password": PASSWORD})).await.json().await.expect("json");
+    let enrol: Value = app
+        .post_json("/api/v1/auth/mfa/enrol", Some(t), &json!({"password": PASSWORD}))
+        .await
+        .json()
+        .await
+        .expect("json");
     let secret = enrol["secret"].as_str().expect("secret").to_owned();
     assert!(enrol["otpauth_uri"].as_str().expect("uri").starts_with("otpauth://totp/careport:"));
     let bad = app.post_json("/api/v1/auth/mfa/confirm", Some(t), &json!({"code": "000000"})).await;
@@ -299,17 +330,23 @@ async fn mfa_enrols_then_requires_a_code_that_cannot_be_replayed_and_recovery_co
     let without = app.post_json("/api/v1/auth/login", None, &json!({"email": email, "password": PASSWORD})).await;
     assert_eq!(code(without).await, (401, "mfa_required".into()));
     let now_code = current_code(&secret, 0);
-    let with = app.post_json("/api/v1/auth/login", None, &json!({"email": email, "password": PASSWORD, "totp": now_code})).await;
+    let with = app
+        .post_json("/api/v1/auth/login", None, &json!({"email": email, "password": PASSWORD, "totp": now_code}))
+        .await;
     assert_eq!(with.status(), 200);
-    let replay = app.post_json("/api/v1/auth/login", None, &json!({"email": email, "password": PASSWORD, "totp": now_code})).await;
+    let replay = app
+        .post_json("/api/v1/auth/login", None, &json!({"email": email, "password": PASSWORD, "totp": now_code}))
+        .await;
     assert_eq!(code(replay).await, (401, "mfa_code_invalid".into()));
 
     let rc = recovery[0].to_uppercase();
-    let by_recovery =
-        app.post_json("/api/v1/auth/login", None, &json!({"email": email, "password": PASSWORD, "recovery_code": rc})).await;
+    let by_recovery = app
+        .post_json("/api/v1/auth/login", None, &json!({"email": email, "password": PASSWORD, "recovery_code": rc}))
+        .await;
     assert_eq!(by_recovery.status(), 200);
-    let again =
-        app.post_json("/api/v1/auth/login", None, &json!({"email": email, "password": PASSWORD, "recovery_code": rc})).await;
+    let again = app
+        .post_json("/api/v1/auth/login", None, &json!({"email": email, "password": PASSWORD, "recovery_code": rc}))
+        .await;
     assert_eq!(code(again).await, (401, "mfa_code_invalid".into()));
 }
 
@@ -348,7 +385,11 @@ async fn an_admin_requires_mfa_for_a_role_and_resets_a_users_mfa_with_an_audit_e
 
     let reset = app.post_json(&format!("/api/v1/admin/users/{nurse_id}/mfa/reset"), Some(&ta), &json!({})).await;
     assert_eq!(reset.status(), 204);
-    assert_eq!(app.get_as("/api/v1/auth/me", full["access_token"].as_str().expect("t")).await.status(), 401, "sessions ended");
+    assert_eq!(
+        app.get_as("/api/v1/auth/me", full["access_token"].as_str().expect("t")).await.status(),
+        401,
+        "sessions ended"
+    );
     let audit: Value = app.get_as("/api/v1/admin/audit?action=admin.mfa_reset", &ta).await.json().await.expect("json");
     let events = audit["events"].as_array().expect("events");
     assert_eq!(events.len(), 1);
@@ -363,7 +404,11 @@ async fn an_invitation_link_creates_a_clinician_once() {
     let ta = app.login(&admin).await["access_token"].as_str().expect("t").to_owned();
     let doc = unique("doc");
     let res = app
-        .post_json("/api/v1/admin/invitations", Some(&ta), &json!({"email": doc, "role": "clinician", "staff_role": "doctor", "department": "oncology"}))
+        .post_json(
+            "/api/v1/admin/invitations",
+            Some(&ta),
+            &json!({"email": doc, "role": "clinician", "staff_role": "doctor", "department": "oncology"}),
+        )
         .await;
     assert_eq!(res.status(), 202);
     let token = token_of(&link(&app.email_to(&doc).await, "accept-invitation"));
@@ -372,19 +417,33 @@ async fn an_invitation_link_creates_a_clinician_once() {
     let res = app
         .client
         .post(app.url("/accept-invitation"))
-        .header("content-type", "application/x-www-form-urlencoded").body(form(&[("token", token.as_str()), ("full_name", "Dr Who"), ("password", PASSWORD)]))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("token", token.as_str()), ("full_name", "Dr Who"), ("password", PASSWORD)]))
         .send()
         .await
         .expect("form");
     assert_eq!(res.status(), 200);
-    let me: Value = app.get_as("/api/v1/auth/me", app.login(&doc).await["access_token"].as_str().expect("t")).await.json().await.expect("json");
-    assert_eq!((me["role"].as_str(), me["staff_role"].as_str(), me["department"].as_str()), (Some("clinician"), Some("doctor"), Some("oncology")));
-    let again = app.post_json("/api/v1/auth/invitations/accept", None, &json!({"token": token, "password": PASSWORD})).await;
+    let me: Value = app
+        .get_as("/api/v1/auth/me", app.login(&doc).await["access_token"].as_str().expect("t"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        (me["role"].as_str(), me["staff_role"].as_str(), me["department"].as_str()),
+        (Some("clinician"), Some("doctor"), Some("oncology"))
+    );
+    let again =
+        app.post_json("/api/v1/auth/invitations/accept", None, &json!({"token": token, "password": PASSWORD})).await;
     assert_eq!(code(again).await, (400, "link_invalid".into()));
 }
 
 fn cookie_named<'a>(res: &'a reqwest::Response, name: &str) -> Option<&'a str> {
-    res.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find(|c| c.starts_with(&format!("{name}=")))
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with(&format!("{name}=")))
 }
 
 #[actix_web::test]
@@ -392,7 +451,9 @@ async fn the_web_ui_cookie_is_host_only_httponly_strict_and_writes_need_the_csrf
     let app = spawn_app().await;
     let email = unique("web");
     app.create_user(&email, Role::Patient, None, None).await;
-    let res = app.post_json("/api/v1/auth/login", None, &json!({"email": email, "password": PASSWORD, "use_cookie": true})).await;
+    let res = app
+        .post_json("/api/v1/auth/login", None, &json!({"email": email, "password": PASSWORD, "use_cookie": true}))
+        .await;
     assert_eq!(res.status(), 200);
     let access = cookie_named(&res, "__Host-careport_access").expect("access cookie").to_owned();
     for attr in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
@@ -448,7 +509,8 @@ async fn an_attenuated_token_does_what_was_asked_and_nothing_more() {
     assert_eq!(app.get_as(&format!("/api/v1/patients/{id}"), &narrow).await.status(), 200);
     assert_eq!(app.get_as(&format!("/api/v1/users/{id}"), &narrow).await.status(), 404, "another resource");
     assert_eq!(app.get_as("/api/v1/auth/me", &narrow).await.status(), 403, "another resource");
-    let wider = app.post_json("/api/v1/auth/tokens/attenuate", Some(&narrow), &json!({"operations": ["read", "write"]})).await;
+    let wider =
+        app.post_json("/api/v1/auth/tokens/attenuate", Some(&narrow), &json!({"operations": ["read", "write"]})).await;
     assert_eq!(wider.status(), 200, "narrowing again is allowed…");
     let wider = wider.json::<Value>().await.expect("json")["token"].as_str().expect("t").to_owned();
     assert_eq!(app.get_as("/api/v1/auth/me", &wider).await.status(), 403, "…and never widens");
@@ -507,16 +569,18 @@ async fn after_key_rotation_old_tokens_verify_until_the_old_key_is_retired() {
     .await;
     let email = unique("rot");
     let id = app.create_user(&email, Role::Patient, None, None).await;
-    let token = app.key_ring().mint(&Claims {
-        user: id,
-        role: Role::Patient,
-        staff_role: None,
-        department: None,
-        session: Uuid::now_v7(),
-        expires_at: SystemTime::now() + Duration::from_secs(600),
-        mfa_pending: false,
-    })
-    .expect("mint");
+    let token = app
+        .key_ring()
+        .mint(&Claims {
+            user: id,
+            role: Role::Patient,
+            staff_role: None,
+            department: None,
+            session: Uuid::now_v7(),
+            expires_at: SystemTime::now() + Duration::from_secs(600),
+            mfa_pending: false,
+        })
+        .expect("mint");
     // A second node with the new key (id 2) that still lists the old public key.
     let db_url = app.settings.database.url.clone();
     let master = app.settings.secrets.master_key.clone();
@@ -534,7 +598,11 @@ async fn after_key_rotation_old_tokens_verify_until_the_old_key_is_retired() {
     .await;
     assert_eq!(rotated.get_as("/api/v1/auth/me", &token).await.status(), 200, "old token accepted");
     let fresh = rotated.login(&email).await;
-    assert_eq!(app.get_as("/api/v1/auth/me", fresh["access_token"].as_str().expect("t")).await.status(), 401, "the old node does not know key 2");
+    assert_eq!(
+        app.get_as("/api/v1/auth/me", fresh["access_token"].as_str().expect("t")).await.status(),
+        401,
+        "the old node does not know key 2"
+    );
     let retired = spawn_app_with(
         {
             let db_url = rotated.settings.database.url.clone();
@@ -567,7 +635,10 @@ async fn an_idle_session_cannot_refresh_and_an_old_access_token_expires() {
     app.create_user(&email, Role::Patient, None, None).await;
     let pair = app.login(&email).await;
     tokio::time::sleep(Duration::from_millis(2200)).await;
-    assert_eq!(code(app.get_as("/api/v1/auth/me", pair["access_token"].as_str().expect("t")).await).await, (401, "token_expired".into()));
+    assert_eq!(
+        code(app.get_as("/api/v1/auth/me", pair["access_token"].as_str().expect("t")).await).await,
+        (401, "token_expired".into())
+    );
     let res = app.post_json("/api/v1/auth/refresh", None, &json!({"refresh_token": pair["refresh_token"]})).await;
     assert_eq!(code(res).await, (401, "session_expired".into()));
 }

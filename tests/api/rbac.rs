@@ -81,9 +81,13 @@ async fn token(app: &TestApp, p: &People, who: Who) -> Option<String> {
         Who::PatientSelf => mint(claims(p.patient, Role::Patient, None, None, soon)),
         Who::PatientOther => mint(claims(p.other_patient, Role::Patient, None, None, soon)),
         Who::DoctorAssigned => mint(claims(p.doctor, Role::Clinician, Some(StaffRole::Doctor), Some("oncology"), soon)),
-        Who::DoctorUnassigned => mint(claims(p.doctor2, Role::Clinician, Some(StaffRole::Doctor), Some("cardiology"), soon)),
+        Who::DoctorUnassigned => {
+            mint(claims(p.doctor2, Role::Clinician, Some(StaffRole::Doctor), Some("cardiology"), soon))
+        }
         Who::NurseSameDept => mint(claims(p.nurse, Role::Clinician, Some(StaffRole::Nurse), Some("oncology"), soon)),
-        Who::NurseOtherDept => mint(claims(p.nurse2, Role::Clinician, Some(StaffRole::Nurse), Some("cardiology"), soon)),
+        Who::NurseOtherDept => {
+            mint(claims(p.nurse2, Role::Clinician, Some(StaffRole::Nurse), Some("cardiology"), soon))
+        }
         Who::Admin => mint(claims(p.admin, Role::Admin, None, None, soon)),
         Who::Expired => mint(claims(p.admin, Role::Admin, None, None, SystemTime::now() - Duration::from_secs(5))),
         Who::Revoked => {
@@ -195,9 +199,12 @@ fn delete_patient_session(who: Who) -> u16 {
     }
 }
 
+/// Who gets which status on one route.
+type Expect = Box<dyn Fn(Who) -> u16>;
+
 /// `(method, OpenAPI path)` → rule.
-fn table() -> Vec<(&'static str, &'static str, Box<dyn Fn(Who) -> u16>)> {
-    let b = |f: Rule| -> Box<dyn Fn(Who) -> u16> { Box::new(f) };
+fn table() -> Vec<(&'static str, &'static str, Expect)> {
+    let b = |f: Rule| -> Expect { Box::new(f) };
     vec![
         ("get", "/", Box::new(public(200))),
         ("get", "/healthz", Box::new(public(200))),
@@ -302,7 +309,8 @@ async fn every_route_answers_every_kind_of_caller_as_the_table_says() {
             }
             let status = req.send().await.expect("request").status().as_u16();
             if status != expected {
-                failures.push(format!("{} {path} as {who:?}: expected {expected}, got {status}", method.to_uppercase()));
+                failures
+                    .push(format!("{} {path} as {who:?}: expected {expected}, got {status}", method.to_uppercase()));
             }
         }
     }

@@ -97,9 +97,7 @@ impl Mailer {
         match &self.transport {
             Transport::Smtp(t) => {
                 t.send(message).await.map_err(|e| {
-                    Error::new(Code::ServiceUnavailable)
-                        .caused_by(anyhow::anyhow!("SMTP: {e}"))
-                        .retry_after(30)
+                    Error::new(Code::ServiceUnavailable).caused_by(anyhow::anyhow!("SMTP: {e}")).retry_after(30)
                 })?;
             }
             Transport::Outbox(dir) => {

@@ -231,7 +231,12 @@ static ACCESS_LOG: Sql = Sql::new(
 );
 
 /// Who acted on a patient's data (other than the patient), newest first.
-pub async fn access_log(db: &Db, patient: Uuid, before: Option<i64>, limit: i64) -> Result<Vec<AccessRow>, sqlx::Error> {
+pub async fn access_log(
+    db: &Db,
+    patient: Uuid,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<AccessRow>, sqlx::Error> {
     fetch!(db.reader(), AccessRow, fetch_all, &ACCESS_LOG, patient, before.unwrap_or(i64::MAX), limit)
 }
 
@@ -267,7 +272,10 @@ pub async fn verify(db: &Db) -> Result<Verification, sqlx::Error> {
                 return Ok(Verification { events: checked, broken: Some((expected_seq, why)) });
             }
             if row.prev_hash != prev {
-                let why = format!("event #{} does not follow the event before it (an event was removed or replaced)", row.seq);
+                let why = format!(
+                    "event #{} does not follow the event before it (an event was removed or replaced)",
+                    row.seq
+                );
                 return Ok(Verification { events: checked, broken: Some((row.seq, why)) });
             }
             if chain_hash(&prev, row.seq, &row.as_new()) != row.hash {

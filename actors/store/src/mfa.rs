@@ -10,15 +10,12 @@ use crate::{exec, fetch, scalar};
 
 static DELETE_CODES: Sql = Sql::new("DELETE FROM mfa_recovery_codes WHERE user_id = $1");
 static INSERT_CODE: Sql = Sql::new("INSERT INTO mfa_recovery_codes (user_id, code_hash) VALUES ($1, $2)");
-static USE_CODE: Sql = Sql::new(
-    "UPDATE mfa_recovery_codes SET used_at = $3 WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL",
-);
-static UNUSED_CODES: Sql =
-    Sql::new("SELECT COUNT(*) FROM mfa_recovery_codes WHERE user_id = $1 AND used_at IS NULL");
+static USE_CODE: Sql =
+    Sql::new("UPDATE mfa_recovery_codes SET used_at = $3 WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL");
+static UNUSED_CODES: Sql = Sql::new("SELECT COUNT(*) FROM mfa_recovery_codes WHERE user_id = $1 AND used_at IS NULL");
 static REQUIRED_ROLES: Sql = Sql::new("SELECT role FROM mfa_required_roles ORDER BY role");
-static REQUIRE_ROLE: Sql = Sql::new(
-    "INSERT INTO mfa_required_roles (role, set_at, set_by) VALUES ($1, $2, $3) ON CONFLICT (role) DO NOTHING",
-);
+static REQUIRE_ROLE: Sql =
+    Sql::new("INSERT INTO mfa_required_roles (role, set_at, set_by) VALUES ($1, $2, $3) ON CONFLICT (role) DO NOTHING");
 static UNREQUIRE_ROLE: Sql = Sql::new("DELETE FROM mfa_required_roles WHERE role = $1");
 
 /// Replace a user's recovery codes with these digests.

@@ -53,12 +53,10 @@ static BY_ID: Sql = Sql::new(
     "SELECT id, user_id, created_at, last_used_at, expires_at, revoked_at, revoked_reason, ip, user_agent
      FROM sessions WHERE id = $1",
 );
-static MARK_USED: Sql =
-    Sql::new("UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL");
+static MARK_USED: Sql = Sql::new("UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL");
 static TOUCH: Sql = Sql::new("UPDATE sessions SET last_used_at = $2 WHERE id = $1 AND revoked_at IS NULL");
-static REVOKE: Sql = Sql::new(
-    "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 WHERE id = $1 AND revoked_at IS NULL",
-);
+static REVOKE: Sql =
+    Sql::new("UPDATE sessions SET revoked_at = $2, revoked_reason = $3 WHERE id = $1 AND revoked_at IS NULL");
 static REVOKE_USER: Sql = Sql::new(
     "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 WHERE user_id = $1 AND revoked_at IS NULL AND id <> $4
      RETURNING id",

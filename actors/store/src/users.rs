@@ -91,15 +91,14 @@ static LIST: Sql = Sql::new(
 static COUNT_BY_ROLE: Sql = Sql::new("SELECT role, COUNT(*) FROM users GROUP BY role");
 static SET_PASSWORD: Sql =
     Sql::new("UPDATE users SET password_hash = $2, password_changed_at = $3, updated_at = $3 WHERE id = $1");
-static SET_VERIFIED: Sql = Sql::new(
-    "UPDATE users SET email_verified_at = COALESCE(email_verified_at, $2), updated_at = $2 WHERE id = $1",
-);
+static SET_VERIFIED: Sql =
+    Sql::new("UPDATE users SET email_verified_at = COALESCE(email_verified_at, $2), updated_at = $2 WHERE id = $1");
 static SET_STATUS: Sql = Sql::new("UPDATE users SET status = $2, updated_at = $3 WHERE id = $1");
-static SET_PROFILE: Sql = Sql::new(
-    "UPDATE users SET role = $2, staff_role = $3, department = $4, updated_at = $5 WHERE id = $1",
+static SET_PROFILE: Sql =
+    Sql::new("UPDATE users SET role = $2, staff_role = $3, department = $4, updated_at = $5 WHERE id = $1");
+static SET_MFA_PENDING: Sql = Sql::new(
+    "UPDATE users SET mfa_secret = $2, mfa_enabled_at = NULL, mfa_last_step = NULL, updated_at = $3 WHERE id = $1",
 );
-static SET_MFA_PENDING: Sql =
-    Sql::new("UPDATE users SET mfa_secret = $2, mfa_enabled_at = NULL, mfa_last_step = NULL, updated_at = $3 WHERE id = $1");
 static ENABLE_MFA: Sql = Sql::new(
     "UPDATE users SET mfa_enabled_at = $2, mfa_last_step = $3, updated_at = $2 WHERE id = $1 AND mfa_secret IS NOT NULL",
 );
@@ -107,9 +106,8 @@ static CLEAR_MFA: Sql = Sql::new(
     "UPDATE users SET mfa_secret = NULL, mfa_enabled_at = NULL, mfa_last_step = NULL, updated_at = $2 WHERE id = $1",
 );
 // Compare-and-set: a step is accepted once, even by two nodes racing on the same code.
-static ADVANCE_STEP: Sql = Sql::new(
-    "UPDATE users SET mfa_last_step = $2 WHERE id = $1 AND (mfa_last_step IS NULL OR mfa_last_step < $2)",
-);
+static ADVANCE_STEP: Sql =
+    Sql::new("UPDATE users SET mfa_last_step = $2 WHERE id = $1 AND (mfa_last_step IS NULL OR mfa_last_step < $2)");
 
 /// Create an account; a taken e-mail address is [`CreateUserError::EmailTaken`].
 pub async fn create(db: &Db, user: NewUser<'_>) -> Result<UserId, CreateUserError> {

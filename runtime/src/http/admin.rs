@@ -6,9 +6,9 @@ use std::str::FromStr;
 use actix_web::{HttpResponse, web};
 use careport_actors::Services;
 use careport_actors::accounts::{NewAccount, parse_staff};
+use careport_actors::audit::EventExt;
 use careport_actors::auth::service::{AccountChange, Invite};
 use careport_domain::{Code, Email, Error, Role};
-use careport_actors::audit::EventExt;
 use careport_store::audit::{self as trail, Filter};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -47,7 +47,11 @@ pub struct ListQuery {
 /// Accounts, a page at a time.
 #[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin", params(ListQuery),
     responses((status = 200, description = "Accounts and the cursor of the next page")), security(("bearer" = [])))]
-pub async fn list_users(_: Authorized<ManageUsers>, services: web::Data<Services>, req: actix_web::HttpRequest) -> Result<HttpResponse> {
+pub async fn list_users(
+    _: Authorized<ManageUsers>,
+    services: web::Data<Services>,
+    req: actix_web::HttpRequest,
+) -> Result<HttpResponse> {
     let q: ListQuery = super::authn::query(&req)?;
     let r = q.role.as_deref().map(role).transpose()?;
     let limit = q.limit.unwrap_or(50).clamp(1, 200);
@@ -144,7 +148,11 @@ pub async fn update_user(
 /// Reset a user's MFA: they must enrol again; their sessions end; audited.
 #[utoipa::path(post, path = "/api/v1/admin/users/{id}/mfa/reset", tag = "admin", params(("id" = Uuid, Path, description = "User id")),
     responses((status = 204, description = "Reset")), security(("bearer" = [])))]
-pub async fn reset_mfa(auth: Authorized<ManageUsers>, services: web::Data<Services>, id: web::Path<String>) -> Result<HttpResponse> {
+pub async fn reset_mfa(
+    auth: Authorized<ManageUsers>,
+    services: web::Data<Services>,
+    id: web::Path<String>,
+) -> Result<HttpResponse> {
     let id = Uuid::parse_str(&id).map_err(|_| Error::new(Code::NotFound))?;
     services.auth.admin_reset_mfa(&auth.caller, id).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -174,7 +182,12 @@ pub async fn put_mfa_policy(
     services: web::Data<Services>,
     body: JsonBody,
 ) -> Result<HttpResponse> {
-    let roles = body.parse::<MfaPolicyBody>()?.required_roles.iter().map(|r| role(r)).collect::<std::result::Result<Vec<_>, _>>()?;
+    let roles = body
+        .parse::<MfaPolicyBody>()?
+        .required_roles
+        .iter()
+        .map(|r| role(r))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     let now = services.auth.set_mfa_required_roles(&auth.caller, roles).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "required_roles": now })))
 }
@@ -193,7 +206,11 @@ pub struct InviteBody {
 /// Invite a clinician or administrator: a single-use link goes to the address.
 #[utoipa::path(post, path = "/api/v1/admin/invitations", tag = "admin", request_body = InviteBody,
     responses((status = 202, description = "Invitation sent")), security(("bearer" = [])))]
-pub async fn invite(auth: Authorized<ManageUsers>, services: web::Data<Services>, body: JsonBody) -> Result<HttpResponse> {
+pub async fn invite(
+    auth: Authorized<ManageUsers>,
+    services: web::Data<Services>,
+    body: JsonBody,
+) -> Result<HttpResponse> {
     let b = body.parse::<InviteBody>()?;
     let inv = Invite {
         email: Email::parse(&b.email)?,
@@ -223,21 +240,34 @@ pub struct AuditQuery {
 /// The audit trail, newest first, filtered and paginated.
 #[utoipa::path(get, path = "/api/v1/admin/audit", tag = "admin", params(AuditQuery),
     responses((status = 200, description = "Events and the cursor of the next page")), security(("bearer" = [])))]
-pub async fn audit(auth: Authorized<ReadAudit>, services: web::Data<Services>, req: actix_web::HttpRequest) -> Result<HttpResponse> {
+pub async fn audit(
+    auth: Authorized<ReadAudit>,
+    services: web::Data<Services>,
+    req: actix_web::HttpRequest,
+) -> Result<HttpResponse> {
     let q: AuditQuery = super::authn::query(&req)?;
     let limit = q.limit.unwrap_or(100).clamp(1, 500);
-    let filter =
-        Filter { actor: q.actor, patient: q.patient, action: q.action, from: q.from, to: q.to, before: q.before, limit };
+    let filter = Filter {
+        actor: q.actor,
+        patient: q.patient,
+        action: q.action,
+        from: q.from,
+        to: q.to,
+        before: q.before,
+        limit,
+    };
     let events = trail::list(&services.db, &filter)
         .await
         .map_err(|e| Error::new(Code::StoreUnavailable).caused_by(e).retry_after(1))?;
     // Reading the trail is itself an access worth recording.
     services
         .auth
-        .audit(vec![auth.caller.ctx.event("audit.read", careport_actors::audit::outcome::SUCCESS).detail(format!(
-            "{} event(s)",
-            events.len()
-        ))])
+        .audit(vec![
+            auth.caller
+                .ctx
+                .event("audit.read", careport_actors::audit::outcome::SUCCESS)
+                .detail(format!("{} event(s)", events.len())),
+        ])
         .await?;
     let next = (events.len() as i64 == limit).then(|| events.last().map(|e| e.seq)).flatten();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "events": events, "next_before": next })))

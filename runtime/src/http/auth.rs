@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::authn::{
-    Authenticated, Authorized, Client, JsonBody, DeleteSession, EndOwnSession, ManageOwnMfa, REFRESH_COOKIE, ReadSelf,
+    Authenticated, Authorized, Client, DeleteSession, EndOwnSession, JsonBody, ManageOwnMfa, REFRESH_COOKIE, ReadSelf,
     WriteSelf, check_csrf, clear_session_cookies, csrf_token, set_session_cookies,
 };
 use super::error::ApiError;
@@ -43,7 +43,11 @@ fn accepted(message: &str) -> HttpResponse {
 /// (its owner gets an e-mail either way).
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterBody,
     responses((status = 202, description = "Check your e-mail"), (status = 422, description = "Password rule broken", body = super::error::ErrorBody)))]
-pub async fn register(services: web::Data<Services>, client: Client, body: web::Json<RegisterBody>) -> Result<HttpResponse> {
+pub async fn register(
+    services: web::Data<Services>,
+    client: Client,
+    body: web::Json<RegisterBody>,
+) -> Result<HttpResponse> {
     let body = body.into_inner();
     let email = email(&body.email)?;
     let name = body.full_name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
@@ -77,7 +81,10 @@ pub async fn login(services: web::Data<Services>, client: Client, body: web::Jso
     let body = body.into_inner();
     let pair = services
         .auth
-        .login(&client.0, Login { email: body.email, password: body.password, totp: body.totp, recovery_code: body.recovery_code })
+        .login(
+            &client.0,
+            Login { email: body.email, password: body.password, totp: body.totp, recovery_code: body.recovery_code },
+        )
         .await?;
     Ok(token_response(&services, pair, body.use_cookie))
 }
@@ -202,7 +209,11 @@ pub struct EmailBody {
 /// Ask for a password-reset link. Answers 202 alike whether or not the address has an account.
 #[utoipa::path(post, path = "/api/v1/auth/password/forgot", tag = "auth", request_body = EmailBody,
     responses((status = 202, description = "If the account exists, a link was sent")))]
-pub async fn forgot_password(services: web::Data<Services>, client: Client, body: web::Json<EmailBody>) -> Result<HttpResponse> {
+pub async fn forgot_password(
+    services: web::Data<Services>,
+    client: Client,
+    body: web::Json<EmailBody>,
+) -> Result<HttpResponse> {
     let email = email(&body.email)?;
     services.auth.forgot_password(&client.0, email).await;
     Ok(accepted("If an account uses this address, a reset link is on its way."))
@@ -228,7 +239,11 @@ pub struct ResetPasswordBody {
 /// Set a new password with the link's token; every session of the account ends.
 #[utoipa::path(post, path = "/api/v1/auth/password/reset", tag = "auth", request_body = ResetPasswordBody,
     responses((status = 204, description = "Password set"), (status = 400, description = "Link invalid, expired or used", body = super::error::ErrorBody)))]
-pub async fn reset_password(services: web::Data<Services>, client: Client, body: web::Json<ResetPasswordBody>) -> Result<HttpResponse> {
+pub async fn reset_password(
+    services: web::Data<Services>,
+    client: Client,
+    body: web::Json<ResetPasswordBody>,
+) -> Result<HttpResponse> {
     let body = body.into_inner();
     services.auth.reset_password(&client.0, &body.token, body.new_password).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -244,7 +259,11 @@ pub struct TokenBody {
 /// Verify the e-mail address with the link's token.
 #[utoipa::path(post, path = "/api/v1/auth/email/verify", tag = "auth", request_body = TokenBody,
     responses((status = 204, description = "Verified"), (status = 400, description = "Link invalid, expired or used", body = super::error::ErrorBody)))]
-pub async fn verify_email(services: web::Data<Services>, client: Client, body: web::Json<TokenBody>) -> Result<HttpResponse> {
+pub async fn verify_email(
+    services: web::Data<Services>,
+    client: Client,
+    body: web::Json<TokenBody>,
+) -> Result<HttpResponse> {
     services.auth.verify_email(&client.0, &body.token).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -278,7 +297,11 @@ pub struct PasswordBody {
 #[utoipa::path(post, path = "/api/v1/auth/mfa/enrol", tag = "auth", request_body = PasswordBody,
     responses((status = 200, description = "Secret and URI, shown once"), (status = 409, description = "Already enabled", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn mfa_enrol(auth: Authorized<ManageOwnMfa>, services: web::Data<Services>, body: JsonBody) -> Result<HttpResponse> {
+pub async fn mfa_enrol(
+    auth: Authorized<ManageOwnMfa>,
+    services: web::Data<Services>,
+    body: JsonBody,
+) -> Result<HttpResponse> {
     let e = services.auth.mfa_enrol(&auth.caller, body.parse::<PasswordBody>()?.password).await?;
     Ok(HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(e))
 }
@@ -294,10 +317,16 @@ pub struct CodeBody {
 #[utoipa::path(post, path = "/api/v1/auth/mfa/confirm", tag = "auth", request_body = CodeBody,
     responses((status = 200, description = "Recovery codes"), (status = 401, description = "Wrong code", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn mfa_confirm(auth: Authorized<ManageOwnMfa>, services: web::Data<Services>, body: JsonBody) -> Result<HttpResponse> {
+pub async fn mfa_confirm(
+    auth: Authorized<ManageOwnMfa>,
+    services: web::Data<Services>,
+    body: JsonBody,
+) -> Result<HttpResponse> {
     let body = body.parse::<CodeBody>()?;
     let codes = services.auth.mfa_confirm(&auth.caller, &body.code).await?;
-    Ok(HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(serde_json::json!({ "recovery_codes": codes })))
+    Ok(HttpResponse::Ok()
+        .insert_header(("cache-control", "no-store"))
+        .json(serde_json::json!({ "recovery_codes": codes })))
 }
 
 /// `POST /api/v1/auth/mfa/disable` and `/mfa/recovery-codes`.
@@ -311,7 +340,11 @@ pub struct PasswordCodeBody {
 /// Turn MFA off (password and a current code). Refused where the role requires MFA.
 #[utoipa::path(post, path = "/api/v1/auth/mfa/disable", tag = "auth", request_body = PasswordCodeBody,
     responses((status = 204, description = "Disabled")), security(("bearer" = [])))]
-pub async fn mfa_disable(auth: Authorized<ManageOwnMfa>, services: web::Data<Services>, body: JsonBody) -> Result<HttpResponse> {
+pub async fn mfa_disable(
+    auth: Authorized<ManageOwnMfa>,
+    services: web::Data<Services>,
+    body: JsonBody,
+) -> Result<HttpResponse> {
     let body = body.parse::<PasswordCodeBody>()?;
     services.auth.mfa_disable(&auth.caller, body.password, &body.code).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -327,7 +360,9 @@ pub async fn mfa_recovery_codes(
 ) -> Result<HttpResponse> {
     let body = body.parse::<PasswordCodeBody>()?;
     let codes = services.auth.mfa_recovery_codes(&auth.caller, body.password, &body.code).await?;
-    Ok(HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(serde_json::json!({ "recovery_codes": codes })))
+    Ok(HttpResponse::Ok()
+        .insert_header(("cache-control", "no-store"))
+        .json(serde_json::json!({ "recovery_codes": codes })))
 }
 
 /// `POST /api/v1/auth/invitations/accept`.
@@ -379,7 +414,9 @@ pub struct ResourceRef {
 pub async fn attenuate(auth: Authenticated, services: web::Data<Services>, body: JsonBody) -> Result<HttpResponse> {
     let body = body.parse::<AttenuateBody>()?;
     if body.operations.is_none() && body.resources.is_none() && body.expires_in.is_none() {
-        return Err(Error::with_message(Code::InvalidValue, "Give operations, resources or expires_in to narrow to.").into());
+        return Err(
+            Error::with_message(Code::InvalidValue, "Give operations, resources or expires_in to narrow to.").into()
+        );
     }
     let own = auth.caller.expires_at();
     let expires_at = body.expires_in.map(|s| SystemTime::now() + Duration::from_secs(s)).map(|t| t.min(own));

@@ -120,11 +120,8 @@ pub fn client_info(req: &HttpRequest) -> ClientInfo {
     } else {
         req.peer_addr().map(|a| a.ip().to_string())
     };
-    let user_agent = req
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.chars().take(256).collect());
+    let user_agent =
+        req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(256).collect());
     let request_id = req.extensions().get::<RequestId>().map(|id| id.to_string());
     ClientInfo { ip, user_agent, request_id }
 }

@@ -82,9 +82,15 @@ pub struct TokenForm {
     pub token: String,
 }
 
-pub async fn verify_email_submit(services: web::Data<Services>, client: Client, form: web::Form<TokenForm>) -> HttpResponse {
+pub async fn verify_email_submit(
+    services: web::Data<Services>,
+    client: Client,
+    form: web::Form<TokenForm>,
+) -> HttpResponse {
     match services.auth.verify_email(&client.0, &form.token).await {
-        Ok(()) => ok("Address verified", "<p class=\"ok\">Thank you: your address is verified. You can now log in.</p>"),
+        Ok(()) => {
+            ok("Address verified", "<p class=\"ok\">Thank you: your address is verified. You can now log in.</p>")
+        }
         Err(e) => failed("Verify your e-mail address", &e, ""),
     }
 }
@@ -118,7 +124,11 @@ pub struct PasswordForm {
     pub full_name: Option<String>,
 }
 
-pub async fn reset_password_submit(services: web::Data<Services>, client: Client, form: web::Form<PasswordForm>) -> HttpResponse {
+pub async fn reset_password_submit(
+    services: web::Data<Services>,
+    client: Client,
+    form: web::Form<PasswordForm>,
+) -> HttpResponse {
     let form = form.into_inner();
     match services.auth.reset_password(&client.0, &form.token, form.password).await {
         Ok(()) => ok(
@@ -136,7 +146,11 @@ pub async fn accept_invitation_page(q: web::Query<LinkQuery>) -> HttpResponse {
     }
 }
 
-pub async fn accept_invitation_submit(services: web::Data<Services>, client: Client, form: web::Form<PasswordForm>) -> HttpResponse {
+pub async fn accept_invitation_submit(
+    services: web::Data<Services>,
+    client: Client,
+    form: web::Form<PasswordForm>,
+) -> HttpResponse {
     let form = form.into_inner();
     let name = form.full_name.clone().map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
     match services.auth.accept_invitation(&client.0, &form.token, name, form.password).await {
@@ -157,7 +171,11 @@ pub struct EmailForm {
     pub email: String,
 }
 
-pub async fn forgot_password_submit(services: web::Data<Services>, client: Client, form: web::Form<EmailForm>) -> HttpResponse {
+pub async fn forgot_password_submit(
+    services: web::Data<Services>,
+    client: Client,
+    form: web::Form<EmailForm>,
+) -> HttpResponse {
     match Email::parse(&form.email) {
         Ok(email) => {
             services.auth.forgot_password(&client.0, email).await;

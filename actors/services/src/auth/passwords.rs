@@ -68,7 +68,9 @@ pub fn check_password(password: &str, email: Option<&str>) -> Result<(), Error> 
     if let Some(email) = email {
         let lower = password.to_lowercase();
         let local = email.split('@').next().unwrap_or(email);
-        if lower.contains(&email.to_lowercase()) || (local.chars().count() >= 4 && lower.contains(&local.to_lowercase())) {
+        if lower.contains(&email.to_lowercase())
+            || (local.chars().count() >= 4 && lower.contains(&local.to_lowercase()))
+        {
             return Err(Error::new(Code::PasswordContainsEmail));
         }
     }

@@ -170,13 +170,15 @@ fn secs_ms(s: u64) -> i64 {
 
 /// Build the key ring from the root key and `[auth.tokens]`.
 pub fn key_ring(token_key: &SecretString, cfg: &super::TokenKeysConfig) -> Result<KeyRing, String> {
-    let private = PrivateKey::from_str(token_key.expose_secret()).map_err(|_| "the token key is not valid".to_owned())?;
+    let private =
+        PrivateKey::from_str(token_key.expose_secret()).map_err(|_| "the token key is not valid".to_owned())?;
     let mut previous = Vec::new();
     for entry in &cfg.previous_public_keys {
         let (id, key) = entry
             .split_once(':')
             .ok_or_else(|| format!("auth.tokens.previous_public_keys: `{entry}` is not `<id>:ed25519/<hex>`"))?;
-        let id: u32 = id.trim().parse().map_err(|_| format!("auth.tokens.previous_public_keys: bad id in `{entry}`"))?;
+        let id: u32 =
+            id.trim().parse().map_err(|_| format!("auth.tokens.previous_public_keys: bad id in `{entry}`"))?;
         if id == cfg.key_id {
             return Err(format!("auth.tokens.previous_public_keys: id {id} is the current key id"));
         }
@@ -298,7 +300,8 @@ impl Auth {
 
     /// Verify an access token: signature (cached per node), expiry, revocation.
     pub fn authenticate(&self, raw: &str) -> Result<Arc<VerifiedToken>, Error> {
-        let token = self.inner.cache.get_or_verify(&self.inner.keys, raw.trim(), SystemTime::now()).map_err(token_error)?;
+        let token =
+            self.inner.cache.get_or_verify(&self.inner.keys, raw.trim(), SystemTime::now()).map_err(token_error)?;
         if self.inner.revocations.is_revoked(token.claims().session) {
             return Err(Error::new(Code::TokenRevoked));
         }
@@ -307,7 +310,14 @@ impl Auth {
 
     /// Decide whether `caller` may do `operation` on `(kind, id)`. A denial is audited and
     /// answers 404 when `hide` (a resource instance: its existence is not told) or 403.
-    pub async fn authorize(&self, caller: &Caller, operation: &str, kind: &str, id: &str, hide: bool) -> Result<(), Error> {
+    pub async fn authorize(
+        &self,
+        caller: &Caller,
+        operation: &str,
+        kind: &str,
+        id: &str,
+        hide: bool,
+    ) -> Result<(), Error> {
         let claims = caller.token.claims();
         if claims.mfa_pending && kind != "mfa" {
             return Err(Error::new(Code::MfaEnrolmentRequired));
@@ -361,7 +371,8 @@ impl Auth {
     }
 
     fn mint(&self, user: &UserRow, session: Uuid, mfa_pending: bool) -> Result<(String, u64), Error> {
-        let role = Role::from_str(&user.role).map_err(|_| Error::internal(anyhow::anyhow!("stored role is invalid")))?;
+        let role =
+            Role::from_str(&user.role).map_err(|_| Error::internal(anyhow::anyhow!("stored role is invalid")))?;
         let ttl = self.inner.cfg.access_token_ttl_secs;
         let claims = Claims {
             user: user.id,
@@ -539,7 +550,8 @@ impl Auth {
             self.inner.dummy_hash.clone(),
         )
         .await?;
-        let fail_keys = [(acct_key.as_str(), cfg.throttle.account_max_failures), (ip_key.as_str(), cfg.throttle.ip_max_failures)];
+        let fail_keys =
+            [(acct_key.as_str(), cfg.throttle.account_max_failures), (ip_key.as_str(), cfg.throttle.ip_max_failures)];
         let creds = match (ok, creds) {
             (true, Some(c)) => c,
             (_, c) => {
@@ -561,14 +573,14 @@ impl Auth {
             self.audit_best_effort(ctx.event("auth.login", outcome::DENIED).detail("e-mail not verified")).await;
             return Err(Error::new(Code::EmailNotVerified));
         }
-        if user.mfa_enabled_at.is_some() {
-            if let Err(e) = self.check_second_factor(&creds, req.totp.as_deref(), req.recovery_code.as_deref()).await {
-                if e.code() == Code::MfaCodeInvalid {
-                    self.inner.throttle.failed(&fail_keys).await;
-                    self.audit_best_effort(ctx.event("auth.login", outcome::FAILURE).detail("bad second factor")).await;
-                }
-                return Err(e);
+        if user.mfa_enabled_at.is_some()
+            && let Err(e) = self.check_second_factor(&creds, req.totp.as_deref(), req.recovery_code.as_deref()).await
+        {
+            if e.code() == Code::MfaCodeInvalid {
+                self.inner.throttle.failed(&fail_keys).await;
+                self.audit_best_effort(ctx.event("auth.login", outcome::FAILURE).detail("bad second factor")).await;
             }
+            return Err(e);
         }
         let mfa_pending = user.mfa_enabled_at.is_none() && self.mfa_required_for(&user.role).await?;
         if passwords::needs_rehash(&creds.password_hash, &cfg.argon2) {
@@ -620,7 +632,12 @@ impl Auth {
     }
 
     /// Check a TOTP code (replay-protected) or a recovery code (single use).
-    async fn check_second_factor(&self, creds: &Credentials, code: Option<&str>, recovery: Option<&str>) -> Result<(), Error> {
+    async fn check_second_factor(
+        &self,
+        creds: &Credentials,
+        code: Option<&str>,
+        recovery: Option<&str>,
+    ) -> Result<(), Error> {
         let db = &self.inner.db;
         let user = creds.user.id;
         if let Some(rc) = recovery.filter(|r| !r.trim().is_empty()) {
@@ -664,7 +681,9 @@ impl Auth {
                 ctx.actor_id = Some(s.user_id);
                 self.revoke_sessions(&[s.id], "refresh token reuse").await?;
                 self.audit_best_effort(
-                    ctx.event("auth.refresh_reuse", outcome::DENIED).resource("session", s.id).detail("session revoked"),
+                    ctx.event("auth.refresh_reuse", outcome::DENIED)
+                        .resource("session", s.id)
+                        .detail("session revoked"),
                 )
                 .await;
                 return Err(Error::new(Code::RefreshTokenReused));
@@ -681,10 +700,12 @@ impl Auth {
         }
         if now - session.last_used_at > secs_ms(cfg.idle_timeout_secs) {
             self.revoke_sessions(&[session.id], "idle timeout").await?;
-            self.audit_best_effort(ctx.event("auth.session_idle", outcome::DENIED).resource("session", session.id)).await;
+            self.audit_best_effort(ctx.event("auth.session_idle", outcome::DENIED).resource("session", session.id))
+                .await;
             return Err(Error::new(Code::SessionExpired));
         }
-        let user = users::find(db, session.user_id).await.map_err(store_err)?.ok_or_else(|| Error::new(Code::TokenRevoked))?;
+        let user =
+            users::find(db, session.user_id).await.map_err(store_err)?.ok_or_else(|| Error::new(Code::TokenRevoked))?;
         if !user.is_active() {
             self.revoke_sessions(&[session.id], "account inactive").await?;
             return Err(Error::new(Code::AccountInactive));
@@ -693,7 +714,8 @@ impl Auth {
         if !sessions::rotate(db, session.id, &digest, &secret::digest(&next)).await.map_err(store_err)? {
             // Another refresh with the same token won the race: treat this one as reuse.
             self.revoke_sessions(&[session.id], "refresh token reuse").await?;
-            self.audit_best_effort(ctx.event("auth.refresh_reuse", outcome::DENIED).resource("session", session.id)).await;
+            self.audit_best_effort(ctx.event("auth.refresh_reuse", outcome::DENIED).resource("session", session.id))
+                .await;
             return Err(Error::new(Code::RefreshTokenReused));
         }
         let mfa_pending = user.mfa_enabled_at.is_none() && self.mfa_required_for(&user.role).await?;
@@ -790,10 +812,14 @@ impl Auth {
     /// Change the caller's password; every other session ends.
     pub async fn change_password(&self, caller: &Caller, current: String, new: String) -> Result<(), Error> {
         let db = &self.inner.db;
-        let creds =
-            users::credentials(db, caller.user()).await.map_err(store_err)?.ok_or_else(|| Error::new(Code::NotFound))?;
+        let creds = users::credentials(db, caller.user())
+            .await
+            .map_err(store_err)?
+            .ok_or_else(|| Error::new(Code::NotFound))?;
         passwords::check_password(&new, Some(&creds.user.email))?;
-        if !passwords::verify_password(current, Some(creds.password_hash.clone()), self.inner.dummy_hash.clone()).await? {
+        if !passwords::verify_password(current, Some(creds.password_hash.clone()), self.inner.dummy_hash.clone())
+            .await?
+        {
             self.audit_best_effort(caller.ctx.event("auth.password_change", outcome::FAILURE)).await;
             return Err(Error::new(Code::CurrentPasswordIncorrect));
         }
@@ -801,7 +827,10 @@ impl Auth {
         users::set_password(db, caller.user(), &hash).await.map_err(store_err)?;
         let revoked = self.revoke_user(caller.user(), "password changed", Some(caller.session())).await?;
         self.audit_best_effort(
-            caller.ctx.event("auth.password_change", outcome::SUCCESS).detail(format!("{revoked} other session(s) ended")),
+            caller
+                .ctx
+                .event("auth.password_change", outcome::SUCCESS)
+                .detail(format!("{revoked} other session(s) ended")),
         )
         .await;
         self.notify(
@@ -836,7 +865,8 @@ impl Auth {
             }
             let token = secret::new_token();
             let ttl = this.inner.cfg.reset_link_ttl_secs;
-            if let Err(e) = auth_links::issue(&this.inner.db, u.id, Purpose::Reset, &secret::digest(&token), secs_ms(ttl)).await
+            if let Err(e) =
+                auth_links::issue(&this.inner.db, u.id, Purpose::Reset, &secret::digest(&token), secs_ms(ttl)).await
             {
                 tracing::warn!(error = %e, "could not store a reset link");
                 return;
@@ -864,7 +894,10 @@ impl Auth {
     pub async fn reset_password(&self, client: &ClientInfo, token: &str, new: String) -> Result<(), Error> {
         let db = &self.inner.db;
         let digest = secret::digest(token.trim());
-        let user = auth_links::peek(db, Purpose::Reset, &digest).await.map_err(store_err)?.ok_or_else(|| Error::new(Code::LinkInvalid))?;
+        let user = auth_links::peek(db, Purpose::Reset, &digest)
+            .await
+            .map_err(store_err)?
+            .ok_or_else(|| Error::new(Code::LinkInvalid))?;
         let row = users::find(db, user).await.map_err(store_err)?.ok_or_else(|| Error::new(Code::LinkInvalid))?;
         // Check the rules before spending the link, so a weak password can be corrected.
         passwords::check_password(&new, Some(&row.email))?;
@@ -894,7 +927,8 @@ impl Auth {
         let secret_b32 = totp::generate_secret();
         let sealed = self.inner.fernet.encrypt(secret_b32.as_bytes());
         users::set_mfa_pending(&self.inner.db, caller.user(), &sealed).await.map_err(store_err)?;
-        self.audit(vec![caller.ctx.event("mfa.enrol_started", outcome::SUCCESS).resource("mfa", caller.user())]).await?;
+        self.audit(vec![caller.ctx.event("mfa.enrol_started", outcome::SUCCESS).resource("mfa", caller.user())])
+            .await?;
         Ok(Enrolment {
             otpauth_uri: totp::provisioning_uri(&secret_b32, &self.inner.cfg.mfa_issuer, &creds.user.email),
             secret: secret_b32,
@@ -904,12 +938,16 @@ impl Auth {
     /// Confirm enrolment with a first code; returns the ten recovery codes (shown once).
     pub async fn mfa_confirm(&self, caller: &Caller, code: &str) -> Result<Vec<String>, Error> {
         let db = &self.inner.db;
-        let creds = users::credentials(db, caller.user()).await.map_err(store_err)?.ok_or_else(|| Error::new(Code::NotFound))?;
+        let creds = users::credentials(db, caller.user())
+            .await
+            .map_err(store_err)?
+            .ok_or_else(|| Error::new(Code::NotFound))?;
         if creds.user.mfa_enabled_at.is_some() {
             return Err(Error::new(Code::MfaAlreadyEnabled));
         }
         let secret_b32 = self.open_secret(creds.mfa_secret.as_deref())?;
-        let step = totp::matching_step(&secret_b32, code, unix_secs()).ok_or_else(|| Error::new(Code::MfaCodeInvalid))?;
+        let step =
+            totp::matching_step(&secret_b32, code, unix_secs()).ok_or_else(|| Error::new(Code::MfaCodeInvalid))?;
         if !users::enable_mfa(db, caller.user(), step).await.map_err(store_err)? {
             return Err(Error::new(Code::MfaNotEnabled));
         }
@@ -933,15 +971,22 @@ impl Auth {
     }
 
     /// Replace the recovery codes (password and a current code required).
-    pub async fn mfa_recovery_codes(&self, caller: &Caller, password: String, code: &str) -> Result<Vec<String>, Error> {
+    pub async fn mfa_recovery_codes(
+        &self,
+        caller: &Caller,
+        password: String,
+        code: &str,
+    ) -> Result<Vec<String>, Error> {
         let creds = self.reauthenticate(caller, password).await?;
         if creds.user.mfa_enabled_at.is_none() {
             return Err(Error::new(Code::MfaNotEnabled));
         }
         self.check_second_factor(&creds, Some(code), None).await?;
         let codes = self.new_recovery_codes(caller.user()).await?;
-        self.audit(vec![caller.ctx.event("mfa.recovery_codes_replaced", outcome::SUCCESS).resource("mfa", caller.user())])
-            .await?;
+        self.audit(vec![
+            caller.ctx.event("mfa.recovery_codes_replaced", outcome::SUCCESS).resource("mfa", caller.user()),
+        ])
+        .await?;
         Ok(codes)
     }
 
@@ -966,7 +1011,9 @@ impl Auth {
             .await
             .map_err(store_err)?
             .ok_or_else(|| Error::new(Code::NotFound))?;
-        if !passwords::verify_password(password, Some(creds.password_hash.clone()), self.inner.dummy_hash.clone()).await? {
+        if !passwords::verify_password(password, Some(creds.password_hash.clone()), self.inner.dummy_hash.clone())
+            .await?
+        {
             self.audit_best_effort(caller.ctx.event("auth.reauthenticate", outcome::FAILURE)).await;
             return Err(Error::new(Code::CurrentPasswordIncorrect));
         }
@@ -976,8 +1023,14 @@ impl Auth {
     // ----- administration ----------------------------------------------------------------
 
     /// Accounts, a page at a time.
-    pub async fn list_accounts(&self, role: Option<Role>, after: Option<Uuid>, limit: i64) -> Result<Vec<Account>, Error> {
-        let rows = users::list(&self.inner.db, role.map(Role::as_str), after, limit.clamp(1, 200)).await.map_err(store_err)?;
+    pub async fn list_accounts(
+        &self,
+        role: Option<Role>,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<Account>, Error> {
+        let rows =
+            users::list(&self.inner.db, role.map(Role::as_str), after, limit.clamp(1, 200)).await.map_err(store_err)?;
         Ok(rows.into_iter().map(Account::from).collect())
     }
 
@@ -1014,7 +1067,9 @@ impl Auth {
             || staff.map(StaffRole::as_str) != current.staff_role.as_deref()
             || department != current.department;
         if profile_changed {
-            users::set_profile(db, id, role, staff.map(StaffRole::as_str), department.as_deref()).await.map_err(store_err)?;
+            users::set_profile(db, id, role, staff.map(StaffRole::as_str), department.as_deref())
+                .await
+                .map_err(store_err)?;
             details.push(format!(
                 "role {}→{role}, staff_role {:?}→{:?}, department changed: {}",
                 current.role,
@@ -1065,15 +1120,20 @@ impl Auth {
             mfa::set_role_required(db, role.as_str(), roles.contains(&role), caller.user()).await.map_err(store_err)?;
         }
         let now = self.mfa_required_roles().await?;
-        self.audit(vec![caller.ctx.event("admin.mfa_policy", outcome::SUCCESS).detail(format!("required for: {now:?}"))])
-            .await?;
+        self.audit(vec![
+            caller.ctx.event("admin.mfa_policy", outcome::SUCCESS).detail(format!("required for: {now:?}")),
+        ])
+        .await?;
         Ok(now)
     }
 
     /// Invite a clinician or administrator by e-mail (single-use link).
     pub async fn invite(&self, caller: &Caller, inv: Invite) -> Result<(), Error> {
         if inv.role == Role::Patient {
-            return Err(Error::with_message(Code::InvalidValue, "Patients register themselves; invite clinicians and admins."));
+            return Err(Error::with_message(
+                Code::InvalidValue,
+                "Patients register themselves; invite clinicians and admins.",
+            ));
         }
         check_profile(inv.role, inv.staff_role, inv.department.as_deref())?;
         let token = secret::new_token();
@@ -1093,7 +1153,11 @@ impl Auth {
         .await
         .map_err(store_err)?;
         self.audit(vec![
-            caller.ctx.event("admin.invite", outcome::SUCCESS).resource("users", "*").detail(format!("role={}", inv.role)),
+            caller
+                .ctx
+                .event("admin.invite", outcome::SUCCESS)
+                .resource("users", "*")
+                .detail(format!("role={}", inv.role)),
         ])
         .await?;
         self.inner
@@ -1122,7 +1186,10 @@ impl Auth {
     ) -> Result<Account, Error> {
         let db = &self.inner.db;
         let digest = secret::digest(token.trim());
-        let inv = auth_links::open_invitation(db, &digest).await.map_err(store_err)?.ok_or_else(|| Error::new(Code::LinkInvalid))?;
+        let inv = auth_links::open_invitation(db, &digest)
+            .await
+            .map_err(store_err)?
+            .ok_or_else(|| Error::new(Code::LinkInvalid))?;
         let email = Email::parse(&inv.email)?;
         passwords::check_password(&password, Some(email.as_str()))?;
         if !auth_links::accept_invitation(db, &digest).await.map_err(store_err)? {

@@ -85,7 +85,7 @@ impl Throttle {
                 tracing::warn!(error = %e, "throttle: Redis failed; resetting the local counter only");
             }
         }
-        self.local().remove(*&key);
+        self.local().remove(key);
     }
 
     pub fn config(&self) -> &ThrottleConfig {
