@@ -569,7 +569,8 @@ impl Auth {
             return Err(Error::new(Code::AccountInactive));
         }
         if cfg.require_email_verification && user.role == "patient" && user.email_verified_at.is_none() {
-            self.resend_verification(email.clone()).await;
+            // No new link here: each one retires the previous, and a login attempt should not
+            // send mail. `POST /auth/email/resend` does, on request.
             self.audit_best_effort(ctx.event("auth.login", outcome::DENIED).detail("e-mail not verified")).await;
             return Err(Error::new(Code::EmailNotVerified));
         }
