@@ -263,3 +263,39 @@ fn an_external_embedding_provider_without_a_model_is_refused_by_name() {
     assert!(!out.status.success());
     assert!(stderr.contains("llm.embedding_model"), "{stderr}");
 }
+
+#[test]
+fn audit_verify_passes_an_intact_trail_and_names_an_edited_event() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for email in ["first@example.org", "second@example.org"] {
+        let mut child = careport(&dir)
+            .args(["user", "create", "--email", email, "--role", "admin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        writeln!(child.stdin.take().expect("stdin"), "violet-otter-harbour-42").expect("write");
+        assert!(child.wait_with_output().expect("wait").status.success());
+    }
+    let ok = careport(&dir).args(["audit", "verify"]).output().expect("run");
+    let (stdout, stderr) = text(&ok);
+    assert!(ok.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("intact: 2 event(s)"), "{stdout}");
+
+    // Edit the first event behind careport's back (the CLI's audit events name the user created).
+    let db = dir.path().join("data/careport.db");
+    let edit = Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"UPDATE audit_events SET detail='role=patient' WHERE seq=1\"); c.commit()",
+        ])
+        .arg(&db)
+        .output()
+        .expect("python3");
+    assert!(edit.status.success(), "{}", String::from_utf8_lossy(&edit.stderr));
+    let broken = careport(&dir).args(["audit", "verify"]).output().expect("run");
+    let (stdout, _) = text(&broken);
+    assert_eq!(broken.status.code(), Some(1));
+    assert!(stdout.contains("BROKEN at event #1") && stdout.contains("altered"), "{stdout}");
+}
