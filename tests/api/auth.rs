@@ -702,3 +702,18 @@ async fn a_logout_on_one_node_is_honoured_by_another_node() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[actix_web::test]
+async fn a_policy_file_with_a_syntax_error_stops_the_boot_naming_file_and_line() {
+    let db = careport_tests::TestDb::new().await;
+    let mut settings = careport_tests::test_settings(&db);
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("good.datalog"), "allow if user($u), resource(\"user\", $u);\n").expect("write");
+    std::fs::write(dir.path().join("broken.datalog"), "// a comment\n\nallow if user($u) resource(;\n").expect("write");
+    settings.auth.policy_dir = Some(dir.path().to_owned());
+    let err = match careport::startup::Application::build(settings).await {
+        Ok(_) => panic!("a broken policy must stop the boot"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("broken.datalog") && err.contains("line 3"), "{err}");
+}
