@@ -717,3 +717,166 @@ async fn a_policy_file_with_a_syntax_error_stops_the_boot_naming_file_and_line()
     };
     assert!(err.contains("broken.datalog") && err.contains("line 3"), "{err}");
 }
+
+#[actix_web::test]
+async fn one_session_can_end_another_of_the_same_account_but_not_someone_elses() {
+    let app = spawn_app().await;
+    let (a, b) = (unique("a"), unique("b"));
+    app.create_user(&a, Role::Patient, None, None).await;
+    app.create_user(&b, Role::Patient, None, None).await;
+    let phone = app.login(&a).await;
+    let laptop = app.login(&a).await;
+    let other = app.login(&b).await;
+    let t_laptop = laptop["access_token"].as_str().expect("t");
+    let list: Value = app.get_as("/api/v1/auth/sessions", t_laptop).await.json().await.expect("json");
+    let sessions = list["sessions"].as_array().expect("sessions");
+    assert_eq!(sessions.len(), 2);
+    assert_eq!(sessions.iter().filter(|s| s["current"] == true).count(), 1);
+    assert!(sessions.iter().all(|s| s["ip"].as_str() == Some("127.0.0.1")));
+    let phone_id =
+        sessions.iter().find(|s| s["current"] == false).expect("phone")["id"].as_str().expect("id").to_owned();
+    let other_id: Value =
+        app.get_as("/api/v1/auth/me", other["access_token"].as_str().expect("t")).await.json().await.expect("json");
+    let other_session = other_id["session_id"].as_str().expect("sid").to_owned();
+
+    let res = app
+        .client
+        .delete(app.url(&format!("/api/v1/auth/sessions/{other_session}")))
+        .bearer_auth(t_laptop)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(res.status(), 404, "someone else's session is not there for you");
+    assert_eq!(app.get_as("/api/v1/auth/me", other["access_token"].as_str().expect("t")).await.status(), 200);
+    let res = app
+        .client
+        .delete(app.url(&format!("/api/v1/auth/sessions/{phone_id}")))
+        .bearer_auth(t_laptop)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(res.status(), 204);
+    assert_eq!(app.get_as("/api/v1/auth/me", phone["access_token"].as_str().expect("t")).await.status(), 401);
+    assert_eq!(app.get_as("/api/v1/auth/me", t_laptop).await.status(), 200);
+}
+
+#[actix_web::test]
+async fn a_role_change_is_audited_and_ends_the_sessions_that_carry_the_old_role() {
+    let app = spawn_app().await;
+    let (admin, user) = (unique("admin"), unique("nurse"));
+    app.create_user(&admin, Role::Admin, None, None).await;
+    let uid = app.create_user(&user, Role::Clinician, Some(StaffRole::Nurse), Some("oncology")).await;
+    let ta = app.login(&admin).await["access_token"].as_str().expect("t").to_owned();
+    let tu = app.login(&user).await["access_token"].as_str().expect("t").to_owned();
+    let res = app
+        .client
+        .patch(app.url(&format!("/api/v1/admin/users/{uid}")))
+        .bearer_auth(&ta)
+        .json(&json!({"staff_role": "doctor", "department": "cardiology"}))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(res.status(), 200);
+    let account: Value = res.json().await.expect("json");
+    assert_eq!((account["staff_role"].as_str(), account["department"].as_str()), (Some("doctor"), Some("cardiology")));
+    assert_eq!(app.get_as("/api/v1/auth/me", &tu).await.status(), 401, "the old token carried the old facts");
+    let bad = app.get_as("/api/v1/admin/audit?actor=not-a-uuid", &ta).await;
+    assert_eq!(code(bad).await, (400, "invalid_query".into()));
+    let trail: Value =
+        app.get_as("/api/v1/admin/audit?action=admin.user_update", &ta).await.json().await.expect("json");
+    let events = trail["events"].as_array().expect("events");
+    assert_eq!(events.len(), 1);
+    assert!(events[0]["detail"].as_str().expect("detail").contains("staff_role"), "{}", events[0]);
+    // Invalid changes change nothing.
+    let res = app
+        .client
+        .patch(app.url(&format!("/api/v1/admin/users/{uid}")))
+        .bearer_auth(&ta)
+        .json(&json!({"staff_role": null}))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(code(res).await, (400, "invalid_value".into()), "a clinician needs a staff role");
+    let me: Value = app
+        .get_as("/api/v1/auth/me", app.login(&user).await["access_token"].as_str().expect("t"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!((me["role"].as_str(), me["staff_role"].as_str()), (Some("clinician"), Some("doctor")));
+}
+
+#[actix_web::test]
+async fn an_admin_lists_accounts_a_page_at_a_time() {
+    let app = spawn_app().await;
+    let admin = unique("admin");
+    app.create_user(&admin, Role::Admin, None, None).await;
+    for i in 0..3 {
+        app.create_user(&unique(&format!("p{i}")), Role::Patient, None, None).await;
+    }
+    let ta = app.login(&admin).await["access_token"].as_str().expect("t").to_owned();
+    let first: Value = app.get_as("/api/v1/admin/users?role=patient&limit=2", &ta).await.json().await.expect("json");
+    assert_eq!(first["users"].as_array().expect("users").len(), 2);
+    let after = first["next_after"].as_str().expect("cursor");
+    let second: Value = app
+        .get_as(&format!("/api/v1/admin/users?role=patient&limit=2&after={after}"), &ta)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(second["users"].as_array().expect("users").len(), 1);
+    assert!(second["next_after"].is_null());
+    assert!(first["users"][0].get("password_hash").is_none());
+}
+
+#[actix_web::test]
+async fn a_weaker_stored_hash_is_upgraded_at_the_next_login() {
+    let app = spawn_app_with(|s| s.auth.argon2.memory_kib = 2048, Vec::new()).await;
+    let email = unique("old");
+    // Stored with weaker parameters, as by an older configuration.
+    let weak = careport_actors::accounts::hash_password(
+        PASSWORD.to_owned(),
+        &careport_actors::accounts::Argon2Config { memory_kib: 1024, iterations: 1, parallelism: 1 },
+    )
+    .await
+    .expect("hash");
+    let id = app.create_user(&email, Role::Patient, None, None).await;
+    careport_store::users::set_password_hash(&app.db, id, &weak).await.expect("store");
+    app.login(&email).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let creds = careport_store::users::credentials(&app.db, id).await.expect("read").expect("row");
+        if creds.password_hash.contains("m=2048") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not upgraded: {}", creds.password_hash);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.login(&email).await;
+}
+
+#[actix_web::test]
+async fn many_failures_from_one_address_lock_that_address_out_across_accounts() {
+    let app = spawn_app_with(
+        |s| {
+            s.auth.throttle.ip_max_failures = 4;
+            s.auth.throttle.account_max_failures = 100;
+        },
+        Vec::new(),
+    )
+    .await;
+    let victim = unique("victim");
+    app.create_user(&victim, Role::Patient, None, None).await;
+    for i in 0..4 {
+        let res = app
+            .post_json(
+                "/api/v1/auth/login",
+                None,
+                &json!({"email": unique(&format!("guess{i}")), "password": "guess-guess-guess-1"}),
+            )
+            .await;
+        assert_eq!(res.status(), 401);
+    }
+    let res = app.post_json("/api/v1/auth/login", None, &json!({"email": victim, "password": PASSWORD})).await;
+    assert_eq!(code(res).await, (429, "too_many_attempts".into()));
+}
