@@ -880,3 +880,33 @@ async fn many_failures_from_one_address_lock_that_address_out_across_accounts() 
     let res = app.post_json("/api/v1/auth/login", None, &json!({"email": victim, "password": PASSWORD})).await;
     assert_eq!(code(res).await, (429, "too_many_attempts".into()));
 }
+
+#[actix_web::test]
+async fn behind_a_trusted_proxy_the_address_it_appended_is_the_one_throttled_and_audited() {
+    let app = spawn_app_with(
+        |s| {
+            s.http.trust_forwarded_for = true;
+            s.auth.throttle.ip_max_failures = 2;
+            s.auth.throttle.account_max_failures = 100;
+        },
+        Vec::new(),
+    )
+    .await;
+    let login = |fake: &'static str, real: &'static str| {
+        app.client
+            .post(app.url("/api/v1/auth/login"))
+            .header("x-forwarded-for", format!("{fake}, {real}"))
+            .json(&json!({"email": unique("x"), "password": "guess-guess-guess-1"}))
+            .send()
+    };
+    // A client rotating the address it claims does not escape: the proxy's entry counts.
+    assert_eq!(login("10.0.0.1", "192.0.2.7").await.expect("send").status(), 401);
+    assert_eq!(login("10.0.0.2", "192.0.2.7").await.expect("send").status(), 401);
+    assert_eq!(login("10.0.0.3", "192.0.2.7").await.expect("send").status(), 429);
+    assert_eq!(login("10.0.0.3", "192.0.2.8").await.expect("send").status(), 401, "another real address");
+    let events =
+        careport_store::audit::list(&app.db, &careport_store::audit::Filter { limit: 10, ..Default::default() })
+            .await
+            .expect("audit");
+    assert!(events.iter().all(|e| e.ip.as_deref().is_some_and(|ip| ip.starts_with("192.0.2."))), "{events:?}");
+}

@@ -115,11 +115,15 @@ fn services(req: &HttpRequest) -> Result<web::Data<Services>, ApiError> {
 /// The client's address, user agent and request id.
 pub fn client_info(req: &HttpRequest) -> ClientInfo {
     let trust = req.app_data::<web::Data<ClientConfig>>().is_some_and(|c| c.trust_forwarded_for);
-    let ip = if trust {
-        req.connection_info().realip_remote_addr().map(str::to_owned)
-    } else {
-        req.peer_addr().map(|a| a.ip().to_string())
-    };
+    // Behind our own proxy, the address it appended last: entries before it (and any
+    // `Forwarded` header) come from the client and could be anything.
+    let forwarded = trust
+        .then(|| req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()))
+        .flatten()
+        .and_then(|v| v.rsplit(',').next())
+        .map(|v| v.trim().to_owned())
+        .filter(|v| v.parse::<std::net::IpAddr>().is_ok());
+    let ip = forwarded.or_else(|| req.peer_addr().map(|a| a.ip().to_string()));
     let user_agent =
         req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(256).collect());
     let request_id = req.extensions().get::<RequestId>().map(|id| id.to_string());
