@@ -721,6 +721,8 @@ impl Auth {
         }
         let mfa_pending = user.mfa_enabled_at.is_none() && self.mfa_required_for(&user.role).await?;
         let (access, ttl) = self.mint(&user, session.id, mfa_pending)?;
+        ctx.actor_role = Some(user.role.clone());
+        self.audit_best_effort(ctx.event("auth.refresh", outcome::SUCCESS).resource("session", session.id)).await;
         Ok(TokenPair {
             access_token: access,
             refresh_token: next,
