@@ -280,6 +280,13 @@ impl TestApp {
         res.json().await.expect("json")
     }
 
+    /// The key of the app's audit chain (derived from its master key).
+    pub fn chain_key(&self) -> careport_store::audit::ChainKey {
+        use secrecy::ExposeSecret;
+        let master = self.settings.secrets.master_key.as_ref().expect("master key");
+        careport_store::audit::ChainKey::from_master_key(master.expose_secret())
+    }
+
     /// The app's token signing key ring (key id as configured).
     pub fn key_ring(&self) -> careport_policy::KeyRing {
         use secrecy::ExposeSecret;

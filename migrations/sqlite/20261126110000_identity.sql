@@ -85,8 +85,9 @@ CREATE TABLE care_assignments (
 );
 CREATE INDEX care_assignments_patient ON care_assignments (patient_id);
 
--- The audit trail: append-only and hash-chained. `hash` = SHA-256 over `prev_hash` and the
--- event's fields; `audit_head` holds the last link, so deleting the newest rows shows too.
+-- The audit trail: append-only and hash-chained. `hash` = HMAC-SHA256 (key derived from the
+-- master key) over `prev_hash` and the event's fields; `audit_head` holds the last link and a
+-- MAC over it, so deleting the newest rows shows too.
 CREATE TABLE audit_events (
     seq           INTEGER PRIMARY KEY,
     id            BLOB   NOT NULL UNIQUE,
@@ -112,6 +113,7 @@ CREATE INDEX audit_events_at ON audit_events (at);
 CREATE TABLE audit_head (
     id   INTEGER PRIMARY KEY CHECK (id = 1),
     seq  INTEGER  NOT NULL,
-    hash TEXT    NOT NULL
+    hash TEXT    NOT NULL,
+    mac  TEXT    NOT NULL DEFAULT ''
 );
 INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');

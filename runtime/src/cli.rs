@@ -8,6 +8,7 @@ use anyhow::{Context, bail};
 use careport_actors::accounts::{self, NewAccount};
 use careport_domain::{Email, Role};
 use clap::{Parser, Subcommand};
+use secrecy::ExposeSecret;
 
 use crate::settings::Settings;
 use crate::startup::{self, Application};
@@ -151,8 +152,10 @@ pub async fn run() -> anyhow::Result<()> {
         Command::Audit { command: AuditCommand::Verify } => {
             let settings = Settings::load(cli.config.as_deref())?;
             telemetry::init(&settings.log);
+            let secrets = secrets::Secrets::load(&settings, settings.database.backend())?;
+            let key = careport_store::audit::ChainKey::from_master_key(secrets.master_key.expose_secret());
             let db = startup::migrate(&settings).await?;
-            let result = careport_store::audit::verify(&db).await;
+            let result = careport_store::audit::verify(&db, &key).await;
             db.close().await;
             let v = result.context("Failed to read the audit trail")?;
             match v.broken {
@@ -198,7 +201,15 @@ pub async fn run() -> anyhow::Result<()> {
                         detail: Some(format!("role={role}")),
                         ..Default::default()
                     };
-                    careport_store::audit::append(&db, &[event]).await.map(|_| ())
+                    let key = secrets::Secrets::load(&settings, settings.database.backend())
+                        .map(|s| careport_store::audit::ChainKey::from_master_key(s.master_key.expose_secret()));
+                    match key {
+                        Ok(key) => careport_store::audit::append(&db, &key, &[event])
+                            .await
+                            .map_err(anyhow::Error::from)
+                            .map(|_| ()),
+                        Err(e) => Err(e),
+                    }
                 }
                 Err(_) => Ok(()),
             };

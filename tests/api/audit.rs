@@ -103,22 +103,25 @@ async fn verify_names_the_first_edited_or_deleted_event() {
     for _ in 0..3 {
         app.get_as(&format!("/api/v1/patients/{}", w.patient), &w.t_doctor).await;
     }
-    let clean = audit::verify(&app.db).await.expect("verify");
+    let clean = audit::verify(&app.db, &app.chain_key()).await.expect("verify");
     assert!(clean.broken.is_none(), "{clean:?}");
     let n = clean.events;
     assert!(n >= 6, "{n}");
 
     // Edit an event in the middle: that event is named.
     sql(&app.db, "UPDATE audit_events SET outcome = 'denied' WHERE seq = 3").await;
-    let edited = audit::verify(&app.db).await.expect("verify");
+    let edited = audit::verify(&app.db, &app.chain_key()).await.expect("verify");
     assert_eq!(edited.broken.as_ref().map(|b| b.0), Some(3), "{edited:?}");
     assert!(edited.broken.expect("broken").1.contains("altered"));
     sql(&app.db, "UPDATE audit_events SET outcome = 'success' WHERE seq = 3").await;
-    assert!(audit::verify(&app.db).await.expect("verify").broken.is_none(), "restored");
+    assert!(audit::verify(&app.db, &app.chain_key()).await.expect("verify").broken.is_none(), "restored");
+    // Without the key (a chain recomputed by whoever can only write the database), it fails.
+    let other = audit::ChainKey::from_master_key("not-the-master-key");
+    assert!(audit::verify(&app.db, &other).await.expect("verify").broken.is_some());
 
     // Delete one: the gap is named.
     sql(&app.db, "DELETE FROM audit_events WHERE seq = 4").await;
-    let deleted = audit::verify(&app.db).await.expect("verify");
+    let deleted = audit::verify(&app.db, &app.chain_key()).await.expect("verify");
     assert_eq!(deleted.broken.as_ref().map(|b| b.0), Some(4), "{deleted:?}");
     assert!(deleted.broken.expect("broken").1.contains("missing"));
 
@@ -126,10 +129,23 @@ async fn verify_names_the_first_edited_or_deleted_event() {
     let app2 = spawn_app().await;
     let w2 = ward(&app2).await;
     app2.get_as(&format!("/api/v1/patients/{}", w2.patient), &w2.t_doctor).await;
-    let total = audit::verify(&app2.db).await.expect("verify").events;
+    let total = audit::verify(&app2.db, &app2.chain_key()).await.expect("verify").events;
     sql(&app2.db, &format!("DELETE FROM audit_events WHERE seq = {total}")).await;
-    let tail = audit::verify(&app2.db).await.expect("verify");
+    let tail = audit::verify(&app2.db, &app2.chain_key()).await.expect("verify");
     assert_eq!(tail.broken.as_ref().map(|b| b.0), Some(total), "{tail:?}");
+
+    // Roll the head back to the event before, as someone hiding the deletion would: without
+    // the key, the head's MAC gives it away.
+    sql(
+        &app2.db,
+        &format!(
+            "UPDATE audit_head SET seq = {prev}, hash = (SELECT hash FROM audit_events WHERE seq = {prev})",
+            prev = total - 1
+        ),
+    )
+    .await;
+    let rolled = audit::verify(&app2.db, &app2.chain_key()).await.expect("verify");
+    assert!(rolled.broken.as_ref().is_some_and(|b| b.1.contains("head")), "{rolled:?}");
 }
 
 #[actix_web::test]
@@ -144,4 +160,27 @@ async fn when_the_audit_trail_cannot_be_written_a_read_of_patient_data_fails() {
     assert!(body.get("full_name").is_none());
     sql(&app.db, "ALTER TABLE audit_head_moved RENAME TO audit_head").await;
     assert_eq!(app.get_as(&format!("/api/v1/patients/{}", w.patient), &w.t_doctor).await.status(), 200);
+}
+
+#[actix_web::test]
+async fn a_malformed_id_answers_404_and_cannot_spoil_anyone_elses_audit_events() {
+    let app = spawn_app().await;
+    let w = ward(&app).await;
+    // Percent-decoded NUL and other junk in a path id: 404, and the trail stays writable.
+    for path in ["/api/v1/users/%00", "/api/v1/patients/%00abc", "/api/v1/patients/not-a-uuid"] {
+        assert_eq!(app.get_as(path, &w.t_doctor).await.status(), 404, "{path}");
+    }
+    assert_eq!(app.get_as(&format!("/api/v1/patients/{}", w.patient), &w.t_doctor).await.status(), 200);
+    assert!(audit::verify(&app.db, &app.chain_key()).await.expect("verify").broken.is_none());
+    // A user agent with control characters is stored cleaned, and the chain still verifies.
+    let res = app
+        .client
+        .get(app.url(&format!("/api/v1/patients/{}", w.patient)))
+        .bearer_auth(&w.t_doctor)
+        .header("user-agent", "evil\tagent")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(res.status(), 200);
+    assert!(audit::verify(&app.db, &app.chain_key()).await.expect("verify").broken.is_none());
 }

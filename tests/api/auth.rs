@@ -358,6 +358,7 @@ async fn an_admin_requires_mfa_for_a_role_and_resets_a_users_mfa_with_an_audit_e
     app.create_user(&admin, Role::Admin, None, None).await;
     let nurse_id = app.create_user(&nurse, Role::Clinician, Some(StaffRole::Nurse), Some("oncology")).await;
     let ta = app.login(&admin).await["access_token"].as_str().expect("t").to_owned();
+    let before = app.login(&nurse).await["access_token"].as_str().expect("t").to_owned();
     let res = app
         .client
         .put(app.url("/api/v1/admin/mfa-policy"))
@@ -368,6 +369,11 @@ async fn an_admin_requires_mfa_for_a_role_and_resets_a_users_mfa_with_an_audit_e
         .expect("put");
     assert_eq!(res.status(), 200);
 
+    assert_eq!(app.get_as("/api/v1/auth/me", &before).await.status(), 401, "full tokens without MFA end at once");
+    let pending = app.login(&nurse).await;
+    assert_eq!(pending["mfa_enrolment_required"], true);
+    let out = app.post_json("/api/v1/auth/logout", pending["access_token"].as_str(), &json!({})).await;
+    assert_eq!(out.status(), 204, "an account that must enrol can still log out");
     let pair = app.login(&nurse).await;
     assert_eq!(pair["mfa_enrolment_required"], true);
     let tn = pair["access_token"].as_str().expect("t");
@@ -909,4 +915,18 @@ async fn behind_a_trusted_proxy_the_address_it_appended_is_the_one_throttled_and
             .await
             .expect("audit");
     assert!(events.iter().all(|e| e.ip.as_deref().is_some_and(|ip| ip.starts_with("192.0.2."))), "{events:?}");
+}
+
+#[actix_web::test]
+async fn a_stolen_access_token_is_no_password_oracle() {
+    let app = spawn_app_with(|s| s.auth.throttle.account_max_failures = 3, Vec::new()).await;
+    let email = unique("stolen");
+    app.create_user(&email, Role::Patient, None, None).await;
+    let t = app.login(&email).await["access_token"].as_str().expect("t").to_owned();
+    for _ in 0..3 {
+        let res = app.post_json("/api/v1/auth/mfa/enrol", Some(&t), &json!({"password": "guess-guess-guess-1"})).await;
+        assert_eq!(code(res).await, (422, "current_password_incorrect".into()));
+    }
+    let res = app.post_json("/api/v1/auth/mfa/enrol", Some(&t), &json!({"password": PASSWORD})).await;
+    assert_eq!(code(res).await, (429, "too_many_attempts".into()), "locked, even with the right password");
 }

@@ -3,13 +3,15 @@
 //! Callers wait for the append to commit before they answer (fail closed: a read of patient
 //! data whose audit event cannot be written is refused with 503 `audit_unavailable`). While one
 //! batch is being written, the events that arrive meanwhile queue up and go in the next
-//! transaction together, so a burst of reads costs a few commits, not one each.
+//! transaction together, so a burst of reads costs a few commits, not one each. If a batch
+//! fails, each caller's events are retried on their own, so one bad event cannot fail (or
+//! lose) everyone else's.
 
 use actix::prelude::*;
 use careport_domain::time::now_ms;
 use careport_domain::{Code, Error};
 use careport_store::Db;
-use careport_store::audit::{self, NewEvent};
+use careport_store::audit::{self, ChainKey, NewEvent};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -83,14 +85,15 @@ type Waiter = (Vec<NewEvent>, oneshot::Sender<Result<(), Error>>);
 /// The actor owning the write side of the trail on this node.
 pub struct AuditActor {
     db: Db,
+    key: ChainKey,
     pending: Vec<Waiter>,
     flushing: bool,
     failures: u64,
 }
 
 impl AuditActor {
-    pub fn new(db: Db) -> Self {
-        Self { db, pending: Vec::new(), flushing: false, failures: 0 }
+    pub fn new(db: Db, key: ChainKey) -> Self {
+        Self { db, key, pending: Vec::new(), flushing: false, failures: 0 }
     }
 
     fn flush(&mut self, ctx: &mut actix::Context<Self>) {
@@ -100,17 +103,24 @@ impl AuditActor {
         self.flushing = true;
         let batch = std::mem::take(&mut self.pending);
         let db = self.db.clone();
+        let key = self.key.clone();
         let fut = async move {
             let events: Vec<NewEvent> = batch.iter().flat_map(|(e, _)| e.iter().cloned()).collect();
-            let res = audit::append(&db, &events).await;
-            let failed = res.is_err();
-            for (_, tx) in batch {
-                let r = match &res {
-                    Ok(_) => Ok(()),
-                    Err(e) => Err(Error::new(Code::AuditUnavailable)
+            if audit::append(&db, &key, &events).await.is_ok() {
+                for (_, tx) in batch {
+                    let _ = tx.send(Ok(()));
+                }
+                return false;
+            }
+            // One caller's events may be what failed: retry each on its own.
+            let mut failed = false;
+            for (events, tx) in batch {
+                let r = audit::append(&db, &key, &events).await.map(|_| ()).map_err(|e| {
+                    failed = true;
+                    Error::new(Code::AuditUnavailable)
                         .caused_by(anyhow::anyhow!("audit append failed: {e}"))
-                        .retry_after(5)),
-                };
+                        .retry_after(5)
+                });
                 let _ = tx.send(r);
             }
             failed

@@ -89,7 +89,11 @@ impl Services {
         let jobs =
             Handle::new("jobs", Supervisor::start(move |_| JobRunner::new(runner_queue.clone(), handlers.clone())));
         let audit_db = db.clone();
-        let audit = Handle::new("audit", Supervisor::start(move |_| AuditActor::new(audit_db.clone())));
+        let chain_key = careport_store::audit::ChainKey::from_master_key(secrecy::ExposeSecret::expose_secret(
+            &identity.master_key,
+        ));
+        let audit =
+            Handle::new("audit", Supervisor::start(move |_| AuditActor::new(audit_db.clone(), chain_key.clone())));
         let auth = Auth::new(auth::AuthDeps {
             db: db.clone(),
             bus: bus.clone(),
@@ -103,6 +107,8 @@ impl Services {
             public_url: identity.public_url,
         })
         .await?;
+        // Before serving: every revocation whose tokens may still be alive.
+        auth.load_recent_revocations().await?;
         let actor_auth = auth.clone();
         let auth_actor = Handle::new("auth", Supervisor::start(move |_| AuthActor::new(actor_auth.clone())));
         Ok(Self { db, bus, queue, jobs, embeddings, stale_embeddings: Arc::default(), auth, auth_actor, audit })

@@ -97,7 +97,14 @@ impl Mailer {
         match &self.transport {
             Transport::Smtp(t) => {
                 t.send(message).await.map_err(|e| {
-                    Error::new(Code::ServiceUnavailable).caused_by(anyhow::anyhow!("SMTP: {e}")).retry_after(30)
+                    // The server's reply text can repeat the recipient's address: log only its
+                    // status code and the kind of failure.
+                    let what = match e.status() {
+                        Some(code) => format!("SMTP server answered {code}"),
+                        None if e.is_timeout() => "SMTP timed out".to_owned(),
+                        None => "SMTP connection or TLS failed".to_owned(),
+                    };
+                    Error::new(Code::ServiceUnavailable).caused_by(anyhow::anyhow!(what)).retry_after(30)
                 })?;
             }
             Transport::Outbox(dir) => {

@@ -1,13 +1,16 @@
 //! The audit trail: append-only rows, hash-chained.
 //!
-//! Each event's `hash` is SHA-256 over the previous event's hash and every field of the event,
-//! length-prefixed so that no two field lists encode alike. `audit_head` holds the newest
-//! link. Appends run in one transaction that reads the head (`FOR UPDATE` on PostgreSQL, so
+//! Each event's `hash` is HMAC-SHA256, keyed with a key derived from the master key, over the
+//! previous event's hash and every field of the event, length-prefixed so that no two field
+//! lists encode alike. `audit_head` holds the newest link. The key lives outside the database:
+//! someone who can write to the database but does not hold the master key cannot recompute
+//! the chain after an edit, nor rewrite the head after deleting the newest events. Appends run in one transaction that reads the head (`FOR UPDATE` on PostgreSQL, so
 //! nodes take turns; SQLite has a single writer) and writes the events and the new head; a
 //! batch of events costs one transaction. [`verify`] walks the chain and names the first
 //! broken link: an edited row (its hash no longer matches), a deleted row (a gap in `seq` or
 //! a `prev_hash` that points elsewhere), or deleted newest rows (the head points past the end).
 
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -78,23 +81,83 @@ impl EventRow {
     }
 }
 
-/// The link hash of event `seq` after `prev`.
-pub fn chain_hash(prev: &str, seq: i64, e: &NewEvent) -> String {
-    fn field(h: &mut Sha256, v: Option<&[u8]>) {
-        match v {
-            Some(b) => {
-                h.update((b.len() as u32).to_be_bytes());
-                h.update(b);
+/// The chain key: derived from the master key, so that the chain cannot be recomputed by
+/// whoever can only write to the database.
+#[derive(Clone)]
+pub struct ChainKey([u8; 32]);
+
+impl ChainKey {
+    pub fn from_master_key(master_key: &str) -> Self {
+        let mut h = Sha256::new();
+        h.update(b"careport-audit-chain-v1");
+        h.update(master_key.as_bytes());
+        Self(h.finalize().into())
+    }
+}
+
+impl std::fmt::Debug for ChainKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChainKey([redacted])")
+    }
+}
+
+/// Longest text kept in an event field; longer values are cut (fields are identifiers).
+const MAX_FIELD: usize = 512;
+
+/// Make an event storable on both backends: no NUL or other control characters (PostgreSQL
+/// refuses NUL in text), no unbounded fields. Applied before hashing, so what is stored is
+/// what was hashed.
+pub fn sanitize(mut e: NewEvent) -> NewEvent {
+    fn clean(s: &mut String) {
+        if s.chars().any(char::is_control) || s.len() > MAX_FIELD {
+            let mut t: String = s.chars().map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect();
+            if t.len() > MAX_FIELD {
+                let mut end = MAX_FIELD;
+                while !t.is_char_boundary(end) {
+                    end -= 1;
+                }
+                t.truncate(end);
             }
-            None => h.update(u32::MAX.to_be_bytes()),
+            *s = t;
         }
     }
-    let mut h = Sha256::new();
+    for f in [
+        &mut e.actor_role,
+        &mut e.resource_kind,
+        &mut e.resource_id,
+        &mut e.ip,
+        &mut e.user_agent,
+        &mut e.request_id,
+        &mut e.detail,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        clean(f);
+    }
+    clean(&mut e.action);
+    clean(&mut e.outcome);
+    e
+}
+
+/// The link hash of event `seq` after `prev`.
+pub fn chain_hash(key: &ChainKey, prev: &str, seq: i64, e: &NewEvent) -> String {
+    type H = Hmac<Sha256>;
+    fn field(h: &mut H, v: Option<&[u8]>) {
+        match v {
+            Some(b) => {
+                h.update(&(b.len() as u32).to_be_bytes());
+                h.update(b);
+            }
+            None => h.update(&u32::MAX.to_be_bytes()),
+        }
+    }
+    let Ok(mut h) = H::new_from_slice(&key.0) else { return String::new() };
     h.update(b"careport-audit-v1");
     field(&mut h, Some(prev.as_bytes()));
-    h.update(seq.to_be_bytes());
+    h.update(&seq.to_be_bytes());
     h.update(e.id.as_bytes());
-    h.update(e.at.to_be_bytes());
+    h.update(&e.at.to_be_bytes());
     field(&mut h, e.actor_id.as_ref().map(|u| u.as_bytes().as_slice()));
     field(&mut h, e.actor_role.as_deref().map(str::as_bytes));
     field(&mut h, Some(e.action.as_bytes()));
@@ -106,14 +169,24 @@ pub fn chain_hash(prev: &str, seq: i64, e: &NewEvent) -> String {
     field(&mut h, e.user_agent.as_deref().map(str::as_bytes));
     field(&mut h, e.request_id.as_deref().map(str::as_bytes));
     field(&mut h, e.detail.as_deref().map(str::as_bytes));
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    h.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The MAC of the head `(seq, hash)`. Without the key, a head cannot be rolled back to an
+/// earlier event (to hide deleted newest events) unless that exact head row was copied before.
+pub fn head_mac(key: &ChainKey, seq: i64, hash: &str) -> String {
+    let Ok(mut h) = Hmac::<Sha256>::new_from_slice(&key.0) else { return String::new() };
+    h.update(b"careport-audit-head-v1");
+    h.update(&seq.to_be_bytes());
+    h.update(hash.as_bytes());
+    h.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 static HEAD: Sql = Sql::each(
     "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE",
     "SELECT seq, hash FROM audit_head WHERE id = 1",
 );
-static SET_HEAD: Sql = Sql::new("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1");
+static SET_HEAD: Sql = Sql::new("UPDATE audit_head SET seq = $1, hash = $2, mac = $3 WHERE id = 1");
 static INSERT: Sql = Sql::new(
     "INSERT INTO audit_events (seq, id, at, actor_id, actor_role, action, resource_kind, resource_id, patient_id,
                                outcome, ip, user_agent, request_id, detail, prev_hash, hash)
@@ -121,11 +194,11 @@ static INSERT: Sql = Sql::new(
 );
 
 macro_rules! append_in {
-    ($tx:ident, $text:ident, $events:expr) => {{
+    ($tx:ident, $text:ident, $key:expr, $events:expr) => {{
         let (mut seq, mut prev): (i64, String) = sqlx::query_as(HEAD.$text()).fetch_one(&mut *$tx).await?;
         for e in $events {
             seq += 1;
-            let hash = chain_hash(&prev, seq, e);
+            let hash = chain_hash($key, &prev, seq, e);
             sqlx::query(INSERT.$text())
                 .bind(seq)
                 .bind(e.id)
@@ -147,23 +220,27 @@ macro_rules! append_in {
                 .await?;
             prev = hash;
         }
-        sqlx::query(SET_HEAD.$text()).bind(seq).bind(prev.as_str()).execute(&mut *$tx).await?;
+        let mac = head_mac($key, seq, &prev);
+        sqlx::query(SET_HEAD.$text()).bind(seq).bind(prev.as_str()).bind(mac.as_str()).execute(&mut *$tx).await?;
         seq
     }};
 }
 
 /// Append events in order, in one transaction. Returns the sequence number of the last one.
-pub async fn append(db: &Db, events: &[NewEvent]) -> Result<i64, sqlx::Error> {
+/// Events are [`sanitize`]d first.
+pub async fn append(db: &Db, key: &ChainKey, events: &[NewEvent]) -> Result<i64, sqlx::Error> {
+    let events: Vec<NewEvent> = events.iter().cloned().map(sanitize).collect();
+    let events = &events;
     match db.writer() {
         Pool::Sqlite(p) => {
             let mut tx = p.begin().await?;
-            let last = append_in!(tx, sqlite, events);
+            let last = append_in!(tx, sqlite, key, events);
             tx.commit().await?;
             Ok(last)
         }
         Pool::Postgres(p) => {
             let mut tx = p.begin().await?;
-            let last = append_in!(tx, pg, events);
+            let last = append_in!(tx, pg, key, events);
             tx.commit().await?;
             Ok(last)
         }
@@ -226,11 +303,12 @@ static ACCESS_LOG: Sql = Sql::new(
     "SELECT e.seq, e.at, e.actor_id, u.full_name AS actor_name, e.actor_role, e.action, e.resource_kind,
             e.resource_id, e.outcome
      FROM audit_events e LEFT JOIN users u ON u.id = e.actor_id
-     WHERE e.patient_id = $1 AND (e.actor_id IS NULL OR e.actor_id <> $1) AND e.seq < $2
+     WHERE e.patient_id = $1 AND (e.actor_id IS NULL OR e.actor_id <> $1) AND e.outcome = 'success' AND e.seq < $2
      ORDER BY e.seq DESC LIMIT $3",
 );
 
-/// Who acted on a patient's data (other than the patient), newest first.
+/// Who acted on a patient's data (other than the patient), newest first. Only what succeeded:
+/// a denied attempt by another patient must not show that patient's name.
 pub async fn access_log(
     db: &Db,
     patient: Uuid,
@@ -252,19 +330,26 @@ pub struct Verification {
 static PAGE: Sql = Sql::new(
     "SELECT seq, id, at, actor_id, actor_role, action, resource_kind, resource_id, patient_id, outcome, ip,
             user_agent, request_id, detail, prev_hash, hash
-     FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2",
+     FROM audit_events WHERE seq > $1 AND seq <= $3 ORDER BY seq LIMIT $2",
 );
-static READ_HEAD: Sql = Sql::new("SELECT seq, hash FROM audit_head WHERE id = 1");
+static READ_HEAD: Sql = Sql::new("SELECT seq, hash, mac FROM audit_head WHERE id = 1");
 
-/// Walk the whole chain, page by page, and report the first broken link.
-pub async fn verify(db: &Db) -> Result<Verification, sqlx::Error> {
+/// Walk the chain up to the head read at the start (events appended meanwhile are left for
+/// the next run), page by page, and report the first broken link.
+pub async fn verify(db: &Db, key: &ChainKey) -> Result<Verification, sqlx::Error> {
     const PAGE_SIZE: i64 = 1000;
-    let (head_seq, head_hash) = fetch!(db.reader(), (i64, String), fetch_one, &READ_HEAD)?;
+    let (head_seq, head_hash, mac) = fetch!(db.reader(), (i64, String, String), fetch_one, &READ_HEAD)?;
+    let head_ok =
+        if head_seq == 0 { head_hash == GENESIS && mac.is_empty() } else { mac == head_mac(key, head_seq, &head_hash) };
+    if !head_ok {
+        let why = format!("the chain head (event #{head_seq}) was rewritten: its MAC does not match");
+        return Ok(Verification { events: 0, broken: Some((head_seq, why)) });
+    }
     let mut expected_seq = 1i64;
     let mut prev = GENESIS.to_owned();
     let mut checked = 0i64;
     loop {
-        let page = fetch!(db.reader(), EventRow, fetch_all, &PAGE, expected_seq - 1, PAGE_SIZE)?;
+        let page = fetch!(db.reader(), EventRow, fetch_all, &PAGE, expected_seq - 1, PAGE_SIZE, head_seq)?;
         let done = (page.len() as i64) < PAGE_SIZE;
         for row in page {
             if row.seq != expected_seq {
@@ -278,7 +363,7 @@ pub async fn verify(db: &Db) -> Result<Verification, sqlx::Error> {
                 );
                 return Ok(Verification { events: checked, broken: Some((row.seq, why)) });
             }
-            if chain_hash(&prev, row.seq, &row.as_new()) != row.hash {
+            if chain_hash(key, &prev, row.seq, &row.as_new()) != row.hash {
                 let why = format!("event #{} was altered after it was written", row.seq);
                 return Ok(Verification { events: checked, broken: Some((row.seq, why)) });
             }

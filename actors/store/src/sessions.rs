@@ -135,3 +135,16 @@ pub async fn active_for_user(db: &Db, user_id: Uuid) -> Result<Vec<SessionRow>, 
 pub async fn revoked_since(db: &Db, since_ms: i64) -> Result<Vec<SessionRow>, sqlx::Error> {
     fetch!(db.reader(), SessionRow, fetch_all, &REVOKED_SINCE, since_ms)
 }
+
+static REVOKE_ROLE_WITHOUT_MFA: Sql = Sql::new(
+    "UPDATE sessions SET revoked_at = $2, revoked_reason = $3
+     WHERE revoked_at IS NULL
+       AND user_id IN (SELECT id FROM users WHERE role = $1 AND mfa_enabled_at IS NULL)
+     RETURNING id",
+);
+
+/// Revoke the live sessions of every member of `role` who has no MFA; returns their ids.
+pub async fn revoke_role_without_mfa(db: &Db, role: &str, reason: &str) -> Result<Vec<Uuid>, sqlx::Error> {
+    let rows = fetch!(db.writer(), (Uuid,), fetch_all, &REVOKE_ROLE_WITHOUT_MFA, role, now_ms(), reason)?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}

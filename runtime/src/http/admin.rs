@@ -48,7 +48,7 @@ pub struct ListQuery {
 #[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin", params(ListQuery),
     responses((status = 200, description = "Accounts and the cursor of the next page")), security(("bearer" = [])))]
 pub async fn list_users(
-    _: Authorized<ManageUsers>,
+    auth: Authorized<ManageUsers>,
     services: web::Data<Services>,
     req: actix_web::HttpRequest,
 ) -> Result<HttpResponse> {
@@ -56,6 +56,17 @@ pub async fn list_users(
     let r = q.role.as_deref().map(role).transpose()?;
     let limit = q.limit.unwrap_or(50).clamp(1, 200);
     let users = services.auth.list_accounts(r, q.after, limit).await?;
+    // The list holds patients' names and addresses: reading it is audited, and fails closed.
+    services
+        .auth
+        .audit(vec![
+            auth.caller.ctx.event("admin.user_list", careport_actors::audit::outcome::SUCCESS).detail(format!(
+                "{} account(s), role filter {:?}",
+                users.len(),
+                q.role
+            )),
+        ])
+        .await?;
     let next = (users.len() as i64 == limit).then(|| users.last().map(|u| u.id)).flatten();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "users": users, "next_after": next })))
 }

@@ -419,7 +419,9 @@ pub async fn attenuate(auth: Authenticated, services: web::Data<Services>, body:
         );
     }
     let own = auth.caller.expires_at();
-    let expires_at = body.expires_in.map(|s| SystemTime::now() + Duration::from_secs(s)).map(|t| t.min(own));
+    // Never beyond the caller's own token (and no overflow for absurd values).
+    let expires_at =
+        body.expires_in.map(|s| SystemTime::now().checked_add(Duration::from_secs(s)).map_or(own, |t| t.min(own)));
     let narrowing = Narrowing {
         operations: body.operations,
         resources: body.resources.map(|r| r.into_iter().map(|r| (r.kind, r.id)).collect()),

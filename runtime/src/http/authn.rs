@@ -200,8 +200,19 @@ impl<O: Operation> FromRequest for Authorized<O> {
                 Target::OwnUser => (caller.user().to_string(), false),
                 Target::OwnSession => (caller.session().to_string(), false),
                 Target::Family => ("*".to_owned(), false),
-                Target::Path(name) => (req.match_info().get(name).unwrap_or_default().to_owned(), true),
+                // Every resource id is a UUID: anything else names nothing (404), and only the
+                // canonical form reaches the policies and the audit trail.
+                Target::Path(name) => {
+                    let raw = req.match_info().get(name).unwrap_or_default();
+                    let id = uuid::Uuid::parse_str(raw).map_err(|_| Error::new(Code::NotFound))?;
+                    (id.to_string(), true)
+                }
             };
+            if O::TARGET == Target::OwnSession && !caller.token.is_attenuated() {
+                // Ending one's own session needs only one's own, unnarrowed token; an account
+                // that must still enrol MFA can log out too.
+                return Ok(Self { caller, resource_id: id, _op: PhantomData });
+            }
             services.auth.authorize(&caller, O::OPERATION, O::KIND, &id, hide).await?;
             Ok(Self { caller, resource_id: id, _op: PhantomData })
         })

@@ -308,6 +308,16 @@ impl Auth {
         Ok(token)
     }
 
+    /// Load the revocations whose tokens may still be alive (at start, before serving).
+    pub async fn load_recent_revocations(&self) -> Result<usize, Error> {
+        let since = now_ms() - (self.inner.cfg.access_token_ttl_secs as i64 + 60) * 1000;
+        let rows = sessions::revoked_since(&self.inner.db, since).await.map_err(store_err)?;
+        for s in &rows {
+            self.inner.revocations.insert([s.id], s.revoked_at.unwrap_or(since));
+        }
+        Ok(rows.len())
+    }
+
     /// Decide whether `caller` may do `operation` on `(kind, id)`. A denial is audited and
     /// answers 404 when `hide` (a resource instance: its existence is not told) or 403.
     pub async fn authorize(
@@ -437,11 +447,12 @@ impl Auth {
         let ctx = client.context();
         match created {
             Ok(id) => {
-                self.audit_best_effort(ctx.event("auth.register", outcome::SUCCESS).resource("user", id)).await;
                 let this = self.clone();
                 let to = email.as_str().to_owned();
-                // Sent in the background: the answer must not wait on (or time) the mail server.
+                // Audited and mailed in the background: the answer must take as long as for a
+                // taken address, which waits for neither.
                 tokio::spawn(async move {
+                    this.audit_best_effort(ctx.event("auth.register", outcome::SUCCESS).resource("user", id)).await;
                     if let Err(e) = this.send_verification(id, &to).await {
                         tracing::warn!(error = ?e, "could not send the verification e-mail");
                     }
@@ -820,12 +831,7 @@ impl Auth {
             .map_err(store_err)?
             .ok_or_else(|| Error::new(Code::NotFound))?;
         passwords::check_password(&new, Some(&creds.user.email))?;
-        if !passwords::verify_password(current, Some(creds.password_hash.clone()), self.inner.dummy_hash.clone())
-            .await?
-        {
-            self.audit_best_effort(caller.ctx.event("auth.password_change", outcome::FAILURE)).await;
-            return Err(Error::new(Code::CurrentPasswordIncorrect));
-        }
+        self.reauthenticate(caller, current).await?;
         let hash = passwords::hash_password(new, &self.inner.cfg.argon2).await?;
         users::set_password(db, caller.user(), &hash).await.map_err(store_err)?;
         let revoked = self.revoke_user(caller.user(), "password changed", Some(caller.session())).await?;
@@ -949,8 +955,14 @@ impl Auth {
             return Err(Error::new(Code::MfaAlreadyEnabled));
         }
         let secret_b32 = self.open_secret(creds.mfa_secret.as_deref())?;
-        let step =
-            totp::matching_step(&secret_b32, code, unix_secs()).ok_or_else(|| Error::new(Code::MfaCodeInvalid))?;
+        let key = Throttle::account_key(&creds.user.email);
+        if let Err(locked) = self.inner.throttle.check(&[&key]).await {
+            return Err(self.throttled(locked));
+        }
+        let Some(step) = totp::matching_step(&secret_b32, code, unix_secs()) else {
+            self.inner.throttle.failed(&[(&key, self.inner.cfg.throttle.account_max_failures)]).await;
+            return Err(Error::new(Code::MfaCodeInvalid));
+        };
         if !users::enable_mfa(db, caller.user(), step).await.map_err(store_err)? {
             return Err(Error::new(Code::MfaNotEnabled));
         }
@@ -984,7 +996,7 @@ impl Auth {
         if creds.user.mfa_enabled_at.is_none() {
             return Err(Error::new(Code::MfaNotEnabled));
         }
-        self.check_second_factor(&creds, Some(code), None).await?;
+        self.check_code_throttled(&creds, code).await?;
         let codes = self.new_recovery_codes(caller.user()).await?;
         self.audit(vec![
             caller.ctx.event("mfa.recovery_codes_replaced", outcome::SUCCESS).resource("mfa", caller.user()),
@@ -1002,7 +1014,7 @@ impl Auth {
         if self.mfa_required_for(&creds.user.role).await? {
             return Err(Error::with_message(Code::Forbidden, "Your role requires MFA; it cannot be turned off."));
         }
-        self.check_second_factor(&creds, Some(code), None).await?;
+        self.check_code_throttled(&creds, code).await?;
         users::clear_mfa(&self.inner.db, caller.user()).await.map_err(store_err)?;
         mfa::clear_recovery_codes(&self.inner.db, caller.user()).await.map_err(store_err)?;
         self.audit(vec![caller.ctx.event("mfa.disabled", outcome::SUCCESS).resource("mfa", caller.user())]).await?;
@@ -1014,13 +1026,32 @@ impl Auth {
             .await
             .map_err(store_err)?
             .ok_or_else(|| Error::new(Code::NotFound))?;
+        // Throttled like login: a stolen access token must not become a password oracle.
+        let key = Throttle::account_key(&creds.user.email);
+        if let Err(locked) = self.inner.throttle.check(&[&key]).await {
+            return Err(self.throttled(locked));
+        }
         if !passwords::verify_password(password, Some(creds.password_hash.clone()), self.inner.dummy_hash.clone())
             .await?
         {
+            self.inner.throttle.failed(&[(&key, self.inner.cfg.throttle.account_max_failures)]).await;
             self.audit_best_effort(caller.ctx.event("auth.reauthenticate", outcome::FAILURE)).await;
             return Err(Error::new(Code::CurrentPasswordIncorrect));
         }
         Ok(creds)
+    }
+
+    /// A second-factor check outside login, counted against the account's throttle.
+    async fn check_code_throttled(&self, creds: &Credentials, code: &str) -> Result<(), Error> {
+        let key = Throttle::account_key(&creds.user.email);
+        if let Err(locked) = self.inner.throttle.check(&[&key]).await {
+            return Err(self.throttled(locked));
+        }
+        let res = self.check_second_factor(creds, Some(code), None).await;
+        if res.as_ref().is_err_and(|e| matches!(e.code(), Code::MfaCodeInvalid | Code::MfaRequired)) {
+            self.inner.throttle.failed(&[(&key, self.inner.cfg.throttle.account_max_failures)]).await;
+        }
+        res
     }
 
     // ----- administration ----------------------------------------------------------------
@@ -1123,8 +1154,19 @@ impl Auth {
             mfa::set_role_required(db, role.as_str(), roles.contains(&role), caller.user()).await.map_err(store_err)?;
         }
         let now = self.mfa_required_roles().await?;
+        // Members without MFA hold full tokens: end their sessions so that their next login
+        // gives them the enrolment-only token at once, not in 15 minutes.
+        let mut ended = 0;
+        for role in &now {
+            let ids = sessions::revoke_role_without_mfa(db, role, "MFA became required").await.map_err(store_err)?;
+            ended += ids.len();
+            self.note_revoked(&ids).await;
+        }
         self.audit(vec![
-            caller.ctx.event("admin.mfa_policy", outcome::SUCCESS).detail(format!("required for: {now:?}")),
+            caller
+                .ctx
+                .event("admin.mfa_policy", outcome::SUCCESS)
+                .detail(format!("required for: {now:?}; {ended} session(s) without MFA ended")),
         ])
         .await?;
         Ok(now)
