@@ -222,6 +222,7 @@ const SHIPPED_POLICIES: &[(&str, &str)] = &[
     ("admin.datalog", include_str!("../../policies/admin.datalog")),
     ("documents.datalog", include_str!("../../policies/documents.datalog")),
     ("patients.datalog", include_str!("../../policies/patients.datalog")),
+    ("reference.datalog", include_str!("../../policies/reference.datalog")),
     ("sharing.datalog", include_str!("../../policies/sharing.datalog")),
     ("users.datalog", include_str!("../../policies/users.datalog")),
 ];

@@ -9,5 +9,6 @@ mod jobs;
 mod migrations;
 mod model;
 mod rbac;
+mod reference;
 mod resilience;
 mod runner;

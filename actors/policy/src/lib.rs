@@ -33,5 +33,5 @@ pub use policies::{Decision, Policies, PolicyLimits, Request, Resource, StoreFac
 pub const OPERATIONS: [&str; 6] = ["read", "write", "delete", "share", "manage", "list"];
 
 /// The resource kinds the product asks about; attenuation refuses any other kind.
-pub const RESOURCE_KINDS: [&str; 9] =
-    ["patient", "document", "user", "session", "mfa", "audit", "embeddings", "users", "access_log"];
+pub const RESOURCE_KINDS: [&str; 10] =
+    ["patient", "document", "user", "session", "mfa", "audit", "embeddings", "users", "access_log", "reference"];

@@ -66,10 +66,24 @@ pub fn check_profile(role: Role, staff: Option<StaffRole>, department: Option<&s
     Ok(())
 }
 
+/// A department must be one of the clinic's (`GET /api/v1/departments`).
+pub async fn check_department(db: &Db, department: Option<&str>) -> Result<(), Error> {
+    let Some(d) = department else { return Ok(()) };
+    match careport_store::reference::department_exists(db, d).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Error::with_message(
+            Code::InvalidValue,
+            "department must be the id of one of the clinic's departments (GET /api/v1/departments).",
+        )),
+        Err(e) => Err(Error::new(Code::StoreUnavailable).caused_by(e)),
+    }
+}
+
 /// Create an account after checking every rule. A taken address is `email_taken` (409); the
 /// registration route hides that, operators see it.
 pub async fn create_account(db: &Db, cfg: &Argon2Config, acct: NewAccount) -> Result<Uuid, Error> {
     check_profile(acct.role, acct.staff_role, acct.department.as_deref())?;
+    check_department(db, acct.department.as_deref()).await?;
     let language = acct.preferred_language.unwrap_or_else(|| "en".to_owned());
     check_language(&language)?;
     check_password(&acct.password, Some(acct.email.as_str()))?;

@@ -22,6 +22,7 @@ pub mod embeddings;
 pub mod jobs;
 pub mod mfa;
 pub mod redis;
+pub mod reference;
 pub mod sessions;
 pub mod sql;
 pub mod users;

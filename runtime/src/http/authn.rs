@@ -91,6 +91,10 @@ operations! {
     ManageUsers => "manage" on "users" at Target::Family;
     /// Read the audit trail (administrators).
     ReadAudit => "read" on "audit" at Target::Family;
+    /// Read the clinic's reference data (departments, cancer types).
+    ReadReference => "read" on "reference" at Target::Family;
+    /// Change the clinic's reference data (administrators).
+    ManageReference => "manage" on "reference" at Target::Family;
 }
 
 /// A caller authorized for `O`. The resource id the decision was about is in `resource_id`.

@@ -9,6 +9,7 @@ pub mod health;
 pub mod middleware;
 pub mod pages;
 pub mod patients;
+pub mod reference;
 
 use actix_web::{HttpResponse, web};
 use careport_domain::Code;
@@ -32,6 +33,8 @@ pub const DOCS_PATH: &str = "/api/docs/";
         admin::list_users, admin::create_user, admin::update_user, admin::reset_mfa, admin::get_mfa_policy,
         admin::put_mfa_policy, admin::invite, admin::audit,
         patients::get_patient, patients::get_user, patients::access_log,
+        reference::languages, reference::departments, reference::cancer_types, reference::subtypes,
+        reference::add_type, reference::update_type,
     ),
     components(schemas(
         error::ErrorBody, health::Readiness, health::Component, health::Status,
@@ -39,6 +42,7 @@ pub const DOCS_PATH: &str = "/api/docs/";
         auth::EmailBody, auth::ResetPasswordBody, auth::TokenBody, auth::PasswordBody, auth::CodeBody,
         auth::PasswordCodeBody, auth::AcceptInvitationBody, auth::AttenuateBody, auth::ResourceRef,
         admin::CreateUserBody, admin::UpdateUserBody, admin::MfaPolicyBody, admin::InviteBody,
+        reference::NewTypeBody, reference::UpdateTypeBody,
     )),
     modifiers(&BearerAuth),
     tags(
@@ -47,6 +51,7 @@ pub const DOCS_PATH: &str = "/api/docs/";
         (name = "admin", description = "Administration: accounts, invitations, MFA policy, audit trail"),
         (name = "patients", description = "Patient data"),
         (name = "users", description = "User records"),
+        (name = "reference", description = "Languages, departments, cancer types"),
     )
 )]
 pub struct ApiDoc;
@@ -115,6 +120,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(auth::config)
         .configure(admin::config)
         .configure(patients::config)
+        .configure(reference::config)
         .configure(pages::config)
         .service(SwaggerUi::new("/api/docs/{_:.*}").url(OPENAPI_PATH, openapi()));
 }

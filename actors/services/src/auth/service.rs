@@ -1096,6 +1096,7 @@ impl Auth {
         };
         let department = change.department.unwrap_or(current.department.clone());
         check_profile(role, staff, department.as_deref())?;
+        accounts::check_department(db, department.as_deref()).await?;
         let mut details = Vec::new();
         let profile_changed = role != current_role
             || staff.map(StaffRole::as_str) != current.staff_role.as_deref()
@@ -1181,6 +1182,7 @@ impl Auth {
             ));
         }
         check_profile(inv.role, inv.staff_role, inv.department.as_deref())?;
+        accounts::check_department(&self.inner.db, inv.department.as_deref()).await?;
         let token = secret::new_token();
         let ttl = self.inner.cfg.invitation_ttl_secs;
         auth_links::invite(
