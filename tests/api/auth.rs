@@ -833,6 +833,33 @@ async fn an_admin_lists_accounts_a_page_at_a_time() {
     assert_eq!(second["users"].as_array().expect("users").len(), 1);
     assert!(second["next_after"].is_null());
     assert!(first["users"][0].get("password_hash").is_none());
+
+    // Search by part of the address and by status.
+    let needle = unique("needle");
+    let nid = app.create_user(&needle, Role::Clinician, Some(StaffRole::Doctor), Some("oncology")).await;
+    let part = &needle[..needle.find('@').expect("@")];
+    let found: Value = app
+        .get_as(&format!("/api/v1/admin/users?email={}", part.to_uppercase()), &ta)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let found = found["users"].as_array().expect("users");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0]["id"], nid.to_string());
+    app.client
+        .patch(app.url(&format!("/api/v1/admin/users/{nid}")))
+        .bearer_auth(&ta)
+        .json(&json!({"active": false}))
+        .send()
+        .await
+        .expect("patch");
+    let inactive: Value = app.get_as("/api/v1/admin/users?status=inactive", &ta).await.json().await.expect("json");
+    assert_eq!(inactive["users"].as_array().expect("users").len(), 1);
+    let wild: Value = app.get_as("/api/v1/admin/users?email=%25", &ta).await.json().await.expect("json");
+    assert!(wild["users"].as_array().expect("users").len() >= 5, "a % is taken literally, i.e. dropped");
+    let bad = app.get_as("/api/v1/admin/users?status=sleeping", &ta).await;
+    assert_eq!(code(bad).await, (400, "invalid_query".into()));
 }
 
 #[actix_web::test]

@@ -86,8 +86,20 @@ static CREDENTIALS_BY_ID: Sql = Sql::new(
 static LIST: Sql = Sql::new(
     "SELECT id, email, role, full_name, status, email_verified_at, created_at, staff_role, department,
             preferred_language, mfa_enabled_at FROM users
-     WHERE (CAST($1 AS TEXT) IS NULL OR role = $1) AND id > $2 ORDER BY id LIMIT $3",
+     WHERE (CAST($1 AS TEXT) IS NULL OR role = $1) AND id > $2
+       AND (CAST($4 AS TEXT) IS NULL OR status = $4) AND (CAST($5 AS TEXT) IS NULL OR email LIKE $5)
+     ORDER BY id LIMIT $3",
 );
+
+/// Filters of [`list`].
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter<'a> {
+    pub role: Option<&'a str>,
+    /// `active` or `inactive`.
+    pub status: Option<&'a str>,
+    /// Part of the e-mail address (case-insensitive; addresses are stored lower-case).
+    pub email_contains: Option<&'a str>,
+}
 static COUNT_BY_ROLE: Sql = Sql::new("SELECT role, COUNT(*) FROM users GROUP BY role");
 static SET_PASSWORD: Sql =
     Sql::new("UPDATE users SET password_hash = $2, password_changed_at = $3, updated_at = $3 WHERE id = $1");
@@ -157,9 +169,14 @@ pub async fn credentials(db: &Db, id: Uuid) -> Result<Option<Credentials>, sqlx:
 }
 
 /// A page of accounts ordered by id (UUIDv7: creation order), after `after`.
-pub async fn list(db: &Db, role: Option<&str>, after: Option<Uuid>, limit: i64) -> Result<Vec<UserRow>, sqlx::Error> {
+pub async fn list(db: &Db, f: &ListFilter<'_>, after: Option<Uuid>, limit: i64) -> Result<Vec<UserRow>, sqlx::Error> {
     let after = after.unwrap_or(Uuid::nil());
-    fetch!(db.reader(), UserRow, fetch_all, &LIST, role, after, limit)
+    // LIKE wildcards in the search text are taken literally: they are dropped.
+    let pattern = f.email_contains.map(|t| {
+        let t: String = t.to_lowercase().chars().filter(|c| !matches!(c, '%' | '_' | '\\')).collect();
+        format!("%{t}%")
+    });
+    fetch!(db.reader(), UserRow, fetch_all, &LIST, f.role, after, limit, f.status, pattern)
 }
 
 /// Number of accounts per role.

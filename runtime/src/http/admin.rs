@@ -38,6 +38,10 @@ fn staff(s: Option<&str>) -> std::result::Result<Option<careport_policy::StaffRo
 pub struct ListQuery {
     /// patient, clinician or admin.
     pub role: Option<String>,
+    /// active or inactive.
+    pub status: Option<String>,
+    /// Part of the e-mail address.
+    pub email: Option<String>,
     /// The last id of the previous page.
     pub after: Option<Uuid>,
     /// 1 to 200 (default 50).
@@ -55,7 +59,20 @@ pub async fn list_users(
     let q: ListQuery = super::authn::query(&req)?;
     let r = q.role.as_deref().map(role).transpose()?;
     let limit = q.limit.unwrap_or(50).clamp(1, 200);
-    let users = services.auth.list_accounts(r, q.after, limit).await?;
+    if let Some(st) = q.status.as_deref()
+        && !["active", "inactive"].contains(&st)
+    {
+        return Err(Error::with_message(Code::InvalidQuery, "status must be active or inactive.").into());
+    }
+    if q.email.as_deref().is_some_and(|e| e.chars().count() > 254) {
+        return Err(Error::with_message(Code::InvalidQuery, "email must be at most 254 characters.").into());
+    }
+    let filter = careport_store::users::ListFilter {
+        role: r.map(Role::as_str),
+        status: q.status.as_deref(),
+        email_contains: q.email.as_deref().map(str::trim).filter(|e| !e.is_empty()),
+    };
+    let users = services.auth.list_accounts(&filter, q.after, limit).await?;
     // The list holds patients' names and addresses: reading it is audited, and fails closed.
     services
         .auth

@@ -1059,12 +1059,11 @@ impl Auth {
     /// Accounts, a page at a time.
     pub async fn list_accounts(
         &self,
-        role: Option<Role>,
+        filter: &users::ListFilter<'_>,
         after: Option<Uuid>,
         limit: i64,
     ) -> Result<Vec<Account>, Error> {
-        let rows =
-            users::list(&self.inner.db, role.map(Role::as_str), after, limit.clamp(1, 200)).await.map_err(store_err)?;
+        let rows = users::list(&self.inner.db, filter, after, limit.clamp(1, 200)).await.map_err(store_err)?;
         Ok(rows.into_iter().map(Account::from).collect())
     }
 
