@@ -242,7 +242,8 @@ pub fn load_policies(settings: &Settings) -> anyhow::Result<careport_policy::Pol
         )
         .map_err(|e| anyhow::anyhow!("Failed to load the built-in policies: {e}"))?,
     };
-    Ok(policies.with_limits(settings.auth.policy))
+    // The run limits are applied by the identity service, which owns `[auth.policy]`.
+    Ok(policies)
 }
 
 /// Connect and migrate only (`careport migrate`).

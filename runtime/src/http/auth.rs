@@ -93,8 +93,8 @@ fn token_response(services: &Services, pair: careport_actors::auth::service::Tok
     let mut res = HttpResponse::Ok();
     res.insert_header(("cache-control", "no-store"));
     let mut body = serde_json::to_value(&pair).unwrap_or_default();
-    if cookie && let Some(session) = services.auth.session_of_access(&pair.access_token) {
-        let csrf = csrf_token(services, session);
+    if cookie {
+        let csrf = csrf_token(services, pair.session);
         set_session_cookies(
             &mut res,
             &pair.access_token,

@@ -80,6 +80,9 @@ pub struct TokenPair {
     /// The account's role requires MFA and it has none yet: the access token reaches only the
     /// MFA enrolment routes until enrolment is confirmed and the token refreshed.
     pub mfa_enrolment_required: bool,
+    /// The session the tokens belong to (for the web UI's CSRF token; not sent as such).
+    #[serde(skip)]
+    pub session: Uuid,
 }
 
 /// A login request.
@@ -272,11 +275,6 @@ impl Auth {
             RefreshLookup::Current(s) | RefreshLookup::Used(s) => Some(s.id),
             RefreshLookup::Unknown => None,
         })
-    }
-
-    /// The session id inside a refresh response's access token.
-    pub fn session_of_access(&self, access_token: &str) -> Option<Uuid> {
-        self.inner.keys.verify(access_token).ok().map(|t| t.claims().session)
     }
 
     // ----- audit -------------------------------------------------------------------------
@@ -621,6 +619,7 @@ impl Auth {
             token_type: "Bearer",
             expires_in: ttl,
             mfa_enrolment_required: mfa_pending,
+            session,
         })
     }
 
@@ -740,6 +739,7 @@ impl Auth {
             token_type: "Bearer",
             expires_in: ttl,
             mfa_enrolment_required: mfa_pending,
+            session: session.id,
         })
     }
 
