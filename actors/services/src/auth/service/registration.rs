@@ -1,0 +1,134 @@
+//! Registration and e-mail verification.
+
+use super::*;
+
+impl Auth {
+    pub(super) fn link(&self, page: &str, token: &str) -> String {
+        format!("{}/{page}?token={token}", self.inner.public_url)
+    }
+
+    /// Create an account after checking the rules. Used by the CLI, administrators and
+    /// invitations; registration goes through [`Auth::register`].
+    pub async fn create_account(&self, acct: NewAccount) -> Result<Uuid, Error> {
+        accounts::create_account(&self.inner.db, &self.inner.cfg.argon2, acct).await
+    }
+
+    /// Patient self-registration. Answers the same whether or not the address has an account:
+    /// a new address gets a verification link, a taken one a notice to its owner.
+    pub async fn register(
+        &self,
+        client: &ClientInfo,
+        email: Email,
+        password: String,
+        full_name: Option<String>,
+        language: Option<String>,
+    ) -> Result<(), Error> {
+        // Rules first: they depend only on the input, so they leak nothing.
+        passwords::check_password(&password, Some(email.as_str()))?;
+        if let Some(l) = &language {
+            accounts::check_language(l)?;
+        }
+        let created = self
+            .create_account(NewAccount {
+                email: email.clone(),
+                password,
+                full_name,
+                role: Role::Patient,
+                staff_role: None,
+                department: None,
+                preferred_language: language,
+                email_verified: false,
+            })
+            .await;
+        let ctx = client.context();
+        match created {
+            Ok(id) => {
+                let this = self.clone();
+                let to = email.as_str().to_owned();
+                // Audited and mailed in the background: the answer must take as long as for a
+                // taken address, which waits for neither.
+                tokio::spawn(async move {
+                    this.audit_best_effort(ctx.event("auth.register", outcome::SUCCESS).resource("user", id)).await;
+                    if let Err(e) = this.send_verification(id, &to).await {
+                        tracing::warn!(error = ?e, "could not send the verification e-mail");
+                    }
+                });
+                Ok(())
+            }
+            Err(e) if e.code() == Code::EmailTaken => {
+                let this = self.clone();
+                let to = email.as_str().to_owned();
+                tokio::spawn(async move {
+                    let mail = Mail {
+                        to,
+                        subject: "Someone tried to register with your e-mail address".into(),
+                        body: format!(
+                            "Someone (perhaps you) tried to create a careport account with this address, \
+                             which already has one.\n\nIf it was you, log in, or reset your password at {}/forgot-password.\n\
+                             If it was not you, you can ignore this message.\n",
+                            this.inner.public_url
+                        ),
+                    };
+                    if let Err(e) = this.inner.mailer.send(mail).await {
+                        tracing::warn!(error = ?e, "could not send the duplicate-registration notice");
+                    }
+                });
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(super) async fn send_verification(&self, user: Uuid, to: &str) -> Result<(), Error> {
+        let token = secret::new_token();
+        auth_links::issue(
+            &self.inner.db,
+            user,
+            Purpose::Verify,
+            &secret::digest(&token),
+            secs_ms(self.inner.cfg.verify_link_ttl_secs),
+        )
+        .await
+        .map_err(store_err)?;
+        let hours = self.inner.cfg.verify_link_ttl_secs / 3600;
+        self.inner
+            .mailer
+            .send(Mail {
+                to: to.to_owned(),
+                subject: "Verify your e-mail address for careport".into(),
+                body: format!(
+                    "Welcome to careport.\n\nTo verify your e-mail address, open this link (valid for {hours} hours):\n\n{}\n\n\
+                     If you did not create an account, ignore this message.\n",
+                    self.link("verify-email", &token)
+                ),
+            })
+            .await
+    }
+
+    /// Send a new verification link (answers alike whether or not the address has an account).
+    pub async fn resend_verification(&self, email: Email) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            if let Ok(Some(u)) = users::find_by_email(&this.inner.db, &email).await
+                && u.email_verified_at.is_none()
+                && u.is_active()
+                && let Err(e) = this.send_verification(u.id, email.as_str()).await
+            {
+                tracing::warn!(error = ?e, "could not send the verification e-mail");
+            }
+        });
+    }
+
+    /// Use a verification link.
+    pub async fn verify_email(&self, client: &ClientInfo, token: &str) -> Result<(), Error> {
+        let user = auth_links::consume(&self.inner.db, Purpose::Verify, &secret::digest(token))
+            .await
+            .map_err(store_err)?
+            .ok_or_else(|| Error::new(Code::LinkInvalid))?;
+        users::set_verified(&self.inner.db, user).await.map_err(store_err)?;
+        let mut ctx = client.context();
+        ctx.actor_id = Some(user);
+        self.audit_best_effort(ctx.event("auth.email_verified", outcome::SUCCESS).resource("user", user)).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,137 @@
+//! Login: answers that do not tell whether an account exists, throttling, hash upgrades.
+
+use super::*;
+
+#[actix_web::test]
+async fn unknown_address_and_wrong_password_answer_the_same() {
+    let app = spawn_app().await;
+    let email = unique("known");
+    app.create_user(&email, Role::Patient, None, None).await;
+    let wrong =
+        app.post_json("/api/v1/auth/login", None, &json!({"email": email, "password": "not-the-password-1"})).await;
+    let unknown = app
+        .post_json("/api/v1/auth/login", None, &json!({"email": unique("nobody"), "password": "not-the-password-1"}))
+        .await;
+    assert_eq!(wrong.status(), 401);
+    assert_eq!(wrong.status(), unknown.status());
+    assert_eq!(wrong.text().await.expect("body"), unknown.text().await.expect("body"));
+    // Forgot-password answers alike too.
+    let a = app.post_json("/api/v1/auth/password/forgot", None, &json!({"email": email})).await;
+    let b = app.post_json("/api/v1/auth/password/forgot", None, &json!({"email": unique("nobody")})).await;
+    assert_eq!(a.status(), 202);
+    assert_eq!(a.text().await.expect("body"), b.text().await.expect("body"));
+}
+
+#[actix_web::test]
+async fn repeated_failures_lock_the_account_out_with_429_and_retry_after() {
+    let app = spawn_app_with(|s| s.auth.throttle.account_max_failures = 3, Vec::new()).await;
+    let email = unique("brute");
+    app.create_user(&email, Role::Patient, None, None).await;
+    for _ in 0..3 {
+        let res = app
+            .post_json("/api/v1/auth/login", None, &json!({"email": email, "password": "guess-guess-guess-1"}))
+            .await;
+        assert_eq!(res.status(), 401);
+    }
+    let res = app.post_json("/api/v1/auth/login", None, &json!({"email": email, "password": PASSWORD})).await;
+    assert_eq!(res.status(), 429, "locked even with the right password");
+    let retry: u64 = res.headers()["retry-after"].to_str().expect("header").parse().expect("seconds");
+    assert!(retry > 0 && retry <= 900, "{retry}");
+    assert_eq!(code(res).await.1, "too_many_attempts");
+}
+
+#[actix_web::test]
+async fn a_weaker_stored_hash_is_upgraded_at_the_next_login() {
+    let app = spawn_app_with(|s| s.auth.argon2.memory_kib = 2048, Vec::new()).await;
+    let email = unique("old");
+    // Stored with weaker parameters, as by an older configuration.
+    let weak = careport_actors::accounts::hash_password(
+        PASSWORD.to_owned(),
+        &careport_actors::accounts::Argon2Config { memory_kib: 1024, iterations: 1, parallelism: 1 },
+    )
+    .await
+    .expect("hash");
+    let id = app.create_user(&email, Role::Patient, None, None).await;
+    careport_store::users::set_password_hash(&app.db, id, &weak).await.expect("store");
+    app.login(&email).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let creds = careport_store::users::credentials(&app.db, id).await.expect("read").expect("row");
+        if creds.password_hash.contains("m=2048") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not upgraded: {}", creds.password_hash);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.login(&email).await;
+}
+
+#[actix_web::test]
+async fn many_failures_from_one_address_lock_that_address_out_across_accounts() {
+    let app = spawn_app_with(
+        |s| {
+            s.auth.throttle.ip_max_failures = 4;
+            s.auth.throttle.account_max_failures = 100;
+        },
+        Vec::new(),
+    )
+    .await;
+    let victim = unique("victim");
+    app.create_user(&victim, Role::Patient, None, None).await;
+    for i in 0..4 {
+        let res = app
+            .post_json(
+                "/api/v1/auth/login",
+                None,
+                &json!({"email": unique(&format!("guess{i}")), "password": "guess-guess-guess-1"}),
+            )
+            .await;
+        assert_eq!(res.status(), 401);
+    }
+    let res = app.post_json("/api/v1/auth/login", None, &json!({"email": victim, "password": PASSWORD})).await;
+    assert_eq!(code(res).await, (429, "too_many_attempts".into()));
+}
+
+#[actix_web::test]
+async fn behind_a_trusted_proxy_the_address_it_appended_is_the_one_throttled_and_audited() {
+    let app = spawn_app_with(
+        |s| {
+            s.http.trust_forwarded_for = true;
+            s.auth.throttle.ip_max_failures = 2;
+            s.auth.throttle.account_max_failures = 100;
+        },
+        Vec::new(),
+    )
+    .await;
+    let login = |fake: &'static str, real: &'static str| {
+        app.client
+            .post(app.url("/api/v1/auth/login"))
+            .header("x-forwarded-for", format!("{fake}, {real}"))
+            .json(&json!({"email": unique("x"), "password": "guess-guess-guess-1"}))
+            .send()
+    };
+    // A client rotating the address it claims does not escape: the proxy's entry counts.
+    assert_eq!(login("10.0.0.1", "192.0.2.7").await.expect("send").status(), 401);
+    assert_eq!(login("10.0.0.2", "192.0.2.7").await.expect("send").status(), 401);
+    assert_eq!(login("10.0.0.3", "192.0.2.7").await.expect("send").status(), 429);
+    assert_eq!(login("10.0.0.3", "192.0.2.8").await.expect("send").status(), 401, "another real address");
+    let events =
+        careport_store::audit::list(&app.db, &careport_store::audit::Filter { limit: 10, ..Default::default() })
+            .await
+            .expect("audit");
+    assert!(events.iter().all(|e| e.ip.as_deref().is_some_and(|ip| ip.starts_with("192.0.2."))), "{events:?}");
+}
+
+#[actix_web::test]
+async fn a_stolen_access_token_is_no_password_oracle() {
+    let app = spawn_app_with(|s| s.auth.throttle.account_max_failures = 3, Vec::new()).await;
+    let email = unique("stolen");
+    app.create_user(&email, Role::Patient, None, None).await;
+    let t = app.login(&email).await["access_token"].as_str().expect("t").to_owned();
+    for _ in 0..3 {
+        let res = app.post_json("/api/v1/auth/mfa/enrol", Some(&t), &json!({"password": "guess-guess-guess-1"})).await;
+        assert_eq!(code(res).await, (422, "current_password_incorrect".into()));
+    }
+    let res = app.post_json("/api/v1/auth/mfa/enrol", Some(&t), &json!({"password": PASSWORD})).await;
+    assert_eq!(code(res).await, (429, "too_many_attempts".into()), "locked, even with the right password");
+}
