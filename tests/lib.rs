@@ -252,6 +252,7 @@ impl TestApp {
                 department: department.map(str::to_owned),
                 preferred_language: None,
                 email_verified: true,
+                link_record: false,
             })
             .await
             .expect("create user")

@@ -185,6 +185,7 @@ pub async fn run() -> anyhow::Result<()> {
                 department,
                 preferred_language: None,
                 email_verified: true,
+                link_record: true,
             };
             let created = accounts::create_account(&db, &settings.auth.argon2, req).await;
             let audited = match &created {

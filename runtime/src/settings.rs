@@ -48,6 +48,7 @@ pub struct Settings {
     pub secrets: SecretSettings,
     pub auth: AuthConfig,
     pub mail: MailConfig,
+    pub clinic: careport_actors::clinic::ClinicConfig,
 }
 
 /// `[http]`.
@@ -132,6 +133,10 @@ impl Settings {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        careport_actors::clinic::time_zone(&self.clinic.time_zone)?;
+        if self.clinic.max_slot_window_days == 0 || self.clinic.booking_horizon_days == 0 {
+            bail!("clinic.max_slot_window_days and clinic.booking_horizon_days must be greater than 0");
+        }
         if self.http.body_limit_bytes == 0 {
             bail!("http.body_limit_bytes must be greater than 0");
         }
@@ -204,6 +209,12 @@ impl Settings {
                 "smtp_url": self.mail.smtp_url.as_ref().map(|u| careport_store::redact_url(u.expose_secret()))
                     .unwrap_or_else(|| format!("(not set: {}/outbox/)", self.data_dir.display())),
                 "timeout_secs": self.mail.timeout_secs,
+            },
+            "clinic": {
+                "time_zone": self.clinic.time_zone,
+                "reminder_hours_before": self.clinic.reminder_hours_before,
+                "booking_horizon_days": self.clinic.booking_horizon_days,
+                "max_slot_window_days": self.clinic.max_slot_window_days,
             },
         });
         let mut doc = doc;

@@ -49,7 +49,7 @@ impl Application {
     }
 
     /// Build the application with extra job handlers.
-    pub async fn build_with(settings: Settings, handlers: Vec<Arc<dyn JobHandler>>) -> anyhow::Result<Self> {
+    pub async fn build_with(settings: Settings, mut handlers: Vec<Arc<dyn JobHandler>>) -> anyhow::Result<Self> {
         careport_store::create_private_dir(&settings.data_dir)
             .with_context(|| format!("Failed to create the data dir {}", settings.data_dir.display()))?;
         // Refuse to start without the keys before touching anything else.
@@ -71,6 +71,13 @@ impl Application {
             tracing::info!(reclaimed, "re-queued jobs left by a stopped process");
         }
         let embeddings = crate::ml::embeddings(&settings).await?;
+        let clinic_tz = careport_actors::clinic::time_zone(&settings.clinic.time_zone)?;
+        handlers.push(Arc::new(careport_actors::clinic::ReminderHandler::new(
+            db.clone(),
+            mailer.clone(),
+            clinic_tz,
+            settings.public_url.clone(),
+        )));
         tracing::info!(transport = mailer.describe(), policies = ?policies.files(), "identity service configured");
         let identity = IdentityDeps {
             redis: redis.clone(),
@@ -81,7 +88,7 @@ impl Application {
             master_key: secrets.master_key,
             public_url: settings.public_url.clone(),
         };
-        let services = Services::start(db.clone(), bus, queue, embeddings, handlers, identity)
+        let services = Services::start(db.clone(), bus, queue, embeddings, handlers, identity, settings.clinic.clone())
             .await
             .map_err(|e| anyhow::anyhow!("Failed to start the identity service: {e:?}"))?;
         services.check_embedding_spaces().await.context("Failed to check stored embeddings")?;
@@ -220,6 +227,7 @@ pub fn node_name() -> String {
 /// The policies shipped with careport, compiled in for installs without a `policies/` folder.
 const SHIPPED_POLICIES: &[(&str, &str)] = &[
     ("admin.datalog", include_str!("../../policies/admin.datalog")),
+    ("clinic.datalog", include_str!("../../policies/clinic.datalog")),
     ("documents.datalog", include_str!("../../policies/documents.datalog")),
     ("patients.datalog", include_str!("../../policies/patients.datalog")),
     ("reference.datalog", include_str!("../../policies/reference.datalog")),

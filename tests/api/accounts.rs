@@ -19,6 +19,7 @@ fn request(email: &str, password: &str) -> NewAccount {
         department: None,
         preferred_language: None,
         email_verified: true,
+        link_record: false,
     }
 }
 

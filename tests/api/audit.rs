@@ -34,7 +34,7 @@ async fn ward(app: &TestApp) -> Ward {
     let patient = app.create_user(&p, Role::Patient, None, None).await;
     let doctor = app.create_user(&d, Role::Clinician, Some(StaffRole::Doctor), Some("oncology")).await;
     app.create_user(&a, Role::Admin, None, None).await;
-    assignments::assign(&app.db, doctor, patient).await.expect("assign");
+    assignments::assign(&app.db, doctor, patient, None, None).await.expect("assign");
     let tok = |v: Value| v["access_token"].as_str().expect("t").to_owned();
     Ward {
         patient,

@@ -278,7 +278,7 @@ async fn every_route_answers_every_kind_of_caller_as_the_table_says() {
         patient_session: Uuid::now_v7(),
     };
     // The patient is treated in oncology by the assigned doctor.
-    assignments::assign(&app.db, people.doctor, people.patient).await.expect("assign");
+    assignments::assign(&app.db, people.doctor, people.patient, None, None).await.expect("assign");
     sessions::create(&app.db, people.patient_session, people.patient, i64::MAX / 2, "digest-of-nothing", None, None)
         .await
         .expect("session");

@@ -103,6 +103,14 @@ error_codes! {
     MethodNotAllowed => MethodNotAllowed, "method_not_allowed", "This method is not allowed on this route.";
     Conflict => Conflict, "conflict", "The request conflicts with the current state.";
     EmailTaken => Conflict, "email_taken", "An account with this e-mail address already exists.";
+    MrnTaken => Conflict, "mrn_taken", "Another patient has this medical record number.";
+    SlotTaken => Conflict, "slot_taken", "That time has just been booked; choose another slot.";
+    ClinicianUnavailable => Conflict, "clinician_unavailable", "The clinician is away at that time.";
+    AppointmentNotScheduled => Conflict, "appointment_not_scheduled", "The appointment is no longer scheduled.";
+    OutsideWorkingHours => Unprocessable, "outside_working_hours", "That time is not one of the clinician's slots.";
+    InThePast => Unprocessable, "in_the_past", "That time is in the past.";
+    HoursOverlap => Unprocessable, "hours_overlap", "Working hours overlap.";
+    SubtypeRequired => Unprocessable, "subtype_required", "Assignments name a cancer subtype, not a top-level type.";
     PayloadTooLarge => PayloadTooLarge, "payload_too_large", "The request body is too large.";
     UnsupportedMediaType => UnsupportedMediaType, "unsupported_media_type", "The content type is not supported.";
     TooManyRequests => TooManyRequests, "too_many_requests", "Too many requests; retry later.";

@@ -55,6 +55,7 @@ struct Names {
     assigned: SymbolIndex,
     patient_department: SymbolIndex,
     document_patient: SymbolIndex,
+    appointment: SymbolIndex,
     owner: SymbolIndex,
     grant: SymbolIndex,
 }
@@ -119,6 +120,7 @@ impl Compiled {
             assigned: name("assigned"),
             patient_department: name("patient_department"),
             document_patient: name("document_patient"),
+            appointment: name("appointment"),
             owner: name("owner"),
             grant: name("grant"),
         };
@@ -173,6 +175,9 @@ impl Compiled {
                 }
                 StoreFact::DocumentPatient { document, patient } => {
                     Fact::new(n.document_patient, &[s(document), s(&uuid(patient))])
+                }
+                StoreFact::Appointment { appointment, patient, clinician } => {
+                    Fact::new(n.appointment, &[s(&uuid(appointment)), s(&uuid(patient)), s(&uuid(clinician))])
                 }
                 StoreFact::Owner { user, kind, id } => Fact::new(n.owner, &[s(&uuid(user)), s(kind), s(id)]),
                 StoreFact::Grant { user, kind, id, operation } => {

@@ -78,6 +78,8 @@ pub enum StoreFact {
     PatientDepartment { patient: Uuid, department: String },
     /// `document_patient($document, $patient)`: the document belongs to the patient's record.
     DocumentPatient { document: String, patient: Uuid },
+    /// `appointment($appointment, $patient, $clinician)`: who an appointment is for and with.
+    Appointment { appointment: Uuid, patient: Uuid, clinician: Uuid },
     /// `owner($user, $kind, $id)`: full control (read, write, delete, share).
     Owner { user: Uuid, kind: String, id: String },
     /// `grant($user, $kind, $id, $operation)`: exactly one operation.
@@ -96,6 +98,10 @@ impl StoreFact {
             StoreFact::DocumentPatient { document, patient } => {
                 fact("document_patient", &[string(document), string(&patient.to_string())])
             }
+            StoreFact::Appointment { appointment, patient, clinician } => fact(
+                "appointment",
+                &[string(&appointment.to_string()), string(&patient.to_string()), string(&clinician.to_string())],
+            ),
             StoreFact::Owner { user, kind, id } => {
                 fact("owner", &[string(&user.to_string()), string(kind), string(id)])
             }

@@ -24,6 +24,10 @@ pub struct NewAccount {
     pub preferred_language: Option<String>,
     /// Accounts made by an operator or through an invitation need no verification e-mail.
     pub email_verified: bool,
+    /// A patient's account takes the id of the one clinic record with this e-mail address that
+    /// has no account yet. Only where the address is proven (verified before first login, or
+    /// vouched for by an operator): otherwise anyone could claim a record by its address.
+    pub link_record: bool,
 }
 
 /// Parse a staff role name.
@@ -88,9 +92,17 @@ pub async fn create_account(db: &Db, cfg: &Argon2Config, acct: NewAccount) -> Re
     check_language(&language)?;
     check_password(&acct.password, Some(acct.email.as_str()))?;
     let hash = hash_password(acct.password, cfg).await?;
+    let link = if acct.role == Role::Patient && acct.link_record {
+        careport_store::patients::unlinked_by_email(db, acct.email.as_str())
+            .await
+            .map_err(|e| Error::new(Code::StoreUnavailable).caused_by(e))?
+    } else {
+        None
+    };
     let id = users::create(
         db,
         NewUser {
+            id: link,
             email: &acct.email,
             role: acct.role,
             password_hash: &hash,

@@ -8,6 +8,7 @@
 //!   `AuthActor` keeps revocations current on every node) and the authorization of requests.
 //! - [`audit`]: the `AuditActor`, which appends to the hash-chained audit trail.
 //! - [`accounts`]: the rules for creating accounts, shared by every path.
+//! - [`clinic`]: the clinic directory and scheduling rules (free slots, booking, reminders).
 //! - [`mail`]: e-mail through SMTP or the outbox folder.
 //! - [`handle`]: an actor address that counts its unanswered messages, for `/metrics`.
 //!
@@ -17,6 +18,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod auth;
+pub mod clinic;
 pub mod handle;
 pub mod jobs;
 pub mod mail;
@@ -62,6 +64,8 @@ pub struct Services {
     pub auth: Auth,
     pub auth_actor: Handle<AuthActor>,
     pub audit: Handle<AuditActor>,
+    /// Scheduling rules of the clinic directory.
+    pub clinic: clinic::Clinic,
 }
 
 /// What the identity service needs beyond the store.
@@ -84,7 +88,10 @@ impl Services {
         embeddings: Arc<Embeddings>,
         handlers: Vec<Arc<dyn JobHandler>>,
         identity: IdentityDeps,
+        clinic: clinic::ClinicConfig,
     ) -> Result<Self, careport_domain::Error> {
+        let clinic =
+            clinic::Clinic::new(db.clone(), queue.clone(), clinic).map_err(careport_domain::Error::internal)?;
         let runner_queue = queue.clone();
         let jobs =
             Handle::new("jobs", Supervisor::start(move |_| JobRunner::new(runner_queue.clone(), handlers.clone())));
@@ -111,7 +118,7 @@ impl Services {
         auth.load_recent_revocations().await?;
         let actor_auth = auth.clone();
         let auth_actor = Handle::new("auth", Supervisor::start(move |_| AuthActor::new(actor_auth.clone())));
-        Ok(Self { db, bus, queue, jobs, embeddings, stale_embeddings: Arc::default(), auth, auth_actor, audit })
+        Ok(Self { db, bus, queue, jobs, embeddings, stale_embeddings: Arc::default(), auth, auth_actor, audit, clinic })
     }
 
     /// Find stored embeddings that the configured model cannot search (another model or

@@ -8,19 +8,24 @@
 //!   macros that run it on whichever backend is configured.
 //! - [`jobs`]: enqueue, claim with a lease, heartbeat, complete, fail with backoff, dead letters.
 //! - [`users`]: the account rows that `careport user create` writes.
+//! - [`patients`], [`assignments`], [`clinicians`], [`appointments`]: the clinic directory and
+//!   scheduling.
 //! - [`embeddings`]: stored vectors with the model and dimension that made them.
 //! - [`redis`] and [`bus`]: the Redis pool and cross-node events (in process without Redis).
 //!
 //! Everything here is async and runs on the caller's runtime; nothing blocks a thread.
 
+pub mod appointments;
 pub mod assignments;
 pub mod audit;
 pub mod auth_links;
 pub mod bus;
+pub mod clinicians;
 pub mod db;
 pub mod embeddings;
 pub mod jobs;
 pub mod mfa;
+pub mod patients;
 pub mod redis;
 pub mod reference;
 pub mod sessions;

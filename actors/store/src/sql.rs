@@ -33,6 +33,14 @@ impl Sql {
         self.pg
     }
 
+    /// The text for `backend`, for statements run inside a [`transaction!`](crate::transaction).
+    pub fn text(&self, backend: crate::Backend) -> sqlx::AssertSqlSafe<Arc<str>> {
+        match backend {
+            crate::Backend::Sqlite => self.sqlite(),
+            crate::Backend::Postgres => sqlx::AssertSqlSafe(self.pg.into()),
+        }
+    }
+
     /// The SQLite text (`?N` parameters), rewritten once.
     pub fn sqlite(&self) -> sqlx::AssertSqlSafe<Arc<str>> {
         // The text comes from a `&'static str` in this crate's source, never from input.
@@ -98,6 +106,35 @@ macro_rules! scalar {
         match $pool {
             $crate::db::Pool::Sqlite(p) => sqlx::query_scalar::<_, $ty>($sql.sqlite())$(.bind($arg))*.$method(p).await,
             $crate::db::Pool::Postgres(p) => sqlx::query_scalar::<_, $ty>($sql.pg())$(.bind($arg))*.$method(p).await,
+        }
+    };
+}
+
+/// Run a block in one transaction on whichever backend, committing if it returns `Ok`:
+/// `transaction!(db, |tx, dialect| { sqlx::query(S.text(dialect)).bind(x).execute(&mut *tx).await?; Ok(v) })`.
+/// The block is compiled once per backend; it must evaluate to `Result<_, E>` where `E: From<sqlx::Error>`.
+#[macro_export]
+macro_rules! transaction {
+    ($db:expr, |$tx:ident, $dialect:ident| $body:block) => {
+        match $db.writer() {
+            $crate::db::Pool::Sqlite(p) => {
+                let mut $tx = p.begin().await?;
+                let $dialect = $crate::Backend::Sqlite;
+                let result = $body;
+                if result.is_ok() {
+                    $tx.commit().await?;
+                }
+                result
+            }
+            $crate::db::Pool::Postgres(p) => {
+                let mut $tx = p.begin().await?;
+                let $dialect = $crate::Backend::Postgres;
+                let result = $body;
+                if result.is_ok() {
+                    $tx.commit().await?;
+                }
+                result
+            }
         }
     };
 }

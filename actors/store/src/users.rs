@@ -43,6 +43,8 @@ pub struct Credentials {
 
 /// A new account. `password_hash` is a PHC string (argon2id), never a password.
 pub struct NewUser<'a> {
+    /// The id to use: a patient's existing record to link the account to. New id if `None`.
+    pub id: Option<Uuid>,
     pub email: &'a Email,
     pub role: Role,
     pub password_hash: &'a str,
@@ -121,27 +123,49 @@ static CLEAR_MFA: Sql = Sql::new(
 static ADVANCE_STEP: Sql =
     Sql::new("UPDATE users SET mfa_last_step = $2 WHERE id = $1 AND (mfa_last_step IS NULL OR mfa_last_step < $2)");
 
-/// Create an account; a taken e-mail address is [`CreateUserError::EmailTaken`].
+static INSERT_PATIENT_RECORD: Sql = Sql::new(
+    "INSERT INTO patients (id, mrn, full_name, sex, email, preferred_language, search_text, created_at, updated_at)
+     VALUES ($1, $2, $3, 'unknown', $4, $5, $6, $7, $7) ON CONFLICT (id) DO NOTHING",
+);
+
+/// Create an account; a taken e-mail address is [`CreateUserError::EmailTaken`]. A patient's
+/// account gets its record (`patients`) in the same transaction, unless it links to one.
 pub async fn create(db: &Db, user: NewUser<'_>) -> Result<UserId, CreateUserError> {
-    let id = UserId::new();
+    let id = user.id.map(UserId).unwrap_or_default();
     let now = now_ms();
     let verified = user.email_verified.then_some(now);
-    let res = exec!(
-        db.writer(),
-        &INSERT,
-        id.0,
-        user.email.as_str(),
-        user.role.as_str(),
-        user.password_hash,
-        user.full_name,
-        verified,
-        now,
-        user.staff_role,
-        user.department,
-        user.preferred_language
-    );
+    let res: Result<(), sqlx::Error> = crate::transaction!(db, |tx, dialect| {
+        sqlx::query(INSERT.text(dialect))
+            .bind(id.0)
+            .bind(user.email.as_str())
+            .bind(user.role.as_str())
+            .bind(user.password_hash)
+            .bind(user.full_name)
+            .bind(verified)
+            .bind(now)
+            .bind(user.staff_role)
+            .bind(user.department)
+            .bind(user.preferred_language)
+            .execute(&mut *tx)
+            .await?;
+        if user.role == Role::Patient {
+            let mrn = crate::patients::generate_mrn();
+            let name = user.full_name.unwrap_or_default();
+            sqlx::query(INSERT_PATIENT_RECORD.text(dialect))
+                .bind(id.0)
+                .bind(mrn.as_str())
+                .bind(name)
+                .bind(user.email.as_str())
+                .bind(user.preferred_language)
+                .bind(crate::patients::search_text(name, &mrn))
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(())
+    });
     match res {
-        Ok(_) => Ok(id),
+        Ok(()) => Ok(id),
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(CreateUserError::EmailTaken),
         Err(e) => Err(e.into()),
     }

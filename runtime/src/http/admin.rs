@@ -120,6 +120,7 @@ pub async fn create_user(
         department: b.department,
         preferred_language: b.preferred_language,
         email_verified: true,
+        link_record: true,
     };
     let account = services.auth.admin_create(&auth.caller, acct).await?;
     Ok(HttpResponse::Created().json(account))

@@ -95,6 +95,36 @@ operations! {
     ReadReference => "read" on "reference" at Target::Family;
     /// Change the clinic's reference data (administrators).
     ManageReference => "manage" on "reference" at Target::Family;
+    /// List patients (each caller sees those they may read).
+    ListPatients => "list" on "patient" at Target::Family;
+    /// Open a new patient record.
+    CreatePatient => "create" on "patient" at Target::Family;
+    /// Update a patient record.
+    WritePatient => "write" on "patient" at Target::Path("id");
+    /// Soft-delete a patient record.
+    DeletePatient => "delete" on "patient" at Target::Path("id");
+    /// Restore a soft-deleted patient record.
+    RestorePatient => "restore" on "patient" at Target::Path("id");
+    /// Change a patient's care team.
+    AssignPatient => "assign" on "patient" at Target::Path("id");
+    /// Book an appointment for a patient.
+    BookForPatient => "book" on "patient" at Target::Path("id");
+    /// Read the clinician directory.
+    ListClinicians => "read" on "clinician" at Target::Family;
+    /// Read a clinician's profile, hours and slots.
+    ReadClinician => "read" on "clinician" at Target::Path("id");
+    /// Change a clinician's profile, hours or absences.
+    WriteClinician => "write" on "clinician" at Target::Path("id");
+    /// List appointments (each caller sees those they may read).
+    ListAppointments => "list" on "appointment" at Target::Family;
+    /// Read an appointment.
+    ReadAppointment => "read" on "appointment" at Target::Path("id");
+    /// Reschedule an appointment or record its outcome.
+    WriteAppointment => "write" on "appointment" at Target::Path("id");
+    /// Cancel an appointment.
+    CancelAppointment => "cancel" on "appointment" at Target::Path("id");
+    /// Read the clinic's statistics (administrators).
+    ReadStats => "read" on "stats" at Target::Family;
 }
 
 /// A caller authorized for `O`. The resource id the decision was about is in `resource_id`.

@@ -2,11 +2,15 @@
 //! error mapping and request middleware. Only this crate depends on actix-web.
 
 pub mod admin;
+pub mod appointments;
 pub mod auth;
 pub mod authn;
+pub mod clinicians;
+pub mod dashboard;
 pub mod error;
 pub mod health;
 pub mod middleware;
+pub mod page;
 pub mod pages;
 pub mod patients;
 pub mod reference;
@@ -32,7 +36,13 @@ pub const DOCS_PATH: &str = "/api/docs/";
         auth::mfa_recovery_codes, auth::accept_invitation, auth::attenuate,
         admin::list_users, admin::create_user, admin::update_user, admin::reset_mfa, admin::get_mfa_policy,
         admin::put_mfa_policy, admin::invite, admin::audit,
-        patients::get_patient, patients::get_user, patients::access_log,
+        patients::list, patients::create, patients::get_patient, patients::update, patients::delete,
+        patients::restore, patients::care_team, patients::assign, patients::unassign,
+        patients::get_user, patients::access_log,
+        clinicians::list, clinicians::get, clinicians::free_slots, clinicians::update, clinicians::set_hours,
+        clinicians::add_exception, clinicians::delete_exception,
+        appointments::book, appointments::list, appointments::get, appointments::update, appointments::cancel,
+        dashboard::admin_stats, dashboard::dashboard,
         reference::languages, reference::departments, reference::cancer_types, reference::subtypes,
         reference::add_type, reference::update_type,
     ),
@@ -43,13 +53,19 @@ pub const DOCS_PATH: &str = "/api/docs/";
         auth::PasswordCodeBody, auth::AcceptInvitationBody, auth::AttenuateBody, auth::ResourceRef,
         admin::CreateUserBody, admin::UpdateUserBody, admin::MfaPolicyBody, admin::InviteBody,
         reference::NewTypeBody, reference::UpdateTypeBody,
+        patients::PatientBody, patients::AssignBody,
+        clinicians::ProfileBody, clinicians::SpecializationBody, clinicians::HoursBody, clinicians::HoursItem,
+        clinicians::ExceptionBody,
+        appointments::BookBody, appointments::UpdateBody, appointments::CancelBody,
     )),
     modifiers(&BearerAuth),
     tags(
         (name = "operations", description = "Liveness, readiness and metrics"),
         (name = "auth", description = "Accounts, sessions, passwords, MFA, tokens"),
         (name = "admin", description = "Administration: accounts, invitations, MFA policy, audit trail"),
-        (name = "patients", description = "Patient data"),
+        (name = "patients", description = "Patients' records, care teams and assignments"),
+        (name = "clinicians", description = "The clinician directory: profiles, hours, absences, free slots"),
+        (name = "appointments", description = "Booking, rescheduling, outcomes and cancellation"),
         (name = "users", description = "User records"),
         (name = "reference", description = "Languages, departments, cancer types"),
     )
@@ -120,6 +136,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(auth::config)
         .configure(admin::config)
         .configure(patients::config)
+        .configure(clinicians::config)
+        .configure(appointments::config)
+        .configure(dashboard::config)
         .configure(reference::config)
         .configure(pages::config)
         .service(SwaggerUi::new("/api/docs/{_:.*}").url(OPENAPI_PATH, openapi()));

@@ -199,6 +199,7 @@ impl Auth {
                 department: inv.department,
                 preferred_language: None,
                 email_verified: true,
+                link_record: false,
             })
             .await?;
         let mut ctx = client.context();

@@ -22,7 +22,7 @@ use careport_store::audit::NewEvent;
 use careport_store::auth_links::{self, NewInvitation, Purpose};
 use careport_store::sessions::{self, RefreshLookup};
 use careport_store::users::{self, Credentials, UserRow};
-use careport_store::{Bus, Db, Redis, assignments, mfa};
+use careport_store::{Bus, Db, Redis, appointments, assignments, mfa};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use uuid::Uuid;
@@ -113,12 +113,16 @@ pub struct Account {
     pub email_verified: bool,
     pub mfa_enabled: bool,
     pub created_at: i64,
+    /// A patient's record id (`/api/v1/patients/{id}`): every patient account has its record,
+    /// under the account's own id.
+    pub patient_id: Option<Uuid>,
 }
 
 impl From<UserRow> for Account {
     fn from(u: UserRow) -> Self {
         Self {
             id: u.id,
+            patient_id: (u.role == "patient").then_some(u.id),
             active: u.is_active(),
             email_verified: u.email_verified_at.is_some(),
             mfa_enabled: u.mfa_enabled_at.is_some(),
@@ -361,12 +365,17 @@ impl Auth {
         match kind {
             "patient" | "access_log" => {
                 let Ok(patient) = Uuid::parse_str(id) else { return Ok(facts) };
-                for (clinician, dept) in assignments::care_team(db, patient).await.map_err(store_err)? {
-                    facts.push(StoreFact::Assigned { clinician, patient });
-                    if let Some(department) = dept {
-                        facts.push(StoreFact::PatientDepartment { patient, department });
-                    }
-                }
+                patient_facts(db, patient, &mut facts).await?;
+            }
+            "appointment" => {
+                let Ok(aid) = Uuid::parse_str(id) else { return Ok(facts) };
+                let Some(a) = appointments::get(db, aid).await.map_err(store_err)? else { return Ok(facts) };
+                facts.push(StoreFact::Appointment {
+                    appointment: aid,
+                    patient: a.patient_id,
+                    clinician: a.clinician_id,
+                });
+                patient_facts(db, a.patient_id, &mut facts).await?;
             }
             "session" => {
                 let Ok(sid) = Uuid::parse_str(id) else { return Ok(facts) };
@@ -408,6 +417,23 @@ impl Auth {
             other => Error::internal(anyhow::anyhow!("attenuation: {other}")),
         })
     }
+}
+
+/// `assigned` and `patient_department` facts of one patient.
+async fn patient_facts(db: &Db, patient: Uuid, facts: &mut Vec<StoreFact>) -> Result<(), Error> {
+    let mut departments: Vec<String> = Vec::new();
+    for (clinician, dept) in assignments::care_team(db, patient).await.map_err(store_err)? {
+        if let Some(clinician) = clinician {
+            facts.push(StoreFact::Assigned { clinician, patient });
+        }
+        if let Some(d) = dept
+            && !departments.contains(&d)
+        {
+            departments.push(d);
+        }
+    }
+    facts.extend(departments.into_iter().map(|department| StoreFact::PatientDepartment { patient, department }));
+    Ok(())
 }
 
 fn truncate(s: &str, max: usize) -> &str {

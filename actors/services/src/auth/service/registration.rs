@@ -38,6 +38,8 @@ impl Auth {
                 department: None,
                 preferred_language: language,
                 email_verified: false,
+                // Linked by address only where the address must be proven before first login.
+                link_record: self.inner.cfg.require_email_verification,
             })
             .await;
         let ctx = client.context();
