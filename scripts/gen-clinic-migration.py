@@ -1,8 +1,13 @@
+"""Writes migrations/{postgres,sqlite}/20261126130000_clinic.sql (one source, two dialects):
+    python3 scripts/gen-clinic-migration.py pg > migrations/postgres/20261126130000_clinic.sql
+    python3 scripts/gen-clinic-migration.py sqlite > migrations/sqlite/20261126130000_clinic.sql
+"""
 import sys
 pg = sys.argv[1] == "pg"
 U = "UUID" if pg else "BLOB"
 B = "BIGINT" if pg else "INTEGER"
 BOOL = "BOOLEAN" if pg else "INTEGER"
+I = "BIGINT" if pg else "INTEGER"  # i64 in Rust
 mrn_expr = ("'CP' || upper(substr(replace(id::text, '-', ''), 21, 12))" if pg
             else "'CP' || upper(substr(hex(id), 21, 12))")
 search_expr = ("lower(COALESCE(full_name, '') || ' ' || " + mrn_expr + ")")
@@ -72,7 +77,7 @@ CREATE INDEX care_assignment_history_patient ON care_assignment_history (patient
 CREATE TABLE clinician_profiles (
     user_id      {U}   PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
     bio          TEXT   NOT NULL DEFAULT '',
-    slot_minutes INTEGER NOT NULL DEFAULT 30 CHECK (slot_minutes BETWEEN 5 AND 240),
+    slot_minutes {I} NOT NULL DEFAULT 30 CHECK (slot_minutes BETWEEN 5 AND 240),
     updated_at   {B} NOT NULL
 );
 
@@ -89,9 +94,9 @@ CREATE INDEX clinician_specializations_type ON clinician_specializations (cancer
 -- Weekly hours in the clinic's local time: ISO weekday (1 = Monday) and minutes of the day.
 CREATE TABLE working_hours (
     clinician_id {U}   NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-    weekday      INTEGER NOT NULL CHECK (weekday BETWEEN 1 AND 7),
-    start_minute INTEGER NOT NULL CHECK (start_minute BETWEEN 0 AND 1439),
-    end_minute   INTEGER NOT NULL CHECK (end_minute BETWEEN 1 AND 1440),
+    weekday      {I} NOT NULL CHECK (weekday BETWEEN 1 AND 7),
+    start_minute {I} NOT NULL CHECK (start_minute BETWEEN 0 AND 1439),
+    end_minute   {I} NOT NULL CHECK (end_minute BETWEEN 1 AND 1440),
     CHECK (start_minute < end_minute),
     PRIMARY KEY (clinician_id, weekday, start_minute)
 );

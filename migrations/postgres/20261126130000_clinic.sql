@@ -64,7 +64,7 @@ CREATE INDEX care_assignment_history_patient ON care_assignment_history (patient
 CREATE TABLE clinician_profiles (
     user_id      UUID   PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
     bio          TEXT   NOT NULL DEFAULT '',
-    slot_minutes INTEGER NOT NULL DEFAULT 30 CHECK (slot_minutes BETWEEN 5 AND 240),
+    slot_minutes BIGINT NOT NULL DEFAULT 30 CHECK (slot_minutes BETWEEN 5 AND 240),
     updated_at   BIGINT NOT NULL
 );
 
@@ -81,9 +81,9 @@ CREATE INDEX clinician_specializations_type ON clinician_specializations (cancer
 -- Weekly hours in the clinic's local time: ISO weekday (1 = Monday) and minutes of the day.
 CREATE TABLE working_hours (
     clinician_id UUID   NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-    weekday      INTEGER NOT NULL CHECK (weekday BETWEEN 1 AND 7),
-    start_minute INTEGER NOT NULL CHECK (start_minute BETWEEN 0 AND 1439),
-    end_minute   INTEGER NOT NULL CHECK (end_minute BETWEEN 1 AND 1440),
+    weekday      BIGINT NOT NULL CHECK (weekday BETWEEN 1 AND 7),
+    start_minute BIGINT NOT NULL CHECK (start_minute BETWEEN 0 AND 1439),
+    end_minute   BIGINT NOT NULL CHECK (end_minute BETWEEN 1 AND 1440),
     CHECK (start_minute < end_minute),
     PRIMARY KEY (clinician_id, weekday, start_minute)
 );

@@ -4,6 +4,7 @@
 mod accounts;
 mod audit;
 mod auth;
+mod clinic;
 mod health;
 mod jobs;
 mod migrations;

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use careport_domain::Role;
 use careport_policy::{Claims, KeyPair, KeyRing, Narrowing, StaffRole};
-use careport_store::{assignments, sessions};
+use careport_store::{appointments, assignments, sessions};
 use careport_tests::{TestApp, spawn_app};
 use uuid::Uuid;
 
@@ -58,6 +58,8 @@ struct People {
     admin: Uuid,
     /// A real session of the patient (the target of `DELETE /auth/sessions/{id}`).
     patient_session: Uuid,
+    /// The patient's appointment with the assigned doctor.
+    appointment: Uuid,
 }
 
 fn claims(user: Uuid, role: Role, staff: Option<StaffRole>, dept: Option<&str>, expires_at: SystemTime) -> Claims {
@@ -199,6 +201,82 @@ fn delete_patient_session(who: Who) -> u16 {
     }
 }
 
+fn bad_or_anonymous(who: Who) -> bool {
+    who == Who::Anonymous || bad_token(who)
+}
+
+/// Staff (every clinician) and administrators.
+fn staff(ok: u16) -> impl Fn(Who) -> u16 {
+    move |who| match who {
+        w if bad_or_anonymous(w) => 401,
+        Who::Admin | Who::DoctorAssigned | Who::DoctorUnassigned | Who::NurseSameDept | Who::NurseOtherDept => ok,
+        _ => 403,
+    }
+}
+
+/// An administrator's action on a path resource: everyone else is told it does not exist.
+fn admin_path(ok: u16) -> impl Fn(Who) -> u16 {
+    move |who| match who {
+        w if bad_or_anonymous(w) => 401,
+        Who::Admin => ok,
+        _ => 404,
+    }
+}
+
+/// Changing the patient's record: the patient (contact details), the assigned doctor, admins.
+fn write_patient(who: Who) -> u16 {
+    match who {
+        w if bad_or_anonymous(w) => 401,
+        Who::Admin | Who::PatientSelf | Who::DoctorAssigned => 200,
+        _ => 404,
+    }
+}
+
+/// Booking for the patient (body `{}` → 400 once authorized): the patient, the assigned doctor,
+/// the nurses of the patient's department, admins.
+fn book_for_patient(who: Who) -> u16 {
+    match who {
+        w if bad_or_anonymous(w) => 401,
+        Who::Admin | Who::PatientSelf | Who::DoctorAssigned | Who::NurseSameDept => 400,
+        _ => 404,
+    }
+}
+
+/// The patient's appointment with the assigned doctor: the patient, the doctor, the
+/// department's nurses and admins; `ok` once authorized.
+fn appointment(ok: u16) -> impl Fn(Who) -> u16 {
+    move |who| match who {
+        w if bad_or_anonymous(w) => 401,
+        Who::Admin | Who::PatientSelf | Who::DoctorAssigned | Who::NurseSameDept => ok,
+        _ => 404,
+    }
+}
+
+/// Reading the directory's clinician (the assigned doctor): every valid token but the
+/// attenuated one (narrowed to one patient).
+fn read_clinician(ok: u16) -> impl Fn(Who) -> u16 {
+    move |who| match who {
+        w if bad_or_anonymous(w) => 401,
+        Who::Attenuated => 404,
+        _ => ok,
+    }
+}
+
+/// Changing the clinician (the assigned doctor): that doctor and admins.
+fn write_clinician(ok: u16) -> impl Fn(Who) -> u16 {
+    move |who| match who {
+        w if bad_or_anonymous(w) => 401,
+        Who::Admin | Who::DoctorAssigned => ok,
+        _ => 404,
+    }
+}
+
+/// A nested resource that does not exist (an unassigned clinician, an unknown absence): 404 to
+/// every valid caller, allowed or not.
+fn absent(who: Who) -> u16 {
+    if bad_or_anonymous(who) { 401 } else { 404 }
+}
+
 /// Who gets which status on one route.
 type Expect = Box<dyn Fn(Who) -> u16>;
 
@@ -245,6 +323,29 @@ fn table() -> Vec<(&'static str, &'static str, Expect)> {
         ("get", "/api/v1/cancer-types/{id}/subtypes", Box::new(own(200))),
         ("post", "/api/v1/admin/cancer-types", Box::new(admin_only(400))),
         ("patch", "/api/v1/admin/cancer-types/{id}", Box::new(admin_only(200))),
+        ("get", "/api/v1/patients", Box::new(own(200))),
+        ("post", "/api/v1/patients", Box::new(staff(400))),
+        ("patch", "/api/v1/patients/{id}", b(write_patient)),
+        ("get", "/api/v1/patients/{id}/care-team", b(read_patient)),
+        ("post", "/api/v1/patients/{id}/assignments", Box::new(admin_path(400))),
+        ("delete", "/api/v1/patients/{id}/assignments/{clinician_id}", b(absent)),
+        ("post", "/api/v1/patients/{id}/appointments", b(book_for_patient)),
+        ("get", "/api/v1/clinicians", Box::new(own(200))),
+        ("get", "/api/v1/clinicians/{id}", Box::new(read_clinician(200))),
+        ("get", "/api/v1/clinicians/{id}/slots", Box::new(read_clinician(400))),
+        ("patch", "/api/v1/clinicians/{id}", Box::new(write_clinician(200))),
+        ("put", "/api/v1/clinicians/{id}/hours", Box::new(write_clinician(400))),
+        ("post", "/api/v1/clinicians/{id}/exceptions", Box::new(write_clinician(400))),
+        ("delete", "/api/v1/clinicians/{id}/exceptions/{exception_id}", b(absent)),
+        ("get", "/api/v1/appointments", Box::new(own(200))),
+        ("get", "/api/v1/appointments/{id}", Box::new(appointment(200))),
+        ("patch", "/api/v1/appointments/{id}", Box::new(appointment(400))),
+        ("post", "/api/v1/appointments/{id}/cancel", Box::new(appointment(400))),
+        ("get", "/api/v1/admin/stats", Box::new(admin_only(200))),
+        ("get", "/api/v1/dashboard", Box::new(own(200))),
+        // Last: the administrator deletes the patient's record, then restores it.
+        ("delete", "/api/v1/patients/{id}", Box::new(admin_path(204))),
+        ("post", "/api/v1/patients/{id}/restore", Box::new(admin_path(200))),
     ]
 }
 
@@ -257,6 +358,15 @@ fn concrete(path: &str, p: &People) -> String {
     }
     if path.starts_with("/api/v1/admin/users/") {
         return path.replace("{id}", &p.other_patient.to_string());
+    }
+    if path.starts_with("/api/v1/clinicians/") {
+        return path.replace("{id}", &p.doctor.to_string()).replace("{exception_id}", &Uuid::now_v7().to_string());
+    }
+    if path.starts_with("/api/v1/appointments/") {
+        return path.replace("{id}", &p.appointment.to_string());
+    }
+    if path.contains("{clinician_id}") {
+        return path.replace("{id}", &p.patient.to_string()).replace("{clinician_id}", &p.doctor2.to_string());
     }
     path.replace("{id}", &p.patient.to_string())
 }
@@ -276,9 +386,25 @@ async fn every_route_answers_every_kind_of_caller_as_the_table_says() {
         nurse2: app.create_user(&mk("nurse2"), Role::Clinician, Some(StaffRole::Nurse), Some("cardiology")).await,
         admin: app.create_user(&mk("admin"), Role::Admin, None, None).await,
         patient_session: Uuid::now_v7(),
+        appointment: Uuid::now_v7(),
     };
     // The patient is treated in oncology by the assigned doctor.
     assignments::assign(&app.db, people.doctor, people.patient, None, None).await.expect("assign");
+    let now = careport_domain::time::now_ms();
+    let booked = appointments::AppointmentRow {
+        id: people.appointment,
+        patient_id: people.patient,
+        clinician_id: people.doctor,
+        starts_at: now + 86_400_000,
+        ends_at: now + 86_400_000 + 1_800_000,
+        status: "scheduled".into(),
+        reason: String::new(),
+        cancel_reason: None,
+        booked_by: Some(people.admin),
+        created_at: now,
+        updated_at: now,
+    };
+    appointments::insert(&app.db, &booked).await.expect("appointment");
     sessions::create(&app.db, people.patient_session, people.patient, i64::MAX / 2, "digest-of-nothing", None, None)
         .await
         .expect("session");

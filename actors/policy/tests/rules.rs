@@ -195,7 +195,8 @@ fn a_patient_reads_their_own_record_but_not_another_patients() {
     let c = patient();
     let t = token(&r, &c);
     assert_eq!(decide(&p, &t, "read", "patient", &c.user.to_string(), &[]), Allow);
-    assert_eq!(decide(&p, &t, "write", "patient", &c.user.to_string(), &[]), Deny);
+    // Writing is allowed (contact details only: the handler limits the fields); deleting is not.
+    assert_eq!(decide(&p, &t, "delete", "patient", &c.user.to_string(), &[]), Deny);
     assert_eq!(decide(&p, &t, "read", "patient", &Uuid::new_v4().to_string(), &[]), Deny);
 }
 
@@ -223,5 +224,75 @@ fn a_clinician_without_a_matching_rule_is_denied_by_default() {
     let (r, p) = (ring(), policies());
     let t = token(&r, &doctor());
     assert_eq!(decide(&p, &t, "read", "embeddings", "*", &[]), Deny);
-    assert_eq!(decide(&p, &t, "list", "patient", "*", &[]), Deny);
+    assert_eq!(decide(&p, &t, "delete", "patient", "*", &[]), Deny);
+    assert_eq!(decide(&p, &t, "read", "stats", "*", &[]), Deny);
+}
+
+// --- The clinic directory and scheduling (clinic.datalog) ------------------------------------
+
+fn appointment(a: Uuid, patient: Uuid, clinician: Uuid) -> StoreFact {
+    StoreFact::Appointment { appointment: a, patient, clinician }
+}
+
+#[test]
+fn a_patient_books_and_updates_their_own_record_but_not_another() {
+    let (r, p) = (ring(), policies());
+    let c = patient();
+    let t = token(&r, &c);
+    for op in ["book", "write"] {
+        assert_eq!(decide(&p, &t, op, "patient", &c.user.to_string(), &[]), Allow, "{op}");
+        assert_eq!(decide(&p, &t, op, "patient", &Uuid::new_v4().to_string(), &[]), Deny, "{op}");
+    }
+    assert_eq!(decide(&p, &t, "delete", "patient", &c.user.to_string(), &[]), Deny);
+    assert_eq!(decide(&p, &t, "create", "patient", "*", &[]), Deny);
+}
+
+#[test]
+fn clinicians_open_records_and_book_for_the_patients_they_may_see() {
+    let (r, p) = (ring(), policies());
+    let (d, n) = (doctor(), nurse());
+    let (td, tn) = (token(&r, &d), token(&r, &n));
+    let pid = Uuid::new_v4();
+    assert_eq!(decide(&p, &td, "create", "patient", "*", &[]), Allow);
+    assert_eq!(decide(&p, &tn, "create", "patient", "*", &[]), Allow);
+    assert_eq!(decide(&p, &td, "book", "patient", &pid.to_string(), &[assigned(d.user, pid)]), Allow);
+    assert_eq!(decide(&p, &td, "book", "patient", &pid.to_string(), &[assigned(Uuid::new_v4(), pid)]), Deny);
+    assert_eq!(decide(&p, &tn, "book", "patient", &pid.to_string(), &[dept(pid, "cardiology")]), Allow);
+    assert_eq!(decide(&p, &tn, "book", "patient", &pid.to_string(), &[dept(pid, "oncology")]), Deny);
+    assert_eq!(decide(&p, &td, "assign", "patient", &pid.to_string(), &[assigned(d.user, pid)]), Deny);
+}
+
+#[test]
+fn an_appointment_is_seen_by_its_patient_its_clinician_and_the_patients_care_team_only() {
+    let (r, p) = (ring(), policies());
+    let (pat, d, n) = (patient(), doctor(), nurse());
+    let aid = Uuid::new_v4();
+    let a = aid.to_string();
+    let seen_by_doctor = [appointment(aid, pat.user, d.user)];
+    for op in ["read", "write", "cancel"] {
+        assert_eq!(decide(&p, &token(&r, &pat), op, "appointment", &a, &seen_by_doctor), Allow, "patient {op}");
+        assert_eq!(decide(&p, &token(&r, &d), op, "appointment", &a, &seen_by_doctor), Allow, "clinician {op}");
+    }
+    let other = [appointment(aid, Uuid::new_v4(), Uuid::new_v4())];
+    assert_eq!(decide(&p, &token(&r, &pat), "read", "appointment", &a, &other), Deny);
+    assert_eq!(decide(&p, &token(&r, &d), "read", "appointment", &a, &other), Deny);
+    assert_eq!(decide(&p, &token(&r, &n), "read", "appointment", &a, &other), Deny);
+    let p2 = Uuid::new_v4();
+    let team = [appointment(aid, p2, Uuid::new_v4()), assigned(d.user, p2), dept(p2, "cardiology")];
+    assert_eq!(decide(&p, &token(&r, &d), "cancel", "appointment", &a, &team), Allow, "assigned doctor");
+    assert_eq!(decide(&p, &token(&r, &n), "write", "appointment", &a, &team), Allow, "department nurse");
+    assert_eq!(decide(&p, &token(&r, &n), "delete", "appointment", &a, &team), Deny, "no such operation");
+}
+
+#[test]
+fn the_directory_is_read_by_everyone_and_changed_by_its_clinician() {
+    let (r, p) = (ring(), policies());
+    let d = doctor();
+    let someone = doctor();
+    for c in [patient(), nurse(), doctor()] {
+        assert_eq!(decide(&p, &token(&r, &c), "read", "clinician", &d.user.to_string(), &[]), Allow);
+    }
+    assert_eq!(decide(&p, &token(&r, &d), "write", "clinician", &d.user.to_string(), &[]), Allow);
+    assert_eq!(decide(&p, &token(&r, &someone), "write", "clinician", &d.user.to_string(), &[]), Deny);
+    assert_eq!(decide(&p, &token(&r, &patient()), "write", "clinician", &d.user.to_string(), &[]), Deny);
 }

@@ -66,7 +66,12 @@ pub struct Services {
     pub audit: Handle<AuditActor>,
     /// Scheduling rules of the clinic directory.
     pub clinic: clinic::Clinic,
+    /// Hot reads without patient data (reference data, clinicians), in Redis when configured.
+    pub cache: careport_store::Cache,
 }
+
+/// How long a cached entry lives at most (invalidation on write makes it fresh before that).
+pub const CACHE_TTL_SECS: u64 = 60;
 
 /// What the identity service needs beyond the store.
 pub struct IdentityDeps {
@@ -90,8 +95,9 @@ impl Services {
         identity: IdentityDeps,
         clinic: clinic::ClinicConfig,
     ) -> Result<Self, careport_domain::Error> {
-        let clinic =
-            clinic::Clinic::new(db.clone(), queue.clone(), clinic).map_err(careport_domain::Error::internal)?;
+        let cache = careport_store::Cache::new(identity.redis.clone(), CACHE_TTL_SECS);
+        let clinic = clinic::Clinic::new(db.clone(), queue.clone(), cache.clone(), clinic)
+            .map_err(careport_domain::Error::internal)?;
         let runner_queue = queue.clone();
         let jobs =
             Handle::new("jobs", Supervisor::start(move |_| JobRunner::new(runner_queue.clone(), handlers.clone())));
@@ -118,7 +124,19 @@ impl Services {
         auth.load_recent_revocations().await?;
         let actor_auth = auth.clone();
         let auth_actor = Handle::new("auth", Supervisor::start(move |_| AuthActor::new(actor_auth.clone())));
-        Ok(Self { db, bus, queue, jobs, embeddings, stale_embeddings: Arc::default(), auth, auth_actor, audit, clinic })
+        Ok(Self {
+            db,
+            bus,
+            queue,
+            jobs,
+            embeddings,
+            stale_embeddings: Arc::default(),
+            auth,
+            auth_actor,
+            audit,
+            clinic,
+            cache,
+        })
     }
 
     /// Find stored embeddings that the configured model cannot search (another model or

@@ -13,7 +13,7 @@ use crate::{exec, fetch, transaction};
 pub const DEFAULT_SLOT_MINUTES: i64 = 30;
 
 /// A clinician as the directory shows them.
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
 pub struct ClinicianRow {
     pub id: Uuid,
     pub full_name: Option<String>,

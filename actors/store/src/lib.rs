@@ -20,6 +20,7 @@ pub mod assignments;
 pub mod audit;
 pub mod auth_links;
 pub mod bus;
+pub mod cache;
 pub mod clinicians;
 pub mod db;
 pub mod embeddings;
@@ -33,6 +34,7 @@ pub mod sql;
 pub mod users;
 
 pub use bus::Bus;
+pub use cache::Cache;
 pub use db::{Backend, Db, DbConfig};
 pub use jobs::{Job, JobConfig, JobQueue, Lease, NewJob};
 pub use redis::{Redis, RedisConfig};

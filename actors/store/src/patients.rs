@@ -325,3 +325,16 @@ pub async fn count_by_cancer_type(db: &Db) -> Result<Vec<(String, Option<String>
     );
     fetch!(db.reader(), (String, Option<String>, i64), fetch_all, &Q)
 }
+
+/// Give an account that became a patient's its record (same id), if it has none.
+pub async fn ensure_for_account(db: &Db, id: Uuid) -> Result<(), sqlx::Error> {
+    static ENSURE: Sql = Sql::new(
+        "INSERT INTO patients (id, mrn, full_name, sex, email, preferred_language, search_text, created_at, updated_at)
+         SELECT u.id, $2, COALESCE(u.full_name, ''), 'unknown', u.email, u.preferred_language,
+                lower(COALESCE(u.full_name, '') || ' ' || $2), $3, $3
+         FROM users u WHERE u.id = $1
+         ON CONFLICT (id) DO NOTHING",
+    );
+    exec!(db.writer(), &ENSURE, id, generate_mrn(), now_ms())?;
+    Ok(())
+}

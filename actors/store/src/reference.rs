@@ -7,21 +7,21 @@ use crate::db::Db;
 use crate::sql::Sql;
 use crate::{exec, fetch, scalar};
 
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
 pub struct Language {
     pub code: String,
     pub name: String,
     pub native_name: String,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
 pub struct Department {
     pub id: String,
     pub name: String,
     pub description: String,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
 pub struct CancerType {
     pub id: String,
     pub parent_id: Option<String>,

@@ -113,6 +113,8 @@ macro_rules! scalar {
 /// Run a block in one transaction on whichever backend, committing if it returns `Ok`:
 /// `transaction!(db, |tx, dialect| { sqlx::query(S.text(dialect)).bind(x).execute(&mut *tx).await?; Ok(v) })`.
 /// The block is compiled once per backend; it must evaluate to `Result<_, E>` where `E: From<sqlx::Error>`.
+/// A `?` inside returns from the enclosing function (rolling back): wrap the call in an
+/// `async {}` block to handle the error in place.
 #[macro_export]
 macro_rules! transaction {
     ($db:expr, |$tx:ident, $dialect:ident| $body:block) => {

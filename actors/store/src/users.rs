@@ -134,36 +134,41 @@ pub async fn create(db: &Db, user: NewUser<'_>) -> Result<UserId, CreateUserErro
     let id = user.id.map(UserId).unwrap_or_default();
     let now = now_ms();
     let verified = user.email_verified.then_some(now);
-    let res: Result<(), sqlx::Error> = crate::transaction!(db, |tx, dialect| {
-        sqlx::query(INSERT.text(dialect))
-            .bind(id.0)
-            .bind(user.email.as_str())
-            .bind(user.role.as_str())
-            .bind(user.password_hash)
-            .bind(user.full_name)
-            .bind(verified)
-            .bind(now)
-            .bind(user.staff_role)
-            .bind(user.department)
-            .bind(user.preferred_language)
-            .execute(&mut *tx)
-            .await?;
-        if user.role == Role::Patient {
-            let mrn = crate::patients::generate_mrn();
-            let name = user.full_name.unwrap_or_default();
-            sqlx::query(INSERT_PATIENT_RECORD.text(dialect))
+    // In an async block: a `?` inside the transaction ends the block, not this function, so a
+    // unique violation is seen below.
+    let res: Result<(), sqlx::Error> = async {
+        crate::transaction!(db, |tx, dialect| {
+            sqlx::query(INSERT.text(dialect))
                 .bind(id.0)
-                .bind(mrn.as_str())
-                .bind(name)
                 .bind(user.email.as_str())
-                .bind(user.preferred_language)
-                .bind(crate::patients::search_text(name, &mrn))
+                .bind(user.role.as_str())
+                .bind(user.password_hash)
+                .bind(user.full_name)
+                .bind(verified)
                 .bind(now)
+                .bind(user.staff_role)
+                .bind(user.department)
+                .bind(user.preferred_language)
                 .execute(&mut *tx)
                 .await?;
-        }
-        Ok(())
-    });
+            if user.role == Role::Patient {
+                let mrn = crate::patients::generate_mrn();
+                let name = user.full_name.unwrap_or_default();
+                sqlx::query(INSERT_PATIENT_RECORD.text(dialect))
+                    .bind(id.0)
+                    .bind(mrn.as_str())
+                    .bind(name)
+                    .bind(user.email.as_str())
+                    .bind(user.preferred_language)
+                    .bind(crate::patients::search_text(name, &mrn))
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Ok(())
+        })
+    }
+    .await;
     match res {
         Ok(()) => Ok(id),
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(CreateUserError::EmailTaken),

@@ -171,6 +171,14 @@ pub async fn update_user(
         active: b.active,
     };
     let account = services.auth.admin_update(&auth.caller, id, change).await?;
+    // Every patient account has its record; one that became a patient gets it now.
+    if account.role == "patient" {
+        careport_store::patients::ensure_for_account(&services.db, id)
+            .await
+            .map_err(|e| Error::new(Code::StoreUnavailable).caused_by(e))?;
+    }
+    // Department, status or role may have changed what the directory shows.
+    services.clinic.forget_clinician(id).await;
     Ok(HttpResponse::Ok().json(account))
 }
 

@@ -46,7 +46,7 @@ fn path_id(id: &str) -> std::result::Result<Uuid, Error> {
 }
 
 async fn active(services: &Services, id: Uuid) -> std::result::Result<ClinicianRow, Error> {
-    clinicians::get(&services.db, id).await.map_err(store)?.ok_or_else(|| Error::new(Code::NotFound))
+    services.clinic.clinician(id).await?.ok_or_else(|| Error::new(Code::NotFound))
 }
 
 /// `GET /api/v1/clinicians` query.
@@ -144,7 +144,7 @@ pub async fn get(auth: Authorized<ReadClinician>, services: web::Data<Services>)
     let id = path_id(&auth.resource_id)?;
     let c = active(&services, id).await?;
     let specs = clinicians::specializations(&services.db, id).await.map_err(store)?;
-    let hours = clinicians::hours(&services.db, id).await.map_err(store)?;
+    let hours = services.clinic.hours(id).await?;
     let now = now_ms();
     let away = clinicians::exceptions(&services.db, id, now, now + 90 * DAY_MS).await.map_err(store)?;
     let mut v = clinician_json(&c, specs);
@@ -262,6 +262,7 @@ pub async fn update(
     if let Some(specs) = &specs {
         clinicians::set_specializations(&services.db, id, specs).await.map_err(store)?;
     }
+    services.clinic.forget_clinician(id).await;
     services
         .auth
         .audit(vec![auth.caller.ctx.event("clinician.update", outcome::SUCCESS).resource("clinician", id)])
@@ -313,6 +314,7 @@ pub async fn set_hours(
         Error::with_message(if overlap { Code::HoursOverlap } else { Code::InvalidValue }, message)
     })?;
     clinicians::set_hours(&services.db, id, &hours).await.map_err(store)?;
+    services.clinic.forget_clinician(id).await;
     services
         .auth
         .audit(vec![auth.caller.ctx.event("clinician.hours", outcome::SUCCESS).resource("clinician", id)])

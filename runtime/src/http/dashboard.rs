@@ -106,7 +106,7 @@ pub async fn dashboard(auth: Authorized<ReadSelf>, services: web::Data<Services>
             let own = AppointmentScope::Doctor(me);
             let (todays, upcoming, seen) = tokio::try_join!(
                 async { appointments::list(db, &own, &mine(start, end), None, 100).await.map_err(store) },
-                async { appointments::list(db, &own, &mine(end, end + 7 * DAY_MS), None, 20).await.map_err(store) },
+                async { appointments::list(db, &own, &mine(end, end + 14 * DAY_MS), None, 20).await.map_err(store) },
                 async { appointments::recently_seen(db, me, now - 30 * DAY_MS, 10).await.map_err(store) },
             )?;
             let mut recent = Vec::new();

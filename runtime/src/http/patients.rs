@@ -309,7 +309,15 @@ pub async fn create(
     if !body.contains_key("full_name") {
         return Err(invalid("full_name is required.").into());
     }
-    let mut f = PatientFields { sex: "unknown".into(), preferred_language: "en".into(), ..Default::default() };
+    let claims = auth.caller.token.claims();
+    // A nurse's new record is in her department unless she names another, so she can go on
+    // working on it.
+    let department = match claims.staff_role {
+        Some(StaffRole::Nurse) => claims.department.clone(),
+        _ => None,
+    };
+    let mut f =
+        PatientFields { sex: "unknown".into(), preferred_language: "en".into(), department, ..Default::default() };
     apply(&services, &mut f, &body).await?;
     let id = Uuid::now_v7();
     let generated = f.mrn.is_empty();
@@ -324,6 +332,11 @@ pub async fn create(
             Err(PatientError::MrnTaken) if generated && tries < 3 => tries += 1,
             Err(e) => return Err(patient_error(e).into()),
         }
+    }
+    // A doctor who opens a record joins its care team (no cancer type yet), so they can go on
+    // working on it; an administrator sets the subtype with the assignment route.
+    if claims.staff_role == Some(StaffRole::Doctor) {
+        assignments::assign(&services.db, claims.user, id, None, Some(claims.user)).await.map_err(store)?;
     }
     services
         .auth

@@ -38,7 +38,9 @@ pub async fn languages(services: web::Data<Services>) -> Result<HttpResponse> {
 #[utoipa::path(get, path = "/api/v1/departments", tag = "reference",
     responses((status = 200, description = "Departments")), security(("bearer" = [])))]
 pub async fn departments(_: Authorized<ReadReference>, services: web::Data<Services>) -> Result<HttpResponse> {
-    let items = reference::departments(&services.db).await.map_err(store)?;
+    let db = &services.db;
+    let items =
+        services.cache.get_or_load("reference", "departments", || reference::departments(db)).await.map_err(store)?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
 }
 
@@ -84,8 +86,18 @@ pub async fn cancer_types(
         let found = reference::search_cancer_types(&services.db, text).await.map_err(store)?;
         return Ok(HttpResponse::Ok().json(serde_json::json!({ "items": found })));
     }
-    let all = reference::cancer_types(&services.db, q.include_retired).await.map_err(store)?;
+    let all = cancer_types_cached(&services, q.include_retired).await?;
     Ok(HttpResponse::Ok().json(tree(all)))
+}
+
+/// Every cancer type, through the cache.
+async fn cancer_types_cached(
+    services: &Services,
+    include_retired: bool,
+) -> std::result::Result<Vec<CancerType>, Error> {
+    let db = &services.db;
+    let key = if include_retired { "cancer_types:all" } else { "cancer_types:active" };
+    services.cache.get_or_load("reference", key, || reference::cancer_types(db, include_retired)).await.map_err(store)
 }
 
 /// The subtypes of one top-level type.
@@ -100,7 +112,7 @@ pub async fn subtypes(
 ) -> Result<HttpResponse> {
     let parent =
         reference::cancer_type(&services.db, &id).await.map_err(store)?.ok_or_else(|| Error::new(Code::NotFound))?;
-    let all = reference::cancer_types(&services.db, false).await.map_err(store)?;
+    let all = cancer_types_cached(&services, false).await?;
     let items: Vec<_> = all.into_iter().filter(|t| t.parent_id.as_deref() == Some(parent.id.as_str())).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
 }
@@ -153,6 +165,7 @@ pub async fn add_type(
     let t = reference::add_cancer_type(&services.db, b.parent_id.as_deref(), &name, &description)
         .await
         .map_err(type_error)?;
+    services.cache.invalidate("reference").await;
     services
         .auth
         .audit(vec![auth.caller.ctx.event("admin.cancer_type_add", outcome::SUCCESS).resource("reference", &t.id)])
@@ -200,6 +213,7 @@ pub async fn update_type(
     reference::update_cancer_type(&services.db, &current.id, &name, &description, retired_at)
         .await
         .map_err(type_error)?;
+    services.cache.invalidate("reference").await;
     services
         .auth
         .audit(vec![

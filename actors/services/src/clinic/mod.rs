@@ -63,6 +63,7 @@ pub struct Clinic {
 
 struct Inner {
     db: Db,
+    cache: careport_store::Cache,
     queue: JobQueue,
     tz: TimeZone,
     cfg: ClinicConfig,
@@ -79,9 +80,35 @@ pub struct Booking {
 
 impl Clinic {
     /// Fails if the time zone is unknown.
-    pub fn new(db: Db, queue: JobQueue, cfg: ClinicConfig) -> anyhow::Result<Self> {
+    pub fn new(db: Db, queue: JobQueue, cache: careport_store::Cache, cfg: ClinicConfig) -> anyhow::Result<Self> {
         let tz = time_zone(&cfg.time_zone)?;
-        Ok(Self { inner: Arc::new(Inner { db, queue, tz, cfg }) })
+        Ok(Self { inner: Arc::new(Inner { db, cache, queue, tz, cfg }) })
+    }
+
+    /// The cache namespace of one clinician's directory entry and hours.
+    pub fn cache_namespace(clinician: Uuid) -> String {
+        format!("clinician:{clinician}")
+    }
+
+    /// An active clinician's directory entry (cached).
+    pub async fn clinician(&self, id: Uuid) -> Result<Option<clinicians::ClinicianRow>, Error> {
+        let db = &self.inner.db;
+        self.inner.cache.get_or_load(&Self::cache_namespace(id), "row", || clinicians::get(db, id)).await.map_err(store)
+    }
+
+    /// A clinician's weekly hours (cached).
+    pub async fn hours(&self, id: Uuid) -> Result<Vec<clinicians::Hours>, Error> {
+        let db = &self.inner.db;
+        self.inner
+            .cache
+            .get_or_load(&Self::cache_namespace(id), "hours", || clinicians::hours(db, id))
+            .await
+            .map_err(store)
+    }
+
+    /// Forget the cached entry and hours of a clinician (after a change has committed).
+    pub async fn forget_clinician(&self, id: Uuid) {
+        self.inner.cache.invalidate(&Self::cache_namespace(id)).await;
     }
 
     pub fn config(&self) -> &ClinicConfig {
@@ -95,8 +122,8 @@ impl Clinic {
     /// The clinician's slots in `[from, to)` (not checked here) and their availability inputs.
     async fn calendar(&self, clinician: Uuid, from: i64, to: i64) -> Result<Calendar, Error> {
         let db = &self.inner.db;
-        let c = clinicians::get(db, clinician).await.map_err(store)?.ok_or_else(|| Error::new(Code::NotFound))?;
-        let hours = clinicians::hours(db, clinician).await.map_err(store)?;
+        let c = self.clinician(clinician).await?.ok_or_else(|| Error::new(Code::NotFound))?;
+        let hours = self.hours(clinician).await?;
         let working = slots::working_slots(&self.inner.tz, &hours, c.slot_minutes, from, to);
         let absences: Vec<Span> = clinicians::exceptions(db, clinician, from, to)
             .await
