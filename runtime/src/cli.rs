@@ -69,6 +69,21 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Fill an empty store with a demo clinic; prints the generated passwords once.
+    SeedDemo {
+        #[arg(long, default_value_t = 3)]
+        admins: usize,
+        #[arg(long, default_value_t = 20)]
+        clinicians: usize,
+        #[arg(long, default_value_t = 200)]
+        patients: usize,
+        /// How many of the patients also get an account.
+        #[arg(long, default_value_t = 10)]
+        patient_accounts: usize,
+        /// Appointments per patient over the four weeks.
+        #[arg(long, default_value_t = 2)]
+        appointments_per_patient: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -168,6 +183,35 @@ pub async fn run() -> anyhow::Result<()> {
                     std::process::exit(1);
                 }
             }
+        }
+        Command::SeedDemo { admins, clinicians, patients, patient_accounts, appointments_per_patient } => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            telemetry::init(&settings.log);
+            let secrets = secrets::Secrets::load(&settings, settings.database.backend())?;
+            let db = startup::migrate(&settings).await?;
+            let size = crate::seed::Size {
+                admins,
+                clinicians,
+                patients,
+                patient_accounts: patient_accounts.min(patients),
+                appointments_per_patient,
+            };
+            let result = crate::seed::seed(&db, &settings, size).await;
+            if result.is_ok() {
+                let event = careport_store::audit::NewEvent {
+                    id: uuid::Uuid::now_v7(),
+                    at: careport_domain::time::now_ms(),
+                    action: "cli.seed_demo".into(),
+                    outcome: "success".into(),
+                    user_agent: Some("careport-cli".into()),
+                    detail: Some(format!("admins={admins} clinicians={clinicians} patients={patients}")),
+                    ..Default::default()
+                };
+                let key = careport_store::audit::ChainKey::from_master_key(secrets.master_key.expose_secret());
+                careport_store::audit::append(&db, &key, &[event]).await.context("Failed to audit the seeding")?;
+            }
+            db.close().await;
+            result
         }
         Command::User { command: UserCommand::Create { email, role, name, staff_role, department } } => {
             let settings = Settings::load(cli.config.as_deref())?;

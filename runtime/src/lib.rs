@@ -11,6 +11,7 @@ pub mod http;
 pub mod metrics;
 pub mod ml;
 pub mod secrets;
+pub mod seed;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;

@@ -299,3 +299,78 @@ fn audit_verify_passes_an_intact_trail_and_names_an_edited_event() {
     assert_eq!(broken.status.code(), Some(1));
     assert!(stdout.contains("BROKEN at event #1") && stdout.contains("altered"), "{stdout}");
 }
+
+/// A minimal HTTP/1.1 POST of a JSON body.
+fn http_post_json(port: u16, path: &str, body: &str) -> String {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    out
+}
+
+#[test]
+fn seed_demo_fills_an_empty_store_once_and_prints_working_passwords() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = careport(&dir)
+        .args(["seed-demo", "--admins", "1", "--clinicians", "5", "--patients", "12", "--patient-accounts", "2"])
+        .output()
+        .expect("run");
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("5 clinicians, 12 patients (2 with accounts)"), "{stdout}");
+    let creds: Vec<(String, String, String)> = stdout
+        .lines()
+        .filter(|l| l.contains("@demo.careport.example"))
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f[0].to_owned(), f[1].to_owned(), f[2].to_owned())
+        })
+        .collect();
+    assert_eq!(creds.len(), 1 + 5 + 2, "{stdout}");
+    let mut passwords: Vec<&str> = creds.iter().map(|c| c.2.as_str()).collect();
+    assert!(passwords.iter().all(|p| p.len() == 24), "{passwords:?}");
+    passwords.sort_unstable();
+    passwords.dedup();
+    assert_eq!(passwords.len(), creds.len(), "every password is different");
+    assert!(!stderr.contains(&creds[0].2), "passwords go to standard output only");
+
+    let again = careport(&dir).args(["seed-demo"]).output().expect("run");
+    assert!(!again.status.success());
+    assert!(text(&again).1.contains("already holds demo data"), "{}", text(&again).1);
+
+    // A printed password logs in; the seeded patient sees their linked record.
+    let mut child = careport(&dir)
+        .arg("serve")
+        .env("CAREPORT__HTTP__PORT", "0")
+        .env("CAREPORT__LOG__LEVEL", "info")
+        .env("CAREPORT__LOG__FORMAT", "json")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let port = loop {
+        let line = lines.next().expect("serve exited before listening").expect("line");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        if v["fields"]["message"] == "careport is listening" {
+            break v["fields"]["port"].as_u64().expect("port") as u16;
+        }
+    };
+    let patient = creds.iter().find(|c| c.0 == "patient").expect("a patient");
+    let login = http_post_json(
+        port,
+        "/api/v1/auth/login",
+        &serde_json::json!({"email": patient.1, "password": patient.2}).to_string(),
+    );
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+    assert!(login.starts_with("HTTP/1.1 200"), "{login}");
+    let audit = careport(&dir).args(["audit", "verify"]).output().expect("run");
+    assert!(audit.status.success(), "{}", text(&audit).0);
+}
