@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Authenticated patient reads with 10,000 patients loaded: wrk at 64 connections on
+# `GET /api/v1/patients/{id}` as a doctor rotating over their assigned patients (200), and on a
+# patient of another doctor (denied: 404), measured in the same run as `/healthz`, on the
+# embedded SQLite store or on PostgreSQL. Each read is authorized by the Datalog policies
+# (store facts fetched per request) and written to the audit trail before it answers.
+#
+#   bash bench/patients.sh [sqlite|postgres] [DURATION_SECONDS]
+#     postgres: CAREPORT_BENCH_PG_ADMIN (default postgres://postgres@127.0.0.1:5432/postgres);
+#     a database careport_bench is dropped and created.
+#
+# Needs wrk, curl, python3. wrk and the server share this machine's 2 cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/careport-target}
+BACKEND=${1:-sqlite}
+DURATION=${2:-15}
+command -v wrk >/dev/null || { echo "install wrk: apt-get install -y wrk" >&2; exit 1; }
+cargo build --release -q -p careport
+BIN="$CARGO_TARGET_DIR/release/careport"
+WORK=$(mktemp -d)
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+export CAREPORT__DATA_DIR="$WORK/data" CAREPORT__LOG__LEVEL=warn
+if [ "$BACKEND" = postgres ]; then
+  ADMIN=${CAREPORT_BENCH_PG_ADMIN:-postgres://postgres@127.0.0.1:5432/postgres}
+  psql "$ADMIN" -qc "DROP DATABASE IF EXISTS careport_bench WITH (FORCE)" -c "CREATE DATABASE careport_bench"
+  export CAREPORT__DATABASE__URL="${ADMIN%/*}/careport_bench"
+  eval "$("$BIN" keys generate | sed 's/^/export /')"
+fi
+PID=
+trap '[ -n "$PID" ] && { kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; }; rm -rf "$WORK"' EXIT
+
+echo "seeding 10,000 patients ($BACKEND)…"
+start=$(date +%s)
+"$BIN" seed-demo --admins 1 --clinicians 20 --patients 10000 --patient-accounts 0 \
+  --appointments-per-patient 0 >"$WORK/seed.txt"
+echo "seeded in $(( $(date +%s) - start )) s"
+# Two doctors' generated credentials (printed once by seed-demo).
+mapfile -t DOCS < <(awk '$2 ~ /^doctor/ {print $2" "$3}' "$WORK/seed.txt" | head -n2)
+
+CAREPORT__HTTP__PORT=$PORT "$BIN" serve >"$WORK/serve.log" 2>&1 &
+PID=$!
+for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+login() {
+  curl -fsS -H 'Content-Type: application/json' -d "{\"email\":\"$1\",\"password\":\"$2\"}" \
+    "http://127.0.0.1:$PORT/api/v1/auth/login" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'
+}
+ids_of() {  # every patient the token may list, one id per line
+  python3 - "$PORT" "$1" <<'PY'
+import json, sys, urllib.request
+port, token, cursor = sys.argv[1], sys.argv[2], None
+while True:
+    url = f"http://127.0.0.1:{port}/api/v1/patients?limit=200" + (f"&cursor={cursor}" if cursor else "")
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    page = json.load(urllib.request.urlopen(req))
+    for p in page["items"]:
+        print(p["id"])
+    cursor = page["next_cursor"]
+    if not cursor:
+        break
+PY
+}
+TOKEN=$(login ${DOCS[0]})
+OTHER=$(login ${DOCS[1]})
+ids_of "$TOKEN" >"$WORK/ids.txt"
+ids_of "$OTHER" | head -n1 >"$WORK/denied.txt"
+echo "doctor has $(wc -l <"$WORK/ids.txt") assigned patients"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" \
+  "http://127.0.0.1:$PORT/api/v1/patients/$(head -n1 "$WORK/ids.txt")")
+[ "$code" = 200 ] || { echo "first read: HTTP $code" >&2; exit 1; }
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" \
+  "http://127.0.0.1:$PORT/api/v1/patients/$(cat "$WORK/denied.txt")")
+[ "$code" = 404 ] || { echo "denied read: HTTP $code, expected 404" >&2; exit 1; }
+
+run() {  # name, then wrk arguments
+  local name=$1; shift
+  wrk -t2 -c64 -d"${DURATION}s" --latency "$@" >"$WORK/$name.txt"
+  local rps p50 p99 non2xx sock
+  rps=$(awk '/^Requests\/sec/ {print $2}' "$WORK/$name.txt")
+  p50=$(awk '$1 == "50%" {print $2}' "$WORK/$name.txt")
+  p99=$(awk '$1 == "99%" {print $2}' "$WORK/$name.txt")
+  non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $5}' "$WORK/$name.txt")
+  sock=$(awk '/^  Socket errors:/ {print $4+$6+$8+$10}' "$WORK/$name.txt")
+  echo "$name ${rps} ${p50} ${p99} ${non2xx:-0} ${sock:-0}" >>"$WORK/results.txt"
+}
+wrk -t2 -c64 -d3s "http://127.0.0.1:$PORT/healthz" >/dev/null
+echo "load average before: $(uptime | sed 's/.*load average: //')"
+run healthz "http://127.0.0.1:$PORT/healthz"
+BENCH_TOKEN=$TOKEN BENCH_IDS="$WORK/ids.txt" run allowed -s bench/patients.lua "http://127.0.0.1:$PORT"
+BENCH_TOKEN=$TOKEN BENCH_IDS="$WORK/denied.txt" run denied -s bench/patients.lua "http://127.0.0.1:$PORT"
+echo "load average after: $(uptime | sed 's/.*load average: //')"
+base=$(awk '$1 == "healthz" {print $2}' "$WORK/results.txt")
+invalid=0
+while read -r name rps p50 p99 non2xx sock; do
+  frac=$(python3 -c "print(f'{float($rps)/float($base):.2f}')")
+  echo "RESULT $BACKEND $name: ${rps} req/s (${frac} of /healthz), p50 ${p50}, p99 ${p99}; non-2xx ${non2xx}, socket errors ${sock}"
+  if [ "$name" != denied ] && [ "$non2xx" != 0 ]; then invalid=1; fi
+  if [ "$sock" != 0 ]; then invalid=1; fi
+done <"$WORK/results.txt"
+[ $invalid = 0 ] || echo "INVALID: unexpected statuses or socket errors" >&2
+exit $invalid
