@@ -35,6 +35,11 @@ impl Auth {
             return Err(Error::with_message(Code::Conflict, "Administrators cannot demote or deactivate themselves."));
         }
         let role = change.role.unwrap_or(current_role);
+        // No one grants what they do not hold: only an administrator makes an administrator
+        // (the route is administrators' already; this holds even if a policy is loosened).
+        if role == Role::Admin && current_role != Role::Admin && caller.role() != Role::Admin {
+            return Err(Error::with_message(Code::Forbidden, "Only an administrator can grant the admin role."));
+        }
         let staff = match change.staff_role {
             Some(s) => s,
             None if role == Role::Clinician => parse_staff(current.staff_role.as_deref()),
