@@ -436,6 +436,15 @@ async fn booking_refuses_bad_times_and_moves_and_cancels_as_asked() {
     assert_eq!(status, 201, "{v}");
     let (s, v) = try_book(at(&tz, monday, 11, 30)).await;
     assert_eq!((s, v["code"].as_str()), (409, Some("clinician_unavailable")));
+    let (s, v) = send(
+        &app,
+        "POST",
+        &book,
+        &patient,
+        Some(json!({"clinician_id": Uuid::now_v7(), "starts_at": at(&tz, monday, 9, 0)})),
+    )
+    .await;
+    assert_eq!((s, v["code"].as_str()), (400, Some("invalid_value")), "an unknown clinician: {v}");
     let (_, list) = send(&app, "GET", "/api/v1/appointments", &patient, None).await;
     assert!(list["items"].as_array().expect("items").is_empty(), "refused bookings stored nothing");
 
