@@ -7,8 +7,12 @@ local token = os.getenv("BENCH_TOKEN")
 if not token or token == "" then
   error("set BENCH_TOKEN")
 end
+local path = os.getenv("BENCH_IDS")
+if not path or path == "" then
+  error("set BENCH_IDS")
+end
 local ids = {}
-for line in io.lines(os.getenv("BENCH_IDS")) do
+for line in io.lines(path) do
   ids[#ids + 1] = line
 end
 local headers = { ["Authorization"] = "Bearer " .. token }

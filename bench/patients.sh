@@ -28,7 +28,7 @@ if [ "$BACKEND" = postgres ]; then
   eval "$("$BIN" keys generate | sed 's/^/export /')"
 fi
 PID=
-trap '[ -n "$PID" ] && { kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; }; rm -rf "$WORK"' EXIT
+trap '[ -n "$PID" ] && { kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; }; [ -n "${BENCH_KEEP:-}" ] || rm -rf "$WORK"' EXIT
 
 echo "seeding 10,000 patients ($BACKEND)…"
 start=$(date +%s)
@@ -63,18 +63,19 @@ PY
 TOKEN=$(login ${DOCS[0]})
 OTHER=$(login ${DOCS[1]})
 ids_of "$TOKEN" >"$WORK/ids.txt"
-ids_of "$OTHER" | head -n1 >"$WORK/denied.txt"
-echo "doctor has $(wc -l <"$WORK/ids.txt") assigned patients"
+ids_of "$OTHER" >"$WORK/other.txt"
+head -n1 "$WORK/other.txt" >"$WORK/denied-ids.txt"
+echo "doctor has $(wc -l <"$WORK/ids.txt") assigned patients; the other doctor $(wc -l <"$WORK/other.txt")"
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" \
   "http://127.0.0.1:$PORT/api/v1/patients/$(head -n1 "$WORK/ids.txt")")
 [ "$code" = 200 ] || { echo "first read: HTTP $code" >&2; exit 1; }
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" \
-  "http://127.0.0.1:$PORT/api/v1/patients/$(cat "$WORK/denied.txt")")
+  "http://127.0.0.1:$PORT/api/v1/patients/$(cat "$WORK/denied-ids.txt")")
 [ "$code" = 404 ] || { echo "denied read: HTTP $code, expected 404" >&2; exit 1; }
 
 run() {  # name, then wrk arguments
   local name=$1; shift
-  wrk -t2 -c64 -d"${DURATION}s" --latency "$@" >"$WORK/$name.txt"
+  wrk -t2 -c64 -d"${DURATION}s" --latency "$@" >"$WORK/$name.txt" || { cat "$WORK/$name.txt" >&2; exit 1; }
   local rps p50 p99 non2xx sock
   rps=$(awk '/^Requests\/sec/ {print $2}' "$WORK/$name.txt")
   p50=$(awk '$1 == "50%" {print $2}' "$WORK/$name.txt")
@@ -86,8 +87,10 @@ run() {  # name, then wrk arguments
 wrk -t2 -c64 -d3s "http://127.0.0.1:$PORT/healthz" >/dev/null
 echo "load average before: $(uptime | sed 's/.*load average: //')"
 run healthz "http://127.0.0.1:$PORT/healthz"
-BENCH_TOKEN=$TOKEN BENCH_IDS="$WORK/ids.txt" run allowed -s bench/patients.lua "http://127.0.0.1:$PORT"
-BENCH_TOKEN=$TOKEN BENCH_IDS="$WORK/denied.txt" run denied -s bench/patients.lua "http://127.0.0.1:$PORT"
+export BENCH_TOKEN=$TOKEN BENCH_IDS="$WORK/ids.txt"
+run allowed -s bench/patients.lua "http://127.0.0.1:$PORT"
+export BENCH_IDS="$WORK/denied-ids.txt"
+run denied -s bench/patients.lua "http://127.0.0.1:$PORT"
 echo "load average after: $(uptime | sed 's/.*load average: //')"
 base=$(awk '$1 == "healthz" {print $2}' "$WORK/results.txt")
 invalid=0

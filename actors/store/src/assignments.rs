@@ -56,7 +56,7 @@ pub enum Assigned {
 }
 
 /// A member of a patient's care team.
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
 pub struct TeamMember {
     pub clinician_id: Uuid,
     pub full_name: Option<String>,

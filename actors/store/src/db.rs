@@ -126,7 +126,11 @@ impl Db {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_millis(cfg.busy_timeout_ms));
+            .busy_timeout(Duration::from_millis(cfg.busy_timeout_ms))
+            // Reads map the file instead of copying pages with pread, and each connection keeps
+            // 16 MiB of pages: fewer syscalls per request (measured in bench/patients.sh).
+            .pragma("mmap_size", "268435456")
+            .pragma("cache_size", "-16384");
         let acquire = Duration::from_secs(cfg.acquire_timeout_secs);
         let write = SqlitePoolOptions::new()
             .max_connections(1)

@@ -338,3 +338,50 @@ pub async fn ensure_for_account(db: &Db, id: Uuid) -> Result<(), sqlx::Error> {
     exec!(db.writer(), &ENSURE, id, generate_mrn(), now_ms())?;
     Ok(())
 }
+
+/// A record with its care team, in one round trip (the hot read of `GET /patients/{id}`): the
+/// team comes as a JSON array built by the database.
+pub async fn get_with_team(
+    db: &Db,
+    id: Uuid,
+) -> Result<Option<(PatientRow, Vec<crate::assignments::TeamMember>)>, sqlx::Error> {
+    static Q: Sql = Sql::each(
+        concat!(
+            "SELECT ",
+            columns!(),
+            ", (SELECT COALESCE(json_agg(json_build_object('clinician_id', a.clinician_id, 'full_name', u.full_name,
+                  'staff_role', u.staff_role, 'department', u.department, 'cancer_type_id', a.cancer_type_id,
+                  'cancer_type_name', t.name, 'since', a.created_at) ORDER BY a.created_at), '[]'::json)::text
+                FROM care_assignments a JOIN users u ON u.id = a.clinician_id
+                LEFT JOIN cancer_types t ON t.id = a.cancer_type_id
+                WHERE a.patient_id = p.id AND u.status = 'active') AS team
+             FROM patients p WHERE p.id = $1"
+        ),
+        concat!(
+            "SELECT ",
+            columns!(),
+            ", (SELECT json_group_array(json_object('clinician_id', lower(hex(a.clinician_id)), 'full_name', u.full_name,
+                  'staff_role', u.staff_role, 'department', u.department, 'cancer_type_id', a.cancer_type_id,
+                  'cancer_type_name', t.name, 'since', a.created_at))
+                FROM (SELECT * FROM care_assignments WHERE patient_id = p.id ORDER BY created_at) a
+                JOIN users u ON u.id = a.clinician_id LEFT JOIN cancer_types t ON t.id = a.cancer_type_id
+                WHERE u.status = 'active') AS team
+             FROM patients p WHERE p.id = $1"
+        ),
+    );
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        patient: PatientRow,
+        team: Option<String>,
+    }
+    let row = fetch!(db.reader(), Row, fetch_optional, &Q, id)?;
+    row.map(|r| {
+        let team = match r.team.as_deref() {
+            None => Vec::new(),
+            Some(text) => serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        };
+        Ok((r.patient, team))
+    })
+    .transpose()
+}

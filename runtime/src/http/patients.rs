@@ -352,17 +352,11 @@ pub async fn create(
     security(("bearer" = [])))]
 pub async fn get_patient(auth: Authorized<ReadPatient>, services: web::Data<Services>) -> Result<HttpResponse> {
     let id = path_id(&auth.resource_id)?;
-    let (p, team) = tokio::try_join!(
-        async {
-            let p =
-                patients::get_read(&services.db, id).await.map_err(store)?.ok_or_else(|| Error::new(Code::NotFound))?;
-            if p.deleted_at.is_some() && auth.caller.role() != Role::Admin {
-                return Err(Error::new(Code::NotFound));
-            }
-            Ok(p)
-        },
-        async { assignments::team(&services.db, id).await.map_err(store) },
-    )?;
+    let (p, team) = patients::get_with_team(&services.db, id)
+        .await
+        .map_err(store)?
+        .filter(|(p, _)| p.deleted_at.is_none() || auth.caller.role() == Role::Admin)
+        .ok_or_else(|| Error::new(Code::NotFound))?;
     // Fail closed: no audit event, no data.
     services
         .auth
