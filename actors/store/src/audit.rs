@@ -187,38 +187,66 @@ static HEAD: Sql = Sql::each(
     "SELECT seq, hash FROM audit_head WHERE id = 1",
 );
 static SET_HEAD: Sql = Sql::new("UPDATE audit_head SET seq = $1, hash = $2, mac = $3 WHERE id = 1");
-static INSERT: Sql = Sql::new(
-    "INSERT INTO audit_events (seq, id, at, actor_id, actor_role, action, resource_kind, resource_id, patient_id,
-                               outcome, ip, user_agent, request_id, detail, prev_hash, hash)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-);
 
+/// Events per INSERT statement: 16 parameters each, well under SQLite's 32,766.
+const ROWS_PER_INSERT: usize = 256;
+
+/// `INSERT INTO audit_events (…) VALUES (…), (…)` for `rows` rows, `$N` parameters.
+fn insert_rows(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO audit_events (seq, id, at, actor_id, actor_role, action, resource_kind, resource_id, patient_id, \
+         outcome, ip, user_agent, request_id, detail, prev_hash, hash) VALUES ",
+    );
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 1..=16 {
+            if c > 1 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", r * 16 + c));
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+// One multi-row INSERT per chunk of events: a batch costs a few statements, not one per event.
 macro_rules! append_in {
-    ($tx:ident, $text:ident, $key:expr, $events:expr) => {{
+    ($tx:ident, $text:ident, $key:expr, $events:expr, $sql:expr) => {{
         let (mut seq, mut prev): (i64, String) = sqlx::query_as(HEAD.$text()).fetch_one(&mut *$tx).await?;
-        for e in $events {
-            seq += 1;
-            let hash = chain_hash($key, &prev, seq, e);
-            sqlx::query(INSERT.$text())
-                .bind(seq)
-                .bind(e.id)
-                .bind(e.at)
-                .bind(e.actor_id)
-                .bind(e.actor_role.as_deref())
-                .bind(e.action.as_str())
-                .bind(e.resource_kind.as_deref())
-                .bind(e.resource_id.as_deref())
-                .bind(e.patient_id)
-                .bind(e.outcome.as_str())
-                .bind(e.ip.as_deref())
-                .bind(e.user_agent.as_deref())
-                .bind(e.request_id.as_deref())
-                .bind(e.detail.as_deref())
-                .bind(prev.as_str())
-                .bind(hash.as_str())
-                .execute(&mut *$tx)
-                .await?;
-            prev = hash;
+        for chunk in $events.chunks(ROWS_PER_INSERT) {
+            let mut rows = Vec::with_capacity(chunk.len());
+            for e in chunk {
+                seq += 1;
+                let hash = chain_hash($key, &prev, seq, e);
+                rows.push((seq, e, prev.clone(), hash.clone()));
+                prev = hash;
+            }
+            let text = $sql(insert_rows(rows.len()));
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(text));
+            for (seq, e, prev_hash, hash) in rows {
+                q = q
+                    .bind(seq)
+                    .bind(e.id)
+                    .bind(e.at)
+                    .bind(e.actor_id)
+                    .bind(e.actor_role.clone())
+                    .bind(e.action.clone())
+                    .bind(e.resource_kind.clone())
+                    .bind(e.resource_id.clone())
+                    .bind(e.patient_id)
+                    .bind(e.outcome.clone())
+                    .bind(e.ip.clone())
+                    .bind(e.user_agent.clone())
+                    .bind(e.request_id.clone())
+                    .bind(e.detail.clone())
+                    .bind(prev_hash)
+                    .bind(hash);
+            }
+            q.execute(&mut *$tx).await?;
         }
         let mac = head_mac($key, seq, &prev);
         sqlx::query(SET_HEAD.$text()).bind(seq).bind(prev.as_str()).bind(mac.as_str()).execute(&mut *$tx).await?;
@@ -234,13 +262,13 @@ pub async fn append(db: &Db, key: &ChainKey, events: &[NewEvent]) -> Result<i64,
     match db.writer() {
         Pool::Sqlite(p) => {
             let mut tx = p.begin().await?;
-            let last = append_in!(tx, sqlite, key, events);
+            let last = append_in!(tx, sqlite, key, events, |t: String| crate::sql::numbered_to_sqlite(&t));
             tx.commit().await?;
             Ok(last)
         }
         Pool::Postgres(p) => {
             let mut tx = p.begin().await?;
-            let last = append_in!(tx, pg, key, events);
+            let last = append_in!(tx, pg, key, events, |t: String| t);
             tx.commit().await?;
             Ok(last)
         }
