@@ -91,6 +91,12 @@ export BENCH_TOKEN=$TOKEN BENCH_IDS="$WORK/ids.txt"
 run allowed -s bench/patients.lua "http://127.0.0.1:$PORT"
 export BENCH_IDS="$WORK/denied-ids.txt"
 run denied -s bench/patients.lua "http://127.0.0.1:$PORT"
+# For comparison (BENCH_EXTRA=1): an authorized read without audit — the doctor's own directory
+# entry (`GET /api/v1/clinicians/{id}`: policy decision, four small queries, no audit event).
+if [ -n "${BENCH_EXTRA:-}" ]; then
+  ME=$(curl -fsS -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/api/v1/auth/me" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+  run unaudited -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/api/v1/clinicians/$ME"
+fi
 echo "load average after: $(uptime | sed 's/.*load average: //')"
 base=$(awk '$1 == "healthz" {print $2}' "$WORK/results.txt")
 invalid=0

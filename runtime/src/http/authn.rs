@@ -253,6 +253,54 @@ impl<O: Operation> FromRequest for Authorized<O> {
     }
 }
 
+/// A patient read authorized with the facts of the record it loaded: the record and its care
+/// team come from one query, and the `assigned` and `patient_department` facts are taken from
+/// them, so the hot read `GET /api/v1/patients/{id}` costs one store round trip before its
+/// audit event. The decision is the one `Authorized<ReadPatient>` makes.
+pub struct AuthorizedPatientRead {
+    pub services: web::Data<Services>,
+    pub caller: Caller,
+    pub id: uuid::Uuid,
+    /// The record and its team (`None`: no such record).
+    pub loaded: Option<(careport_store::patients::PatientRow, Vec<careport_store::assignments::TeamMember>)>,
+}
+
+impl FromRequest for AuthorizedPatientRead {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let (services, caller) = authenticate(&req).await?;
+            let raw = req.match_info().get("id").unwrap_or_default();
+            let id = uuid::Uuid::parse_str(raw).map_err(|_| Error::new(Code::NotFound))?;
+            let loaded = careport_store::patients::get_with_team(&services.db, id)
+                .await
+                .map_err(|e| Error::new(Code::StoreUnavailable).caused_by(e).retry_after(1))?;
+            let mut facts = Vec::new();
+            if let Some((p, team)) = &loaded {
+                let mut departments: Vec<&str> = Vec::new();
+                for m in team {
+                    facts.push(careport_policy::StoreFact::Assigned { clinician: m.clinician_id, patient: id });
+                    departments.extend(m.department.as_deref());
+                }
+                departments.extend(p.department.as_deref());
+                departments.sort_unstable();
+                departments.dedup();
+                facts.extend(
+                    departments.into_iter().map(|d| careport_policy::StoreFact::PatientDepartment {
+                        patient: id,
+                        department: d.to_owned(),
+                    }),
+                );
+            }
+            services.auth.authorize_with_facts(&caller, "read", "patient", &id.to_string(), true, &facts).await?;
+            Ok(Self { services, caller, id, loaded })
+        })
+    }
+}
+
 impl FromRequest for Authenticated {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;

@@ -21,8 +21,8 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::authn::{
-    AssignPatient, Authorized, CreatePatient, DeletePatient, JsonBody, ListPatients, ReadOwnAccessLog, ReadPatient,
-    ReadUser, RestorePatient, WritePatient,
+    AssignPatient, Authorized, AuthorizedPatientRead, CreatePatient, DeletePatient, JsonBody, ListPatients,
+    ReadOwnAccessLog, ReadPatient, ReadUser, RestorePatient, WritePatient,
 };
 use super::error::ApiError;
 use super::page::{self, store};
@@ -350,11 +350,11 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/patients/{id}", tag = "patients", params(("id" = Uuid, Path, description = "Patient id")),
     responses((status = 200, description = "The patient"), (status = 404, description = "No such patient, or not yours to see", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn get_patient(auth: Authorized<ReadPatient>, services: web::Data<Services>) -> Result<HttpResponse> {
-    let id = path_id(&auth.resource_id)?;
-    let (p, team) = patients::get_with_team(&services.db, id)
-        .await
-        .map_err(store)?
+pub async fn get_patient(auth: AuthorizedPatientRead) -> Result<HttpResponse> {
+    let services = auth.services;
+    let id = auth.id;
+    let (p, team) = auth
+        .loaded
         .filter(|(p, _)| p.deleted_at.is_none() || auth.caller.role() == Role::Admin)
         .ok_or_else(|| Error::new(Code::NotFound))?;
     // Fail closed: no audit event, no data.

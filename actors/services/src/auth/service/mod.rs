@@ -341,7 +341,26 @@ impl Auth {
             return Err(Error::new(Code::MfaEnrolmentRequired));
         }
         let facts = self.facts_for(caller, kind, id).await?;
-        let req = Request { operation, resource: Resource { kind, id }, now: SystemTime::now(), facts: &facts };
+        self.authorize_with_facts(caller, operation, kind, id, hide, &facts).await
+    }
+
+    /// [`Auth::authorize`] with the store facts already at hand: a route that must load the
+    /// very rows the facts come from loads them once (the facts must be those `facts_for`
+    /// would return).
+    pub async fn authorize_with_facts(
+        &self,
+        caller: &Caller,
+        operation: &str,
+        kind: &str,
+        id: &str,
+        hide: bool,
+        facts: &[StoreFact],
+    ) -> Result<(), Error> {
+        let claims = caller.token.claims();
+        if claims.mfa_pending && kind != "mfa" {
+            return Err(Error::new(Code::MfaEnrolmentRequired));
+        }
+        let req = Request { operation, resource: Resource { kind, id }, now: SystemTime::now(), facts };
         let decision = self
             .inner
             .policies
