@@ -53,7 +53,7 @@ async fn a_patient_sees_who_opened_their_record_and_an_admin_can_filter_the_trai
     // The patient's own reads are not "someone opened my record".
     assert_eq!(app.get_as(&format!("/api/v1/patients/{}", w.patient), &w.t_patient).await.status(), 200);
     let log: Value = app.get_as("/api/v1/me/access-log", &w.t_patient).await.json().await.expect("json");
-    let entries = log["entries"].as_array().expect("entries");
+    let entries = log["items"].as_array().expect("entries");
     assert_eq!(entries.len(), 1, "{log}");
     assert_eq!(entries[0]["actor_id"], w.doctor.to_string());
     assert_eq!(entries[0]["actor_role"], "clinician");
@@ -62,7 +62,7 @@ async fn a_patient_sees_who_opened_their_record_and_an_admin_can_filter_the_trai
 
     let url = format!("/api/v1/admin/audit?patient={}&action=patient.read", w.patient);
     let trail: Value = app.get_as(&url, &w.t_admin).await.json().await.expect("json");
-    let events = trail["events"].as_array().expect("events");
+    let events = trail["items"].as_array().expect("events");
     assert_eq!(events.len(), 2);
     for e in events {
         assert!(e["ip"].as_str().is_some_and(|ip| !ip.is_empty()), "{e}");
@@ -75,8 +75,8 @@ async fn a_patient_sees_who_opened_their_record_and_an_admin_can_filter_the_trai
         .json()
         .await
         .expect("json");
-    assert_eq!(by_actor["events"].as_array().expect("events").len(), 1);
-    assert!(by_actor["next_before"].as_i64().is_some(), "paginated");
+    assert_eq!(by_actor["items"].as_array().expect("events").len(), 1);
+    assert!(by_actor["next_cursor"].as_str().is_some(), "paginated");
     // Not for anyone else.
     assert_eq!(app.get_as("/api/v1/admin/audit", &w.t_doctor).await.status(), 403);
 }

@@ -216,7 +216,7 @@ async fn a_deleted_record_is_hidden_until_restored_and_both_are_audited() {
     assert_eq!(status, 200);
     let (_, trail) = send(&app, "GET", &format!("/api/v1/admin/audit?patient={pid}&limit=50"), &c.admin, None).await;
     let actions: Vec<&str> =
-        trail["events"].as_array().expect("events").iter().filter_map(|e| e["action"].as_str()).collect();
+        trail["items"].as_array().expect("events").iter().filter_map(|e| e["action"].as_str()).collect();
     for a in ["patient.create", "patient.delete", "patient.restore", "patient.read"] {
         assert!(actions.contains(&a), "{a} missing from {actions:?}");
     }

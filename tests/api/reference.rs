@@ -109,5 +109,5 @@ async fn an_unknown_department_is_refused_and_nothing_is_stored() {
     let body: Value = res.json().await.expect("json");
     assert!(body["message"].as_str().expect("message").contains("department"));
     let users: Value = app.get_as("/api/v1/admin/users?role=clinician", &t).await.json().await.expect("json");
-    assert!(users["users"].as_array().expect("users").is_empty());
+    assert!(users["items"].as_array().expect("users").is_empty());
 }

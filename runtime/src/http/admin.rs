@@ -42,8 +42,8 @@ pub struct ListQuery {
     pub status: Option<String>,
     /// Part of the e-mail address.
     pub email: Option<String>,
-    /// The last id of the previous page.
-    pub after: Option<Uuid>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
     /// 1 to 200 (default 50).
     pub limit: Option<i64>,
 }
@@ -58,7 +58,8 @@ pub async fn list_users(
 ) -> Result<HttpResponse> {
     let q: ListQuery = super::authn::query(&req)?;
     let r = q.role.as_deref().map(role).transpose()?;
-    let limit = q.limit.unwrap_or(50).clamp(1, 200);
+    let limit = super::page::limit(q.limit)?;
+    let after = super::page::decode_uuid(q.cursor.as_deref())?;
     if let Some(st) = q.status.as_deref()
         && !["active", "inactive"].contains(&st)
     {
@@ -72,7 +73,7 @@ pub async fn list_users(
         status: q.status.as_deref(),
         email_contains: q.email.as_deref().map(str::trim).filter(|e| !e.is_empty()),
     };
-    let users = services.auth.list_accounts(&filter, q.after, limit).await?;
+    let users = services.auth.list_accounts(&filter, after, limit).await?;
     // The list holds patients' names and addresses: reading it is audited, and fails closed.
     services
         .auth
@@ -84,8 +85,7 @@ pub async fn list_users(
             )),
         ])
         .await?;
-    let next = (users.len() as i64 == limit).then(|| users.last().map(|u| u.id)).flatten();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "users": users, "next_after": next })))
+    Ok(HttpResponse::Ok().json(super::page::page(users, limit, |u| u.id.to_string())))
 }
 
 /// `POST /api/v1/admin/users`.
@@ -268,9 +268,9 @@ pub struct AuditQuery {
     pub action: Option<String>,
     pub from: Option<i64>,
     pub to: Option<i64>,
-    /// The `seq` of the last event of the previous page.
-    pub before: Option<i64>,
-    /// 1 to 500 (default 100).
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// 1 to 200 (default 50).
     pub limit: Option<i64>,
 }
 
@@ -283,16 +283,9 @@ pub async fn audit(
     req: actix_web::HttpRequest,
 ) -> Result<HttpResponse> {
     let q: AuditQuery = super::authn::query(&req)?;
-    let limit = q.limit.unwrap_or(100).clamp(1, 500);
-    let filter = Filter {
-        actor: q.actor,
-        patient: q.patient,
-        action: q.action,
-        from: q.from,
-        to: q.to,
-        before: q.before,
-        limit,
-    };
+    let limit = super::page::limit(q.limit)?;
+    let before = super::page::decode_seq(q.cursor.as_deref())?;
+    let filter = Filter { actor: q.actor, patient: q.patient, action: q.action, from: q.from, to: q.to, before, limit };
     let events = trail::list(&services.db, &filter)
         .await
         .map_err(|e| Error::new(Code::StoreUnavailable).caused_by(e).retry_after(1))?;
@@ -306,8 +299,7 @@ pub async fn audit(
                 .detail(format!("{} event(s)", events.len())),
         ])
         .await?;
-    let next = (events.len() as i64 == limit).then(|| events.last().map(|e| e.seq)).flatten();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "events": events, "next_before": next })))
+    Ok(HttpResponse::Ok().json(super::page::page(events, limit, |e| e.seq.to_string())))
 }
 
 /// Register the routes.

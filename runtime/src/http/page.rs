@@ -43,6 +43,17 @@ pub fn decode_uuid(cursor: Option<&str>) -> Result<Option<uuid::Uuid>, Error> {
         .transpose()
 }
 
+/// Decode a cursor holding a sequence number (the audit trail pages newest first by `seq`).
+pub fn decode_seq(cursor: Option<&str>) -> Result<Option<i64>, Error> {
+    cursor
+        .map(|c| {
+            decode(c)?
+                .parse()
+                .map_err(|_| Error::with_message(Code::InvalidQuery, "cursor is not valid; use next_cursor as given."))
+        })
+        .transpose()
+}
+
 /// A page of `items`; `next` is the position after the last one when the page is full.
 pub fn page<T: Serialize>(items: Vec<T>, limit: i64, next: impl FnOnce(&T) -> String) -> serde_json::Value {
     let next_cursor = if items.len() as i64 == limit { items.last().map(|l| encode(&next(l))) } else { None };

@@ -608,8 +608,8 @@ pub async fn get_user(auth: Authorized<ReadUser>, services: web::Data<Services>)
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct AccessLogQuery {
-    /// The `seq` of the last entry of the previous page.
-    pub before: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
     /// 1 to 200 (default 50).
     pub limit: Option<i64>,
 }
@@ -623,13 +623,12 @@ pub async fn access_log(
     req: actix_web::HttpRequest,
 ) -> Result<HttpResponse> {
     let q: AccessLogQuery = super::authn::query(&req)?;
-    let limit = q.limit.unwrap_or(50).clamp(1, 200);
-    let entries = trail::access_log(&services.db, auth.caller.user(), q.before, limit).await.map_err(store)?;
-    let next = (entries.len() as i64 == limit).then(|| entries.last().map(|e| e.seq)).flatten();
-    Ok(HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(serde_json::json!({
-        "entries": entries,
-        "next_before": next,
-    })))
+    let limit = page::limit(q.limit)?;
+    let before = page::decode_seq(q.cursor.as_deref())?;
+    let entries = trail::access_log(&services.db, auth.caller.user(), before, limit).await.map_err(store)?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("cache-control", "no-store"))
+        .json(page::page(entries, limit, |e| e.seq.to_string())))
 }
 
 /// Register the routes.

@@ -49,7 +49,7 @@ async fn a_role_change_is_audited_and_ends_the_sessions_that_carry_the_old_role(
     assert_eq!(code(bad).await, (400, "invalid_query".into()));
     let trail: Value =
         app.get_as("/api/v1/admin/audit?action=admin.user_update", &ta).await.json().await.expect("json");
-    let events = trail["events"].as_array().expect("events");
+    let events = trail["items"].as_array().expect("events");
     assert_eq!(events.len(), 1);
     assert!(events[0]["detail"].as_str().expect("detail").contains("staff_role"), "{}", events[0]);
     // Invalid changes change nothing.
@@ -81,17 +81,17 @@ async fn an_admin_lists_accounts_a_page_at_a_time() {
     }
     let ta = app.login(&admin).await["access_token"].as_str().expect("t").to_owned();
     let first: Value = app.get_as("/api/v1/admin/users?role=patient&limit=2", &ta).await.json().await.expect("json");
-    assert_eq!(first["users"].as_array().expect("users").len(), 2);
-    let after = first["next_after"].as_str().expect("cursor");
+    assert_eq!(first["items"].as_array().expect("users").len(), 2);
+    let after = first["next_cursor"].as_str().expect("cursor");
     let second: Value = app
-        .get_as(&format!("/api/v1/admin/users?role=patient&limit=2&after={after}"), &ta)
+        .get_as(&format!("/api/v1/admin/users?role=patient&limit=2&cursor={after}"), &ta)
         .await
         .json()
         .await
         .expect("json");
-    assert_eq!(second["users"].as_array().expect("users").len(), 1);
-    assert!(second["next_after"].is_null());
-    assert!(first["users"][0].get("password_hash").is_none());
+    assert_eq!(second["items"].as_array().expect("users").len(), 1);
+    assert!(second["next_cursor"].is_null());
+    assert!(first["items"][0].get("password_hash").is_none());
 
     // Search by part of the address and by status.
     let needle = unique("needle");
@@ -103,7 +103,7 @@ async fn an_admin_lists_accounts_a_page_at_a_time() {
         .json()
         .await
         .expect("json");
-    let found = found["users"].as_array().expect("users");
+    let found = found["items"].as_array().expect("users");
     assert_eq!(found.len(), 1);
     assert_eq!(found[0]["id"], nid.to_string());
     app.client
@@ -114,9 +114,9 @@ async fn an_admin_lists_accounts_a_page_at_a_time() {
         .await
         .expect("patch");
     let inactive: Value = app.get_as("/api/v1/admin/users?status=inactive", &ta).await.json().await.expect("json");
-    assert_eq!(inactive["users"].as_array().expect("users").len(), 1);
+    assert_eq!(inactive["items"].as_array().expect("users").len(), 1);
     let wild: Value = app.get_as("/api/v1/admin/users?email=%25", &ta).await.json().await.expect("json");
-    assert!(wild["users"].as_array().expect("users").len() >= 5, "a % is taken literally, i.e. dropped");
+    assert!(wild["items"].as_array().expect("users").len() >= 5, "a % is taken literally, i.e. dropped");
     let bad = app.get_as("/api/v1/admin/users?status=sleeping", &ta).await;
     assert_eq!(code(bad).await, (400, "invalid_query".into()));
 }

@@ -97,7 +97,7 @@ async fn an_admin_requires_mfa_for_a_role_and_resets_a_users_mfa_with_an_audit_e
         "sessions ended"
     );
     let audit: Value = app.get_as("/api/v1/admin/audit?action=admin.mfa_reset", &ta).await.json().await.expect("json");
-    let events = audit["events"].as_array().expect("events");
+    let events = audit["items"].as_array().expect("events");
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["resource_id"], nurse_id.to_string());
 }
