@@ -4,6 +4,8 @@
 #
 #   bash scripts/start.sh            # build (release) and serve
 #   CAREPORT_PROFILE=dev bash scripts/start.sh   # faster first build, slower server
+#   bash scripts/start.sh --demo     # also fill an empty store with a demo clinic (once); the
+#                                    # generated passwords are printed once, before serving
 #
 # Settings come from config/default.toml and CAREPORT__* variables (see README). The data dir
 # (default ./data) holds the database and the generated keys: back it up as one unit.
@@ -34,6 +36,17 @@ fi
 
 echo "==> migrating the store"
 "$BIN" migrate
+
+if [ "${1:-}" = --demo ]; then
+  DEMO_MARK="$DATA_DIR/.demo-seeded"
+  if [ -e "$DEMO_MARK" ]; then
+    echo "==> demo data already seeded (its passwords were printed then; reset them if lost)"
+  else
+    echo "==> seeding the demo clinic: keep the passwords printed below, they are shown once"
+    "$BIN" seed-demo
+    touch "$DEMO_MARK"
+  fi
+fi
 
 echo "==> starting careport on ${CAREPORT__PUBLIC_URL:-http://127.0.0.1:${CAREPORT__HTTP__PORT:-8080}} (Ctrl-C stops it)"
 echo "    create the first administrator in another shell:"
