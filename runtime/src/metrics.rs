@@ -15,6 +15,10 @@ pub struct Metrics {
     pub jobs: IntGaugeVec,
     pub db_connections: IntGaugeVec,
     pub component_up: IntGaugeVec,
+    /// Per-plugin totals and p99, copied from the plugin registry at each scrape.
+    pub plugin_calls: IntGaugeVec,
+    pub plugin_errors: IntGaugeVec,
+    pub plugin_p99_us: IntGaugeVec,
     pub embedding_queue: IntGauge,
     pub embedding_batches: IntGauge,
     pub embedding_texts: IntGauge,
@@ -42,6 +46,14 @@ impl Metrics {
             Opts::new("component_up", "1 when a component answered its last readiness check"),
             &["component"],
         )?;
+        let plugin_calls =
+            IntGaugeVec::new(Opts::new("plugin_calls_total", "Calls to each plugin since start"), &["plugin"])?;
+        let plugin_errors =
+            IntGaugeVec::new(Opts::new("plugin_errors_total", "Failed calls to each plugin since start"), &["plugin"])?;
+        let plugin_p99_us = IntGaugeVec::new(
+            Opts::new("plugin_call_p99_microseconds", "p99 of each plugin's last 1,024 calls"),
+            &["plugin"],
+        )?;
         let embedding_queue = IntGauge::new("embedding_queue_depth", "Embedding requests waiting for the local model")?;
         // Running totals kept by the embedding thread, copied at each scrape.
         let embedding_batches = IntGauge::new("embedding_batches_total", "Batches run by the local model")?;
@@ -55,6 +67,9 @@ impl Metrics {
         registry.register(Box::new(jobs.clone()))?;
         registry.register(Box::new(db_connections.clone()))?;
         registry.register(Box::new(component_up.clone()))?;
+        registry.register(Box::new(plugin_calls.clone()))?;
+        registry.register(Box::new(plugin_errors.clone()))?;
+        registry.register(Box::new(plugin_p99_us.clone()))?;
         Ok(Self {
             registry,
             http_requests,
@@ -63,6 +78,9 @@ impl Metrics {
             jobs,
             db_connections,
             component_up,
+            plugin_calls,
+            plugin_errors,
+            plugin_p99_us,
             embedding_queue,
             embedding_batches,
             embedding_texts,

@@ -49,6 +49,7 @@ pub struct Settings {
     pub auth: AuthConfig,
     pub mail: MailConfig,
     pub clinic: careport_actors::clinic::ClinicConfig,
+    pub plugins: careport_actors::plugins::PluginsConfig,
 }
 
 /// `[http]`.
@@ -209,6 +210,12 @@ impl Settings {
                 "smtp_url": self.mail.smtp_url.as_ref().map(|u| careport_store::redact_url(u.expose_secret()))
                     .unwrap_or_else(|| format!("(not set: {}/outbox/)", self.data_dir.display())),
                 "timeout_secs": self.mail.timeout_secs,
+            },
+            "plugins": {
+                "dir": self.plugins.dir.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| format!("(not set: {}/plugins)", self.data_dir.display())),
+                "max_time_ms": self.plugins.max_time_ms,
+                "max_memory_mib": self.plugins.max_memory_mib,
+                "grants": self.plugins.grants,
             },
             "clinic": {
                 "time_zone": self.clinic.time_zone,

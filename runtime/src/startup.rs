@@ -72,6 +72,8 @@ impl Application {
         }
         let embeddings = crate::ml::embeddings(&settings).await?;
         let clinic_tz = careport_actors::clinic::time_zone(&settings.clinic.time_zone)?;
+        let plugins = careport_actors::plugins::Plugins::start(&settings.plugins, &settings.data_dir)
+            .context("Failed to start the plugin host")?;
         handlers.push(Arc::new(careport_actors::clinic::ReminderHandler::new(
             db.clone(),
             mailer.clone(),
@@ -88,9 +90,17 @@ impl Application {
             master_key: secrets.master_key,
             public_url: settings.public_url.clone(),
         };
-        let services = Services::start(db.clone(), bus, queue, embeddings, handlers, identity, settings.clinic.clone())
-            .await
-            .map_err(|e| anyhow::anyhow!("Failed to start the identity service: {e:?}"))?;
+        let services = Services::start(
+            db.clone(),
+            bus,
+            queue,
+            embeddings,
+            handlers,
+            identity,
+            careport_actors::FeatureDeps { clinic: settings.clinic.clone(), plugins },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("Failed to start the identity service: {e:?}"))?;
         services.check_embedding_spaces().await.context("Failed to check stored embeddings")?;
         let metrics = Metrics::new()?;
         let shutdown_flag = ShutdownFlag::default();

@@ -9,6 +9,7 @@ mod health;
 mod jobs;
 mod migrations;
 mod model;
+mod plugins;
 mod rbac;
 mod reference;
 mod resilience;

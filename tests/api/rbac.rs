@@ -343,6 +343,11 @@ fn table() -> Vec<(&'static str, &'static str, Expect)> {
         ("post", "/api/v1/appointments/{id}/cancel", Box::new(appointment(400))),
         ("get", "/api/v1/admin/stats", Box::new(admin_only(200))),
         ("get", "/api/v1/dashboard", Box::new(own(200))),
+        ("get", "/api/v1/admin/plugins", Box::new(admin_only(200))),
+        ("post", "/api/v1/admin/plugins", Box::new(admin_only(400))),
+        ("post", "/api/v1/admin/plugins/{name}/enable", Box::new(admin_only(404))),
+        ("post", "/api/v1/admin/plugins/{name}/disable", Box::new(admin_only(404))),
+        ("post", "/api/v1/admin/plugins/{name}/reload", Box::new(admin_only(404))),
         // Last: the administrator deletes the patient's record, then restores it.
         ("delete", "/api/v1/patients/{id}", Box::new(admin_path(204))),
         ("post", "/api/v1/patients/{id}/restore", Box::new(admin_path(200))),
@@ -350,6 +355,9 @@ fn table() -> Vec<(&'static str, &'static str, Expect)> {
 }
 
 fn concrete(path: &str, p: &People) -> String {
+    if path.contains("{name}") {
+        return path.replace("{name}", "no-such-plugin");
+    }
     if path.contains("/cancer-types/") {
         return path.replace("{id}", "uterine");
     }

@@ -111,6 +111,7 @@ error_codes! {
     InThePast => Unprocessable, "in_the_past", "That time is in the past.";
     HoursOverlap => Unprocessable, "hours_overlap", "Working hours overlap.";
     SubtypeRequired => Unprocessable, "subtype_required", "Assignments name a cancer subtype, not a top-level type.";
+    PluginRefused => Unprocessable, "plugin_refused", "The plugin was refused; the message says why. The installed version, if any, keeps serving.";
     PayloadTooLarge => PayloadTooLarge, "payload_too_large", "The request body is too large.";
     UnsupportedMediaType => UnsupportedMediaType, "unsupported_media_type", "The content type is not supported.";
     TooManyRequests => TooManyRequests, "too_many_requests", "Too many requests; retry later.";

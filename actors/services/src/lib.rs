@@ -10,6 +10,7 @@
 //! - [`accounts`]: the rules for creating accounts, shared by every path.
 //! - [`clinic`]: the clinic directory and scheduling rules (free slots, booking, reminders).
 //! - [`mail`]: e-mail through SMTP or the outbox folder.
+//! - [`plugins`]: the node's WebAssembly plugins (loading, calls, uploads, reloads).
 //! - [`handle`]: an actor address that counts its unanswered messages, for `/metrics`.
 //!
 //! Actors run on the actix System's arbiter (one thread); blocking work is sent to Tokio's
@@ -22,6 +23,7 @@ pub mod clinic;
 pub mod handle;
 pub mod jobs;
 pub mod mail;
+pub mod plugins;
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -68,6 +70,8 @@ pub struct Services {
     pub clinic: clinic::Clinic,
     /// Hot reads without patient data (reference data, clinicians), in Redis when configured.
     pub cache: careport_store::Cache,
+    /// WebAssembly plugins.
+    pub plugins: plugins::Plugins,
 }
 
 /// How long a cached entry lives at most (invalidation on write makes it fresh before that).
@@ -84,6 +88,12 @@ pub struct IdentityDeps {
     pub public_url: String,
 }
 
+/// What the clinic directory and the plugin host need.
+pub struct FeatureDeps {
+    pub clinic: clinic::ClinicConfig,
+    pub plugins: plugins::Plugins,
+}
+
 impl Services {
     /// Start every actor under a `Supervisor`. Must run inside an actix System.
     pub async fn start(
@@ -93,8 +103,9 @@ impl Services {
         embeddings: Arc<Embeddings>,
         handlers: Vec<Arc<dyn JobHandler>>,
         identity: IdentityDeps,
-        clinic: clinic::ClinicConfig,
+        features: FeatureDeps,
     ) -> Result<Self, careport_domain::Error> {
+        let FeatureDeps { clinic, plugins } = features;
         let cache = careport_store::Cache::new(identity.redis.clone(), CACHE_TTL_SECS);
         let clinic = clinic::Clinic::new(db.clone(), queue.clone(), cache.clone(), clinic)
             .map_err(careport_domain::Error::internal)?;
@@ -136,6 +147,7 @@ impl Services {
             audit,
             clinic,
             cache,
+            plugins,
         })
     }
 

@@ -17,12 +17,18 @@ use crate::sandbox::{Caps, Plugin};
 /// How many recent call durations each plugin keeps for its p99.
 const RECENT: usize = 1024;
 
-struct Entry {
-    plugin: Arc<Plugin>,
-    enabled: AtomicBool,
+/// A plugin's statistics and switch, kept across its versions.
+#[derive(Default)]
+struct Stats {
+    disabled: AtomicBool,
     calls: AtomicU64,
     errors: AtomicU64,
     recent: Mutex<Vec<Duration>>,
+}
+
+struct Entry {
+    plugin: Arc<Plugin>,
+    stats: Arc<Stats>,
 }
 
 /// A plugin as the admin API lists it.
@@ -80,14 +86,11 @@ impl Registry {
         let manifest = Manifest::parse(manifest_text)?;
         let caps = self.caps(&manifest.name);
         let plugin = Plugin::compile(&self.engine, manifest.clone(), module, &caps)?;
-        let entry = Arc::new(Entry {
-            plugin,
-            enabled: AtomicBool::new(true),
-            calls: AtomicU64::new(0),
-            errors: AtomicU64::new(0),
-            recent: Mutex::new(Vec::with_capacity(RECENT)),
-        });
-        self.plugins.write().unwrap_or_else(|p| p.into_inner()).insert(manifest.name.clone(), entry);
+        let mut plugins = self.plugins.write().unwrap_or_else(|p| p.into_inner());
+        // A new version keeps the plugin's statistics and its enabled or disabled state.
+        let stats = plugins.get(&manifest.name).map(|e| e.stats.clone()).unwrap_or_default();
+        plugins.insert(manifest.name.clone(), Arc::new(Entry { plugin, stats }));
+        drop(plugins);
         tracing::info!(plugin = %manifest.name, version = %manifest.version, kind = %manifest.kind, "plugin installed");
         Ok(manifest)
     }
@@ -105,7 +108,7 @@ impl Registry {
     /// Enable or disable a plugin; false if there is none of that name.
     pub fn set_enabled(&self, name: &str, enabled: bool) -> bool {
         let plugins = self.plugins.read().unwrap_or_else(|p| p.into_inner());
-        plugins.get(name).map(|e| e.enabled.store(enabled, Ordering::SeqCst)).is_some()
+        plugins.get(name).map(|e| e.stats.disabled.store(!enabled, Ordering::SeqCst)).is_some()
     }
 
     /// Call `name` with a JSON input; the output is the plugin's JSON document. Blocking.
@@ -114,7 +117,8 @@ impl Registry {
             let plugins = self.plugins.read().unwrap_or_else(|p| p.into_inner());
             plugins.get(name).cloned().ok_or_else(|| PluginError::NotFound(name.to_owned()))?
         };
-        if !entry.enabled.load(Ordering::SeqCst) {
+        let stats = &entry.stats;
+        if stats.disabled.load(Ordering::SeqCst) {
             return Err(PluginError::Disabled(name.to_owned()));
         }
         let started = Instant::now();
@@ -123,11 +127,11 @@ impl Registry {
             .plugin
             .call(&self.engine, &entry.plugin.manifest.kind, &bytes)
             .and_then(|out| serde_json::from_slice(&out).map_err(|e| PluginError::Output(format!("not JSON: {e}"))));
-        entry.calls.fetch_add(1, Ordering::Relaxed);
+        stats.calls.fetch_add(1, Ordering::Relaxed);
         if result.is_err() {
-            entry.errors.fetch_add(1, Ordering::Relaxed);
+            stats.errors.fetch_add(1, Ordering::Relaxed);
         }
-        let mut recent = entry.recent.lock().unwrap_or_else(|p| p.into_inner());
+        let mut recent = stats.recent.lock().unwrap_or_else(|p| p.into_inner());
         if recent.len() == RECENT {
             recent.remove(0);
         }
@@ -142,7 +146,7 @@ impl Registry {
             .values()
             .map(|e| {
                 let m = &e.plugin.manifest;
-                let mut recent = e.recent.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let mut recent = e.stats.recent.lock().unwrap_or_else(|p| p.into_inner()).clone();
                 recent.sort_unstable();
                 let p99 = (!recent.is_empty())
                     .then(|| recent[(recent.len() * 99).div_ceil(100).saturating_sub(1)].as_micros() as u64);
@@ -151,9 +155,9 @@ impl Registry {
                     version: m.version.clone(),
                     kind: m.kind.clone(),
                     contract: m.contract,
-                    enabled: e.enabled.load(Ordering::SeqCst),
-                    calls: e.calls.load(Ordering::Relaxed),
-                    errors: e.errors.load(Ordering::Relaxed),
+                    enabled: !e.stats.disabled.load(Ordering::SeqCst),
+                    calls: e.stats.calls.load(Ordering::Relaxed),
+                    errors: e.stats.errors.load(Ordering::Relaxed),
                     p99_us: p99,
                 }
             })

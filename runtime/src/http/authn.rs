@@ -125,6 +125,8 @@ operations! {
     CancelAppointment => "cancel" on "appointment" at Target::Path("id");
     /// Read the clinic's statistics (administrators).
     ReadStats => "read" on "stats" at Target::Family;
+    /// List, upload, enable, disable and reload plugins (administrators).
+    ManagePlugins => "manage" on "plugins" at Target::Family;
 }
 
 /// A caller authorized for `O`. The resource id the decision was about is in `resource_id`.

@@ -143,6 +143,21 @@ pub async fn readyz(
         let detail = format!("stored embeddings need re-embedding for {model}: {}", spaces.join("; "));
         put("embeddings".into(), Status::Degraded, detail, false);
     }
+    // Plugins are optional: a plugin that failed to load degrades the node, never stops it.
+    let failed = services.plugins.failed();
+    let loaded = services.plugins.list();
+    let enabled = loaded.iter().filter(|p| p.enabled).count();
+    if failed.is_empty() {
+        put("plugins".into(), Status::Ok, format!("{} loaded, {enabled} enabled", loaded.len()), false);
+    } else {
+        let names: Vec<&str> = failed.keys().map(String::as_str).collect();
+        put(
+            "plugins".into(),
+            Status::Degraded,
+            format!("{} loaded; failed: {}", loaded.len(), names.join(", ")),
+            false,
+        );
+    }
     if shutdown.is_set() {
         put("lifecycle".into(), Status::Down, "shutting down".into(), true);
     }
@@ -180,6 +195,12 @@ pub async fn metrics(services: web::Data<Services>, metrics: web::Data<Metrics>)
         metrics.embedding_queue.set(stats.queued.load(Relaxed) as i64);
         metrics.embedding_batches.set(stats.batches.load(Relaxed) as i64);
         metrics.embedding_texts.set(stats.texts.load(Relaxed) as i64);
+    }
+    for p in services.plugins.list() {
+        let name = p.name.as_str();
+        metrics.plugin_calls.with_label_values(&[name]).set(p.calls as i64);
+        metrics.plugin_errors.with_label_values(&[name]).set(p.errors as i64);
+        metrics.plugin_p99_us.with_label_values(&[name]).set(p.p99_us.unwrap_or(0) as i64);
     }
     let (open, idle) = services.db.pool_stats();
     metrics.db_connections.with_label_values(&["open"]).set(i64::from(open));

@@ -13,6 +13,7 @@ pub mod middleware;
 pub mod page;
 pub mod pages;
 pub mod patients;
+pub mod plugins;
 pub mod reference;
 
 use actix_web::{HttpResponse, web};
@@ -43,6 +44,7 @@ pub const DOCS_PATH: &str = "/api/docs/";
         clinicians::add_exception, clinicians::delete_exception,
         appointments::book, appointments::list, appointments::get, appointments::update, appointments::cancel,
         dashboard::admin_stats, dashboard::dashboard,
+        plugins::list, plugins::upload, plugins::enable, plugins::disable, plugins::reload,
         reference::languages, reference::departments, reference::cancer_types, reference::subtypes,
         reference::add_type, reference::update_type,
     ),
@@ -57,12 +59,13 @@ pub const DOCS_PATH: &str = "/api/docs/";
         clinicians::ProfileBody, clinicians::SpecializationBody, clinicians::HoursBody, clinicians::HoursItem,
         clinicians::ExceptionBody,
         appointments::BookBody, appointments::UpdateBody, appointments::CancelBody,
+        plugins::UploadBody,
     )),
     modifiers(&BearerAuth),
     tags(
         (name = "operations", description = "Liveness, readiness and metrics"),
         (name = "auth", description = "Accounts, sessions, passwords, MFA, tokens"),
-        (name = "admin", description = "Administration: accounts, invitations, MFA policy, audit trail"),
+        (name = "admin", description = "Administration: accounts, invitations, MFA policy, audit trail, statistics, plugins"),
         (name = "patients", description = "Patients' records, care teams and assignments"),
         (name = "clinicians", description = "The clinician directory: profiles, hours, absences, free slots"),
         (name = "appointments", description = "Booking, rescheduling, outcomes and cancellation"),
@@ -139,6 +142,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(clinicians::config)
         .configure(appointments::config)
         .configure(dashboard::config)
+        .configure(plugins::config)
         .configure(reference::config)
         .configure(pages::config)
         .service(SwaggerUi::new("/api/docs/{_:.*}").url(OPENAPI_PATH, openapi()));

@@ -1,0 +1,122 @@
+//! Plugins through the admin API and the `Plugins` service: upload, refusal that keeps the
+//! serving version, enable/disable, reload from disk, persistence in the plugins directory,
+//! `/readyz`, `/metrics` and the audit trail.
+
+use careport_domain::Role;
+use careport_tests::spawn_app;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// A contract-v1 WAT plugin answering the JSON document `answer`.
+fn plugin(answer: &str) -> String {
+    let escaped = answer.replace('"', "\\\"");
+    format!(
+        r#"(module
+  (memory (export "memory") 1)
+  (global $heap (mut i32) (i32.const 4096))
+  (data (i32.const 16) "{escaped}")
+  (func (export "careport_contract") (result i32) (i32.const 1))
+  (func (export "careport_alloc") (param $len i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $heap))
+    (global.set $heap (i32.add (global.get $heap) (local.get $len)))
+    (local.get $p))
+  (func (export "careport_call") (param i32 i32 i32 i32) (result i64)
+    (i64.or (i64.shl (i64.const 16) (i64.const 32)) (i64.const {len}))))"#,
+        len = answer.len()
+    )
+}
+
+fn manifest(name: &str, version: &str, module: &[u8]) -> String {
+    format!(
+        "name = \"{name}\"\nversion = \"{version}\"\nkind = \"ocr-postprocess\"\ncontract = 1\nentry = \"{name}.wasm\"\nsha256 = \"{}\"\n",
+        careport_plugins::manifest::sha256_hex(module)
+    )
+}
+
+fn upload_body(name: &str, version: &str, module: &str) -> Value {
+    json!({
+        "manifest": manifest(name, version, module.as_bytes()),
+        "module_base64": data_encoding::BASE64.encode(module.as_bytes()),
+    })
+}
+
+#[actix_web::test]
+async fn an_administrator_uploads_disables_reloads_and_a_refused_version_leaves_the_old_one_serving() {
+    let app = spawn_app().await;
+    let email = format!("admin-{}@example.org", &Uuid::new_v4().simple().to_string()[..8]);
+    app.create_user(&email, Role::Admin, None, None).await;
+    let token = app.login(&email).await["access_token"].as_str().expect("token").to_owned();
+    let v1 = plugin(r#"{"text":"v1","annotations":[]}"#);
+    let res = app.post_json("/api/v1/admin/plugins", Some(&token), &upload_body("tagger", "1.0.0", &v1)).await;
+    assert_eq!(res.status(), 201);
+    let input = json!({"text": "x", "pages": [], "language": "en"});
+    assert_eq!(app.services.plugins.call("tagger", input.clone()).await.expect("call")["text"], "v1");
+
+    // A new version whose checksum does not match: 422 with the reason; v1 keeps serving.
+    let v2 = plugin(r#"{"text":"v2","annotations":[]}"#);
+    let mut bad = upload_body("tagger", "2.0.0", &v2);
+    bad["manifest"] = json!(manifest("tagger", "2.0.0", b"something else"));
+    let res = app.post_json("/api/v1/admin/plugins", Some(&token), &bad).await;
+    assert_eq!(res.status(), 422);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["code"], "plugin_refused");
+    assert!(body["message"].as_str().unwrap_or_default().contains("SHA-256"), "{body}");
+    assert_eq!(app.services.plugins.call("tagger", input.clone()).await.expect("call")["text"], "v1");
+    // A good one replaces it.
+    let res = app.post_json("/api/v1/admin/plugins", Some(&token), &upload_body("tagger", "2.0.0", &v2)).await;
+    assert_eq!(res.status(), 201);
+    assert_eq!(app.services.plugins.call("tagger", input.clone()).await.expect("call")["text"], "v2");
+
+    // Disable, enable.
+    let res = app.post_json("/api/v1/admin/plugins/tagger/disable", Some(&token), &json!({})).await;
+    assert_eq!(res.status(), 200);
+    assert!(matches!(
+        app.services.plugins.call("tagger", input.clone()).await,
+        Err(careport_actors::plugins::PluginError::Disabled(_))
+    ));
+    let res = app.post_json("/api/v1/admin/plugins/tagger/enable", Some(&token), &json!({})).await;
+    assert_eq!(res.status(), 200);
+
+    // Files replaced on disk, then reloaded; a broken file on disk is refused by reload.
+    let dir = app.data_dir.join("plugins/tagger");
+    let v3 = plugin(r#"{"text":"v3","annotations":[]}"#);
+    std::fs::write(dir.join("tagger.wasm"), &v3).expect("write");
+    std::fs::write(dir.join("plugin.toml"), manifest("tagger", "3.0.0", v3.as_bytes())).expect("write");
+    let res = app.post_json("/api/v1/admin/plugins/tagger/reload", Some(&token), &json!({})).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(app.services.plugins.call("tagger", input.clone()).await.expect("call")["text"], "v3");
+    std::fs::write(dir.join("tagger.wasm"), b"broken").expect("write");
+    let res = app.post_json("/api/v1/admin/plugins/tagger/reload", Some(&token), &json!({})).await;
+    assert_eq!(res.status(), 422);
+    assert_eq!(
+        app.services.plugins.call("tagger", input.clone()).await.expect("call")["text"],
+        "v3",
+        "old version serves"
+    );
+    let res = app.post_json("/api/v1/admin/plugins/nobody/reload", Some(&token), &json!({})).await;
+    assert_eq!(res.status(), 404);
+
+    // The list, readiness (degraded by the failed reload), metrics and the audit trail.
+    let list: Value = app.get_as("/api/v1/admin/plugins", &token).await.json().await.expect("json");
+    assert_eq!(list["items"][0]["version"], "3.0.0", "{list}");
+    assert!(list["items"][0]["calls"].as_u64().unwrap_or(0) >= 4);
+    assert_eq!(list["failed"][0]["dir"], "tagger");
+    let ready: Value = app.get("/readyz").await.json().await.expect("json");
+    assert_eq!(ready["components"]["plugins"]["status"], "degraded", "{ready}");
+    let metrics = app.get("/metrics").await.text().await.expect("text");
+    assert!(metrics.contains("careport_plugin_calls_total{plugin=\"tagger\"}"), "{metrics}");
+    let trail: Value =
+        app.get_as("/api/v1/admin/audit?action=admin.plugin_upload", &token).await.json().await.expect("json");
+    assert_eq!(trail["items"].as_array().map(Vec::len), Some(3), "two uploads and one refusal: {trail}");
+
+    // What was uploaded is in the plugins directory: a new host on it loads it.
+    let again = careport_actors::plugins::Plugins::start(&app.settings.plugins, &app.data_dir).expect("start");
+    std::fs::write(dir.join("tagger.wasm"), &v3).expect("write");
+    let again2 = careport_actors::plugins::Plugins::start(&app.settings.plugins, &app.data_dir).expect("start");
+    assert!(
+        again.list().is_empty() && again.failed().contains_key("tagger"),
+        "the broken file is refused at start too"
+    );
+    assert_eq!(again2.list()[0].version, "3.0.0");
+}
