@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Build the example plugins and write each module's SHA-256 into its plugin.toml. The built
+# modules are committed, so neither CI nor careport needs these tools; integrators do.
+#
+#   bash plugins/examples/build.sh        (needs: apt-get install -y clang lld; npm for AssemblyScript)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+sum() {  # dir, module: put the module's SHA-256 into dir/plugin.toml
+  local digest
+  digest=$(sha256sum "$1/$2" | cut -d' ' -f1)
+  sed -i "s/^sha256 = \".*\"/sha256 = \"$digest\"/" "$1/plugin.toml"
+  echo "$1: $2 $(stat -c %s "$1/$2") bytes, sha256 $digest"
+}
+
+# C, with clang and lld: no libc, no WASI; the module exports its memory and the contract.
+clang --target=wasm32 -O2 -nostdlib -Wall -Wextra -Werror -Wl,--no-entry -Wl,--export-dynamic \
+  -o redact-phi/redact_phi.wasm redact-phi/redact_phi.c
+sum redact-phi redact_phi.wasm
+

@@ -1,0 +1,75 @@
+//! The example plugins of `plugins/examples/`, loaded from their committed modules exactly as
+//! an operator would install them, on realistic OCR text.
+
+use std::path::PathBuf;
+
+use careport_plugins::Registry;
+use careport_plugins::registry::HostConfig;
+use serde_json::{Value, json};
+
+fn examples() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples")
+}
+
+fn load(name: &str) -> Registry {
+    let r = Registry::new(HostConfig::default()).expect("registry");
+    r.install_dir(&examples().join(name)).expect("the committed example installs");
+    r
+}
+
+const LETTER: &str = "St Elsewhere Hospital - Oncology Clinic\n\
+Patient: Jane Doe    MRN: H-00482913    DOB: 12/03/1961\n\
+Contact: jane.doe@example.org, tel +44 20 7946 0958\n\
+Seen on 2026-11-20 for follow-up of uterine leiomyosarcoma (uLMS).\n\
+Next review 2026-12-18. Patient ID CP0012345678 on the ward list.\n\
+Born on 4 July 1958 is the husband's date, not hers.";
+
+fn spans(out: &Value) -> Vec<(String, String)> {
+    let original = LETTER.as_bytes();
+    out["annotations"]
+        .as_array()
+        .expect("annotations")
+        .iter()
+        .map(|a| {
+            let (s, e) = (a["start"].as_u64().expect("start") as usize, a["end"].as_u64().expect("end") as usize);
+            (a["kind"].as_str().expect("kind").to_owned(), String::from_utf8_lossy(&original[s..e]).into_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn redact_phi_masks_identifiers_and_keeps_clinical_dates() {
+    let r = load("redact-phi");
+    let out = r.call("redact-phi", &json!({"text": LETTER, "pages": [], "language": "en"})).expect("call");
+    let found = spans(&out);
+    let has = |kind: &str, text: &str| found.iter().any(|(k, t)| k == kind && t == text);
+    assert!(has("mrn", "H-00482913"), "{found:?}");
+    assert!(has("date_of_birth", "12/03/1961"), "{found:?}");
+    assert!(has("email", "jane.doe@example.org"), "{found:?}");
+    assert!(has("phone", "+44 20 7946 0958"), "{found:?}");
+    assert!(has("mrn", "CP0012345678"), "{found:?}");
+    assert!(has("date_of_birth", "4 July 1958"), "{found:?}");
+    let text = out["text"].as_str().expect("text");
+    assert_eq!(text.len(), LETTER.len(), "masking keeps offsets");
+    for secret in ["H-00482913", "12/03/1961", "jane.doe@example.org", "7946 0958", "CP0012345678"] {
+        assert!(!text.contains(secret), "{secret} left in: {text}");
+    }
+    for kept in ["2026-11-20", "2026-12-18", "uterine leiomyosarcoma", "Jane Doe"] {
+        assert!(text.contains(kept), "{kept} was masked: {text}");
+    }
+}
+
+#[test]
+fn redact_phi_handles_escapes_unicode_and_empty_text() {
+    let r = load("redact-phi");
+    let text = "Résumé \"quoted\"\tline\nemail: zoë@example.org\n电话 +33 1 23 45 67 89";
+    let out = r.call("redact-phi", &json!({"text": text, "language": "fr"})).expect("call");
+    let masked = out["text"].as_str().expect("text");
+    assert_eq!(masked.len(), text.len());
+    assert!(masked.starts_with("Résumé \"quoted\"\tline\n"), "{masked}");
+    assert!(!masked.contains("+33 1 23 45 67 89"), "{masked}");
+    let out = r.call("redact-phi", &json!({"text": ""})).expect("call");
+    assert_eq!(out, json!({"text": "", "annotations": []}));
+    let out = r.call("redact-phi", &json!({"pages": []})).expect("call");
+    assert_eq!(out["error"], "the input has no text");
+}
