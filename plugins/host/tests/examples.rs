@@ -73,3 +73,48 @@ fn redact_phi_handles_escapes_unicode_and_empty_text() {
     let out = r.call("redact-phi", &json!({"pages": []})).expect("call");
     assert_eq!(out["error"], "the input has no text");
 }
+
+const LAB_REPORT: &str = "Laboratory report — 20 Nov 2026\n\
+HbA1c: 7.2 %   (48-53 mmol/mol target)\n\
+Fasting glucose = 6,1 mmol/L\n\
+Creatinine 88 µmol/L   eGFR > 90\n\
+Hb 11.8 g/dL; WBC 4.3 x10^9/L; Platelets 250 x10^9/L\n\
+Sodium 139 mmol/L, Potassium 4.1 mmol/L\n\
+CA-125: 35 U/mL (reference < 35)\n\
+Hbx 99 is not a test; neither is the word hemoglobinopathy.";
+
+#[test]
+fn lab_values_finds_results_with_values_units_and_offsets() {
+    let r = load("lab-values");
+    let out = r.call("lab-values", &json!({"text": LAB_REPORT, "pages": [], "language": "en"})).expect("call");
+    assert_eq!(out["text"], LAB_REPORT, "the text comes back unchanged");
+    let found: Vec<(String, f64, Value, String)> = out["annotations"]
+        .as_array()
+        .expect("annotations")
+        .iter()
+        .map(|a| {
+            let (s, e) = (a["start"].as_u64().expect("start") as usize, a["end"].as_u64().expect("end") as usize);
+            (
+                a["test"].as_str().expect("test").to_owned(),
+                a["value"].as_f64().expect("value"),
+                a["unit"].clone(),
+                LAB_REPORT[s..e].to_owned(),
+            )
+        })
+        .collect();
+    let expect = [
+        ("HbA1c", 7.2, json!("%"), "HbA1c: 7.2 %"),
+        ("Glucose", 6.1, json!("mmol/l"), "Fasting glucose = 6,1 mmol/L"),
+        ("Creatinine", 88.0, json!("µmol/l"), "Creatinine 88 µmol/L"),
+        ("Haemoglobin", 11.8, json!("g/dl"), "Hb 11.8 g/dL"),
+        ("WBC", 4.3, json!("x10^9/l"), "WBC 4.3 x10^9/L"),
+        ("Platelets", 250.0, json!("x10^9/l"), "Platelets 250 x10^9/L"),
+        ("Sodium", 139.0, json!("mmol/l"), "Sodium 139 mmol/L"),
+        ("Potassium", 4.1, json!("mmol/l"), "Potassium 4.1 mmol/L"),
+        ("CA-125", 35.0, json!("u/ml"), "CA-125: 35 U/mL"),
+    ];
+    assert_eq!(found.len(), expect.len(), "{found:?}");
+    for ((test, value, unit, span), (t, v, u, s)) in found.iter().zip(expect) {
+        assert_eq!((test.as_str(), *value, unit, span.as_str()), (t, v, &u, s));
+    }
+}
