@@ -23,3 +23,21 @@ sum redact-phi redact_phi.wasm
 # no `env.abort` import, so the module needs nothing from the host.
 (cd lab-values && { [ -x node_modules/.bin/asc ] || npm install --no-audit --no-fund >/dev/null; } && npm run -s build)
 sum lab-values lab_values.wasm
+
+# Language packs: one C module per locale, its catalogue (lang-xx/catalog.json) compiled in.
+for dir in lang-*/; do
+  dir=${dir%/}
+  loc=${dir#lang-}
+  python3 - "$dir" <<'PY'
+import json, sys
+d = sys.argv[1]
+text = json.dumps(json.load(open(f"{d}/catalog.json", encoding="utf-8")), ensure_ascii=False, separators=(",", ":"))
+raw = text.encode("utf-8")
+body = "".join("\\x%02x" % b for b in raw)
+open(f"{d}/catalog.h", "w").write(f'static const char CATALOG[] = "{body}";\n')
+PY
+  clang --target=wasm32 -O2 -nostdlib -Wall -Wextra -Werror -Wl,--no-entry -Wl,--export-dynamic -I "$dir" \
+    -o "$dir/lang_$loc.wasm" language-packs/language_pack.c
+  rm "$dir/catalog.h"
+  sum "$dir" "lang_$loc.wasm"
+done

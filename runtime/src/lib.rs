@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod http;
+pub mod i18n;
 pub mod metrics;
 pub mod ml;
 pub mod secrets;

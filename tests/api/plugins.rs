@@ -120,3 +120,50 @@ async fn an_administrator_uploads_disables_reloads_and_a_refused_version_leaves_
     );
     assert_eq!(again2.list()[0].version, "3.0.0");
 }
+
+/// Every example language pack translates every message key of the runtime (`careport::i18n`),
+/// in every plural category of its locale, and nothing else; Arabic is right-to-left.
+#[test]
+fn every_language_pack_translates_every_message_key() {
+    use careport_plugins::Registry;
+    use careport_plugins::registry::HostConfig;
+    let examples = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/examples");
+    let r = Registry::new(HostConfig::default()).expect("registry");
+    let english = careport::i18n::english();
+    assert!(english.contains_key("error.not_found") && english.contains_key("nav.patients"));
+    for locale in ["es", "fr", "ar", "zh", "hi"] {
+        let name = format!("lang-{locale}");
+        let m = r.install_dir(&examples.join(&name)).expect("the committed pack installs");
+        assert_eq!(m.kind, "language-pack");
+        let pack = r.call(&name, &json!({})).expect("catalogue");
+        assert_eq!(pack["locale"], locale);
+        assert_eq!(pack["direction"], if locale == "ar" { "rtl" } else { "ltr" });
+        let categories: Vec<String> = pack["plural_categories"]
+            .as_array()
+            .expect("plural categories")
+            .iter()
+            .map(|c| c.as_str().expect("category").to_owned())
+            .collect();
+        assert!(categories.contains(&"other".to_owned()), "{locale}: CLDR always has `other`");
+        let messages = pack["messages"].as_object().expect("messages");
+        let have: Vec<String> = messages.keys().cloned().collect();
+        let want = careport::i18n::required_keys(&categories);
+        let missing: Vec<&String> = want.iter().filter(|k| !messages.contains_key(*k)).collect();
+        let unknown: Vec<&String> = have.iter().filter(|k| !want.contains(k)).collect();
+        assert!(missing.is_empty(), "{locale} lacks {missing:?}");
+        assert!(unknown.is_empty(), "{locale} has keys the portal does not use: {unknown:?}");
+        for (key, text) in messages {
+            let text = text.as_str().expect("text");
+            assert!(!text.trim().is_empty(), "{locale}: {key} is empty");
+            let english_text =
+                english.get(key).or_else(|| english.get(&format!("{}#other", careport::i18n::base_key(key))));
+            if english_text.is_some_and(|e| e.contains("{count}"))
+                && !key.ends_with("#zero")
+                && !key.ends_with("#one")
+                && !key.ends_with("#two")
+            {
+                assert!(text.contains("{count}"), "{locale}: {key} drops its {{count}}");
+            }
+        }
+    }
+}
