@@ -167,3 +167,27 @@ fn every_language_pack_translates_every_message_key() {
         }
     }
 }
+
+/// A language pack uploaded by an administrator serves its locale at `/api/v1/i18n/{locale}`.
+#[actix_web::test]
+async fn an_uploaded_language_pack_serves_its_catalogue() {
+    let app = spawn_app().await;
+    let email = format!("admin-{}@example.org", &Uuid::new_v4().simple().to_string()[..8]);
+    app.create_user(&email, Role::Admin, None, None).await;
+    let token = app.login(&email).await["access_token"].as_str().expect("token").to_owned();
+    let res = app.get("/api/v1/i18n/ar").await;
+    assert_eq!(res.status(), 404, "no pack yet");
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/examples/lang-ar");
+    let body = json!({
+        "manifest": std::fs::read_to_string(dir.join("plugin.toml")).expect("manifest"),
+        "module_base64": data_encoding::BASE64.encode(&std::fs::read(dir.join("lang_ar.wasm")).expect("module")),
+    });
+    let res = app.post_json("/api/v1/admin/plugins", Some(&token), &body).await;
+    assert_eq!(res.status(), 201);
+    let ar: Value = app.get("/api/v1/i18n/ar").await.json().await.expect("json");
+    assert_eq!(ar["direction"], "rtl");
+    assert_eq!(ar["messages"]["nav.patients"], "المرضى");
+    assert_eq!(ar["fallback"], json!([]));
+    let en: Value = app.get("/api/v1/i18n/en").await.json().await.expect("json");
+    assert_eq!(en["messages"]["error.not_found"], "The resource was not found.");
+}

@@ -9,6 +9,7 @@ pub mod clinicians;
 pub mod dashboard;
 pub mod error;
 pub mod health;
+pub mod i18n;
 pub mod middleware;
 pub mod page;
 pub mod pages;
@@ -44,6 +45,7 @@ pub const DOCS_PATH: &str = "/api/docs/";
         clinicians::add_exception, clinicians::delete_exception,
         appointments::book, appointments::list, appointments::get, appointments::update, appointments::cancel,
         dashboard::admin_stats, dashboard::dashboard,
+        i18n::catalogue,
         plugins::list, plugins::upload, plugins::enable, plugins::disable, plugins::reload,
         reference::languages, reference::departments, reference::cancer_types, reference::subtypes,
         reference::add_type, reference::update_type,
@@ -143,6 +145,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(appointments::config)
         .configure(dashboard::config)
         .configure(plugins::config)
+        .configure(i18n::config)
         .configure(reference::config)
         .configure(pages::config)
         .service(SwaggerUi::new("/api/docs/{_:.*}").url(OPENAPI_PATH, openapi()));
