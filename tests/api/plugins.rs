@@ -188,6 +188,10 @@ async fn an_uploaded_language_pack_serves_its_catalogue() {
     assert_eq!(ar["direction"], "rtl");
     assert_eq!(ar["messages"]["nav.patients"], "المرضى");
     assert_eq!(ar["fallback"], json!([]));
+    let res = app.post_json("/api/v1/admin/plugins/lang-ar/call", Some(&token), &json!({})).await;
+    assert_eq!(res.status(), 200);
+    let direct: Value = res.json().await.expect("json");
+    assert_eq!(direct["locale"], "ar");
     let en: Value = app.get("/api/v1/i18n/en").await.json().await.expect("json");
     assert_eq!(en["messages"]["error.not_found"], "The resource was not found.");
 }

@@ -349,6 +349,7 @@ fn table() -> Vec<(&'static str, &'static str, Expect)> {
         ("post", "/api/v1/admin/plugins/{name}/enable", Box::new(admin_only(404))),
         ("post", "/api/v1/admin/plugins/{name}/disable", Box::new(admin_only(404))),
         ("post", "/api/v1/admin/plugins/{name}/reload", Box::new(admin_only(404))),
+        ("post", "/api/v1/admin/plugins/{name}/call", Box::new(admin_only(404))),
         // Last: the administrator deletes the patient's record, then restores it.
         ("delete", "/api/v1/patients/{id}", Box::new(admin_path(204))),
         ("post", "/api/v1/patients/{id}/restore", Box::new(admin_path(200))),

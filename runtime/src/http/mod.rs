@@ -46,7 +46,7 @@ pub const DOCS_PATH: &str = "/api/docs/";
         appointments::book, appointments::list, appointments::get, appointments::update, appointments::cancel,
         dashboard::admin_stats, dashboard::dashboard,
         i18n::catalogue,
-        plugins::list, plugins::upload, plugins::enable, plugins::disable, plugins::reload,
+        plugins::list, plugins::upload, plugins::enable, plugins::disable, plugins::reload, plugins::call,
         reference::languages, reference::departments, reference::cancer_types, reference::subtypes,
         reference::add_type, reference::update_type,
     ),

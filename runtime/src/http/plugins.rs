@@ -139,6 +139,29 @@ pub async fn reload(
     change(auth, services, req, "reload").await
 }
 
+/// Call a plugin with a JSON input and see its output: for integrators and operators to try a
+/// plugin (administrators; audited without the input, which may hold patient data).
+#[utoipa::path(post, path = "/api/v1/admin/plugins/{name}/call", tag = "admin", params(("name" = String, Path, description = "Plugin name")),
+    request_body = serde_json::Value,
+    responses((status = 200, description = "The plugin's output"), (status = 404, description = "No such plugin", body = super::error::ErrorBody),
+        (status = 422, description = "The call failed (time or memory limit, trap, bad output)", body = super::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn call(
+    auth: Authorized<ManagePlugins>,
+    services: web::Data<Services>,
+    req: HttpRequest,
+    body: JsonBody,
+) -> Result<HttpResponse> {
+    let name = name_of(&req);
+    let input = body.parse::<serde_json::Value>()?;
+    let result = services.plugins.call(&name, input).await;
+    if !matches!(result, Err(PluginError::NotFound(_))) {
+        let o = if result.is_ok() { outcome::SUCCESS } else { outcome::FAILURE };
+        services.auth.audit(vec![auth.caller.ctx.event("admin.plugin_call", o).resource("plugins", &name)]).await?;
+    }
+    Ok(HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(result.map_err(refused)?))
+}
+
 /// Register the routes.
 pub fn config(cfg: &mut web::ServiceConfig) {
     use super::error::method_not_allowed;
@@ -146,5 +169,6 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.service(r("/api/v1/admin/plugins").get(list).post(upload))
         .service(r("/api/v1/admin/plugins/{name}/enable").post(enable))
         .service(r("/api/v1/admin/plugins/{name}/disable").post(disable))
-        .service(r("/api/v1/admin/plugins/{name}/reload").post(reload));
+        .service(r("/api/v1/admin/plugins/{name}/reload").post(reload))
+        .service(r("/api/v1/admin/plugins/{name}/call").post(call));
 }
