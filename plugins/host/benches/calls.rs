@@ -49,7 +49,7 @@ fn bench(c: &mut Criterion) {
     let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples");
     r.install_dir(&examples.join("redact-phi")).expect("redact-phi");
     let pages = json!({"text": ten_pages(), "pages": [], "language": "en"});
-    c.bench_function("redact-phi over ten pages of OCR text (~20 KB)", |b| {
+    c.bench_function("redact-phi over ten pages of OCR text (11 KB)", |b| {
         b.iter(|| r.call("redact-phi", &pages).expect("call"))
     });
 }

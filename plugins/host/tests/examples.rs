@@ -118,3 +118,16 @@ fn lab_values_finds_results_with_values_units_and_offsets() {
         assert_eq!((test.as_str(), *value, unit, span.as_str()), (t, v, &u, s));
     }
 }
+
+/// The output shown in plugins/README.md's worked example.
+#[test]
+fn redact_phi_answers_as_the_readme_shows() {
+    let r = load("redact-phi");
+    let out =
+        r.call("redact-phi", &json!({"text": "MRN: H-00482913, DOB: 12/03/1961", "language": "en"})).expect("call");
+    assert_eq!(
+        out,
+        json!({"text": "MRN: **********, DOB: **********", "annotations": [
+            {"kind": "mrn", "start": 5, "end": 15}, {"kind": "date_of_birth", "start": 22, "end": 32}]})
+    );
+}
