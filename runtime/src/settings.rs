@@ -216,6 +216,7 @@ impl Settings {
                 "max_time_ms": self.plugins.max_time_ms,
                 "max_memory_mib": self.plugins.max_memory_mib,
                 "grants": self.plugins.grants,
+                "sync_interval_ms": self.plugins.sync_interval_ms,
             },
             "clinic": {
                 "time_zone": self.clinic.time_zone,

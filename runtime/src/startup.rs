@@ -72,8 +72,10 @@ impl Application {
         }
         let embeddings = crate::ml::embeddings(&settings).await?;
         let clinic_tz = careport_actors::clinic::time_zone(&settings.clinic.time_zone)?;
-        let plugins = careport_actors::plugins::Plugins::start(&settings.plugins, &settings.data_dir)
-            .context("Failed to start the plugin host")?;
+        let plugins =
+            careport_actors::plugins::Plugins::start(&settings.plugins, &settings.data_dir, db.clone(), bus.clone())
+                .await
+                .context("Failed to start the plugin host")?;
         handlers.push(Arc::new(careport_actors::clinic::ReminderHandler::new(
             db.clone(),
             mailer.clone(),

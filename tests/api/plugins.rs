@@ -111,13 +111,19 @@ async fn an_administrator_uploads_disables_reloads_and_a_refused_version_leaves_
     assert_eq!(trail["items"].as_array().map(Vec::len), Some(3), "two uploads and one refusal: {trail}");
 
     // What was uploaded is in the plugins directory: a new host on it loads it.
-    let again = careport_actors::plugins::Plugins::start(&app.settings.plugins, &app.data_dir).expect("start");
-    std::fs::write(dir.join("tagger.wasm"), &v3).expect("write");
-    let again2 = careport_actors::plugins::Plugins::start(&app.settings.plugins, &app.data_dir).expect("start");
+    // (A host on a store of its own: only the directory counts.)
+    let start = |db: careport_store::Db| {
+        careport_actors::plugins::Plugins::start(&app.settings.plugins, &app.data_dir, db, careport_store::Bus::local())
+    };
+    let scratch = careport_tests::TestDb::new().await;
+    let again = start(scratch.connect().await).await.expect("start");
     assert!(
         again.list().is_empty() && again.failed().contains_key("tagger"),
         "the broken file is refused at start too"
     );
+    std::fs::write(dir.join("tagger.wasm"), &v3).expect("write");
+    let scratch2 = careport_tests::TestDb::new().await;
+    let again2 = start(scratch2.connect().await).await.expect("start");
     assert_eq!(again2.list()[0].version, "3.0.0");
 }
 
@@ -194,4 +200,66 @@ async fn an_uploaded_language_pack_serves_its_catalogue() {
     assert_eq!(direct["locale"], "ar");
     let en: Value = app.get("/api/v1/i18n/en").await.json().await.expect("json");
     assert_eq!(en["messages"]["error.not_found"], "The resource was not found.");
+}
+
+/// Two nodes on one store: an upload, a switch and a new version on one node reach the other.
+#[actix_web::test]
+async fn a_plugin_change_on_one_node_reaches_the_other() {
+    let app = spawn_app().await;
+    let (db_url, master, token_key, prefix, data_dir) = (
+        app.settings.database.url.clone(),
+        app.settings.secrets.master_key.clone(),
+        app.settings.secrets.token_key.clone(),
+        app.settings.redis.prefix.clone(),
+        app.data_dir.clone(),
+    );
+    let other = careport_tests::spawn_app_with(
+        move |s| {
+            s.database.url = db_url.clone();
+            s.secrets.master_key = master.clone();
+            s.secrets.token_key = token_key.clone();
+            s.redis.prefix = prefix.clone();
+            s.data_dir = data_dir.join("node2");
+            // Without Redis (the SQLite pass) the nodes share no bus: the store poll carries it.
+            s.plugins.sync_interval_ms = 200;
+        },
+        Vec::new(),
+    )
+    .await;
+    let email = format!("admin-{}@example.org", &Uuid::new_v4().simple().to_string()[..8]);
+    app.create_user(&email, Role::Admin, None, None).await;
+    let token = app.login(&email).await["access_token"].as_str().expect("token").to_owned();
+    let v1 = plugin(r#"{"text":"v1","annotations":[]}"#);
+    let res = app.post_json("/api/v1/admin/plugins", Some(&token), &upload_body("shared", "1.0.0", &v1)).await;
+    assert_eq!(res.status(), 201);
+    let input = json!({"text": "x"});
+    let wait_for = |expect: &'static str| {
+        let other = &other;
+        let input = input.clone();
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                let got = other.services.plugins.call("shared", input.clone()).await;
+                let text = got.as_ref().ok().and_then(|v| v["text"].as_str().map(str::to_owned));
+                let state = match &got {
+                    Err(careport_actors::plugins::PluginError::Disabled(_)) => "disabled".to_owned(),
+                    _ => text.unwrap_or_default(),
+                };
+                if state == expect {
+                    return;
+                }
+                assert!(std::time::Instant::now() < deadline, "node 2 never saw {expect} (has {got:?})");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    };
+    wait_for("v1").await;
+    let res = app.post_json("/api/v1/admin/plugins/shared/disable", Some(&token), &json!({})).await;
+    assert_eq!(res.status(), 200);
+    wait_for("disabled").await;
+    app.post_json("/api/v1/admin/plugins/shared/enable", Some(&token), &json!({})).await;
+    let v2 = plugin(r#"{"text":"v2","annotations":[]}"#);
+    let res = app.post_json("/api/v1/admin/plugins", Some(&token), &upload_body("shared", "2.0.0", &v2)).await;
+    assert_eq!(res.status(), 201);
+    wait_for("v2").await;
 }

@@ -24,6 +24,7 @@ pub mod handle;
 pub mod jobs;
 pub mod mail;
 pub mod plugins;
+pub mod plugins_actor;
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -72,6 +73,7 @@ pub struct Services {
     pub cache: careport_store::Cache,
     /// WebAssembly plugins.
     pub plugins: plugins::Plugins,
+    pub plugin_actor: Handle<plugins_actor::PluginActor>,
 }
 
 /// How long a cached entry lives at most (invalidation on write makes it fresh before that).
@@ -106,6 +108,9 @@ impl Services {
         features: FeatureDeps,
     ) -> Result<Self, careport_domain::Error> {
         let FeatureDeps { clinic, plugins } = features;
+        let actor_plugins = plugins.clone();
+        let plugin_actor =
+            Handle::new("plugins", Supervisor::start(move |_| plugins_actor::PluginActor::new(actor_plugins.clone())));
         let cache = careport_store::Cache::new(identity.redis.clone(), CACHE_TTL_SECS);
         let clinic = clinic::Clinic::new(db.clone(), queue.clone(), cache.clone(), clinic)
             .map_err(careport_domain::Error::internal)?;
@@ -148,6 +153,7 @@ impl Services {
             clinic,
             cache,
             plugins,
+            plugin_actor,
         })
     }
 
@@ -171,9 +177,18 @@ impl Services {
 
     /// Ask each actor whether it is serving, each bounded by `timeout`.
     pub async fn actor_health(&self, timeout: Duration) -> Vec<(&'static str, ActorStatus)> {
-        let (jobs, auth, audit) =
-            tokio::join!(self.jobs.ping(timeout), self.auth_actor.ping(timeout), self.audit.ping(timeout));
-        vec![(self.jobs.name(), jobs), (self.auth_actor.name(), auth), (self.audit.name(), audit)]
+        let (jobs, auth, audit, plugins) = tokio::join!(
+            self.jobs.ping(timeout),
+            self.auth_actor.ping(timeout),
+            self.audit.ping(timeout),
+            self.plugin_actor.ping(timeout)
+        );
+        vec![
+            (self.jobs.name(), jobs),
+            (self.auth_actor.name(), auth),
+            (self.audit.name(), audit),
+            (self.plugin_actor.name(), plugins),
+        ]
     }
 
     /// Messages sent to each actor and not yet answered.
@@ -182,6 +197,7 @@ impl Services {
             (self.jobs.name(), self.jobs.depth()),
             (self.auth_actor.name(), self.auth_actor.depth()),
             (self.audit.name(), self.audit.depth()),
+            (self.plugin_actor.name(), self.plugin_actor.depth()),
         ]
     }
 

@@ -5,6 +5,11 @@
 //! An upload is validated and compiled before anything changes; its files are written into a
 //! fresh directory and swapped into place only once the new version is serving, so a restart
 //! always finds the version that was serving. A disabled plugin keeps a `disabled` marker file.
+//!
+//! Every change also goes to the store (`plugins` table) and is announced on the bus
+//! (`plugins.changed`): every node installs the newer row, and the `PluginActor` polls the store
+//! as a backstop for a missed event. At start the store's plugins win over the directory's;
+//! a directory plugin the store does not have is added to it, so the cluster gets it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -13,6 +18,7 @@ use std::sync::{Arc, RwLock};
 use careport_plugins::Registry;
 use careport_plugins::registry::HostConfig;
 pub use careport_plugins::{Manifest, PluginError, PluginStats};
+use careport_store::{Bus, Db, plugins as stored};
 use serde::Deserialize;
 
 /// `[plugins]`.
@@ -28,15 +34,19 @@ pub struct PluginsConfig {
     /// Capabilities granted to plugins, by plugin name (`{ "redact-phi" = ["clock"] }`).
     #[serde(default)]
     pub grants: HashMap<String, Vec<String>>,
+    /// How often a node compares its plugins with the store's (a backstop for missed events).
+    pub sync_interval_ms: u64,
 }
 
 impl Default for PluginsConfig {
     fn default() -> Self {
-        Self { dir: None, max_time_ms: 1000, max_memory_mib: 256, grants: HashMap::new() }
+        Self { dir: None, max_time_ms: 1000, max_memory_mib: 256, grants: HashMap::new(), sync_interval_ms: 5000 }
     }
 }
 
 const DISABLED_MARK: &str = "disabled";
+/// The bus channel of plugin changes; the payload is the plugin's name.
+pub const CHANNEL: &str = "plugins.changed";
 
 /// The node's plugins.
 #[derive(Clone)]
@@ -45,6 +55,11 @@ pub struct Plugins {
     dir: PathBuf,
     /// Directories that failed to load at start or at their last reload, with the reason.
     failed: Arc<RwLock<BTreeMap<String, String>>>,
+    db: Db,
+    bus: Bus,
+    /// The store's `updated_at` of the version this node serves, by name.
+    served: Arc<RwLock<HashMap<String, i64>>>,
+    sync_interval: std::time::Duration,
 }
 
 fn blocking_error(e: tokio::task::JoinError) -> PluginError {
@@ -54,7 +69,7 @@ fn blocking_error(e: tokio::task::JoinError) -> PluginError {
 impl Plugins {
     /// Create the directory if needed and load every plugin in it. A plugin that fails to load
     /// is reported (`/readyz`, the admin list), never a reason to stop the node.
-    pub fn start(cfg: &PluginsConfig, data_dir: &Path) -> anyhow::Result<Self> {
+    pub async fn start(cfg: &PluginsConfig, data_dir: &Path, db: Db, bus: Bus) -> anyhow::Result<Self> {
         let dir = cfg.dir.clone().unwrap_or_else(|| data_dir.join("plugins"));
         careport_store::create_private_dir(&dir)?;
         let registry = Registry::new(HostConfig {
@@ -63,17 +78,127 @@ impl Plugins {
             grants: cfg.grants.clone(),
         })
         .map_err(|e| anyhow::anyhow!("plugin engine: {e}"))?;
-        let plugins = Self { registry: Arc::new(registry), dir, failed: Arc::default() };
+        let plugins = Self {
+            registry: Arc::new(registry),
+            dir,
+            failed: Arc::default(),
+            db,
+            bus,
+            served: Arc::default(),
+            sync_interval: std::time::Duration::from_millis(cfg.sync_interval_ms.max(100)),
+        };
         let mut names: Vec<PathBuf> = std::fs::read_dir(&plugins.dir)?
             .filter_map(Result::ok)
             .map(|e| e.path())
             .filter(|p| p.is_dir() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
             .collect();
         names.sort();
+        let mut from_dir = Vec::new();
         for path in names {
-            plugins.load(&path);
+            if let Some(m) = plugins.load(&path) {
+                from_dir.push((m, path));
+            }
         }
+        // The store's plugins win; the directory's that the store lacks join it.
+        let in_store: Vec<String> = stored::versions(&plugins.db).await?.into_iter().map(|(n, _)| n).collect();
+        for (m, path) in from_dir {
+            if !in_store.contains(&m.name) {
+                let text = std::fs::read_to_string(path.join("plugin.toml"))?;
+                let module = std::fs::read(path.join(&m.entry))?;
+                let enabled = !path.join(DISABLED_MARK).exists();
+                let at = stored::put(&plugins.db, &m.name, &m.version, &text, &module, enabled).await?;
+                plugins.served.write().unwrap_or_else(|p| p.into_inner()).insert(m.name.clone(), at);
+            }
+        }
+        plugins.sync().await;
         Ok(plugins)
+    }
+
+    /// How often the `PluginActor` compares with the store.
+    pub fn sync_interval(&self) -> std::time::Duration {
+        self.sync_interval
+    }
+
+    /// The bus this node hears plugin changes on.
+    pub fn bus(&self) -> &Bus {
+        &self.bus
+    }
+
+    /// Install every stored plugin newer than the version this node serves. Returns how many
+    /// changed; a store failure is logged and retried at the next sync.
+    pub async fn sync(&self) -> usize {
+        let versions = match stored::versions(&self.db).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the stored plugins");
+                return 0;
+            }
+        };
+        let mut changed = 0;
+        for (name, at) in versions {
+            let served = self.served.read().unwrap_or_else(|p| p.into_inner()).get(&name).copied();
+            if served.is_some_and(|s| s >= at) {
+                continue;
+            }
+            if self.install_stored(&name).await {
+                changed += 1;
+            }
+        }
+        changed
+    }
+
+    async fn install_stored(&self, name: &str) -> bool {
+        let row = match stored::get(&self.db, name).await {
+            Ok(Some(row)) => row,
+            Ok(None) => return false,
+            Err(e) => {
+                tracing::warn!(error = %e, plugin = name, "could not read a stored plugin");
+                return false;
+            }
+        };
+        let registry = self.registry.clone();
+        let (text, module) = (row.manifest.clone(), row.module.clone());
+        let installed = tokio::task::spawn_blocking(move || registry.install(&text, &module)).await;
+        let mut failed = self.failed.write().unwrap_or_else(|p| p.into_inner());
+        match installed {
+            Ok(Ok(_)) => {
+                failed.remove(name);
+                self.registry.set_enabled(name, row.enabled);
+                self.served.write().unwrap_or_else(|p| p.into_inner()).insert(name.to_owned(), row.updated_at);
+                true
+            }
+            Ok(Err(e)) => {
+                tracing::error!(plugin = name, error = %e, "stored plugin not loaded");
+                failed.insert(name.to_owned(), e.to_string());
+                // Do not try this row again until it changes.
+                self.served.write().unwrap_or_else(|p| p.into_inner()).insert(name.to_owned(), row.updated_at);
+                false
+            }
+            Err(e) => {
+                tracing::error!(plugin = name, error = %e, "plugin install task failed");
+                false
+            }
+        }
+    }
+
+    /// Record a change in the store and tell every node.
+    async fn publish(&self, name: &str, at: i64) {
+        self.served.write().unwrap_or_else(|p| p.into_inner()).insert(name.to_owned(), at);
+        if let Err(e) = self.bus.publish(CHANNEL, name.as_bytes()).await {
+            tracing::warn!(error = %e, plugin = name, "could not announce a plugin change; nodes catch up at their next sync");
+        }
+    }
+
+    async fn store_dir(&self, m: &Manifest, dir: &Path) -> Result<(), PluginError> {
+        let text =
+            std::fs::read_to_string(dir.join("plugin.toml")).map_err(|e| PluginError::Manifest(e.to_string()))?;
+        let module = std::fs::read(dir.join(&m.entry)).map_err(|e| PluginError::Manifest(e.to_string()))?;
+        let enabled = !dir.join(DISABLED_MARK).exists();
+        let at = stored::put(&self.db, &m.name, &m.version, &text, &module, enabled)
+            .await
+            .map_err(|e| PluginError::Manifest(format!("installed here, but the store could not keep it: {e}")))?;
+        self.publish(&m.name, at).await;
+        Ok(())
     }
 
     fn load(&self, path: &Path) -> Option<Manifest> {
@@ -135,6 +260,7 @@ impl Plugins {
         let _ = std::fs::remove_dir_all(&retired);
         swap.map_err(|e| PluginError::Manifest(format!("installed, but could not store the plugin: {e}")))?;
         self.failed.write().unwrap_or_else(|p| p.into_inner()).remove(&manifest.name);
+        self.store_dir(&manifest, &target).await?;
         Ok(manifest)
     }
 
@@ -148,26 +274,36 @@ impl Plugins {
             return Err(PluginError::NotFound(name.to_owned()));
         }
         let this = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let key = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            this.load(&path).ok_or_else(|| {
+        let dir = path.clone();
+        let m = tokio::task::spawn_blocking(move || {
+            let key = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            this.load(&dir).ok_or_else(|| {
                 PluginError::Manifest(
                     this.failed.read().map(|f| f.get(&key).cloned()).ok().flatten().unwrap_or_default(),
                 )
             })
         })
         .await
-        .map_err(blocking_error)?
+        .map_err(blocking_error)??;
+        self.store_dir(&m, &path).await?;
+        Ok(m)
     }
 
-    /// Enable or disable a plugin (remembered across restarts); false if there is none.
-    pub fn set_enabled(&self, name: &str, enabled: bool) -> bool {
+    /// Enable or disable a plugin on every node (remembered across restarts); false if there is
+    /// none of that name.
+    pub async fn set_enabled(&self, name: &str, enabled: bool) -> Result<bool, PluginError> {
         if !self.registry.set_enabled(name, enabled) {
-            return false;
+            return Ok(false);
         }
         let mark = self.dir.join(name).join(DISABLED_MARK);
         let _ = if enabled { std::fs::remove_file(mark) } else { std::fs::write(mark, b"") };
-        true
+        let at = stored::set_enabled(&self.db, name, enabled)
+            .await
+            .map_err(|e| PluginError::Manifest(format!("switched here, but the store could not keep it: {e}")))?;
+        if let Some(at) = at {
+            self.publish(name, at).await;
+        }
+        Ok(true)
     }
 
     /// Every installed plugin with its statistics.

@@ -27,6 +27,7 @@ pub mod embeddings;
 pub mod jobs;
 pub mod mfa;
 pub mod patients;
+pub mod plugins;
 pub mod redis;
 pub mod reference;
 pub mod sessions;

@@ -84,13 +84,11 @@ async fn change(
 ) -> Result<HttpResponse> {
     let name = name_of(&req);
     let result = match action {
-        "enable" | "disable" => {
-            if services.plugins.set_enabled(&name, action == "enable") {
-                Ok(())
-            } else {
-                Err(PluginError::NotFound(name.clone()))
-            }
-        }
+        "enable" | "disable" => match services.plugins.set_enabled(&name, action == "enable").await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(PluginError::NotFound(name.clone())),
+            Err(e) => Err(e),
+        },
         _ => services.plugins.reload(&name).await.map(|_| ()),
     };
     if !matches!(result, Err(PluginError::NotFound(_))) {
