@@ -1,0 +1,198 @@
+//! The sealed stream: a header, then length-prefixed Fernet frames.
+//!
+//! ```text
+//! header: "CPV1" | file id (16 bytes) | frame size (u32, big-endian)
+//! frame:  token length (u32, big-endian) | Fernet token (raw bytes, not base64)
+//! inside each token: file id (16) | frame index (u64, big-endian) | last (1 byte: 0 or 1) | data
+//! ```
+//!
+//! Every frame holds `frame size` bytes of the file but the last, which holds the rest (1 to
+//! `frame size` bytes; none only for an empty file). Opening checks, frame by frame, the token's authentication (Fernet's HMAC), the file
+//! id, the index and that nothing follows the last frame; at the end, that the last frame came.
+
+use fernet::Fernet;
+
+use crate::VaultError;
+use crate::keys::Key;
+
+const MAGIC: &[u8; 4] = b"CPV1";
+const HEADER: usize = 4 + 16 + 4;
+const BINDING: usize = 16 + 8 + 1;
+/// The default frame size: 1 MiB of plaintext per frame.
+pub const DEFAULT_FRAME: usize = 1 << 20;
+/// Largest accepted frame size: bounds what one frame can make the opener buffer.
+pub const MAX_FRAME: usize = 16 << 20;
+
+/// Seals a file's content as it arrives.
+pub struct Sealer {
+    fernet: Fernet,
+    file_id: [u8; 16],
+    frame_size: usize,
+    pending: Vec<u8>,
+    index: u64,
+    started: bool,
+}
+
+impl Sealer {
+    /// `frame_size` is clamped to 1 byte ..= [`MAX_FRAME`].
+    pub fn new(key: &Key, file_id: [u8; 16], frame_size: usize) -> Self {
+        let frame_size = frame_size.clamp(1, MAX_FRAME);
+        Self { fernet: key.fernet().clone(), file_id, frame_size, pending: Vec::new(), index: 0, started: false }
+    }
+
+    fn header(&mut self, out: &mut Vec<u8>) {
+        if !self.started {
+            out.extend_from_slice(MAGIC);
+            out.extend_from_slice(&self.file_id);
+            out.extend_from_slice(&(self.frame_size as u32).to_be_bytes());
+            self.started = true;
+        }
+    }
+
+    fn frame(&mut self, data: &[u8], last: bool, out: &mut Vec<u8>) {
+        let mut plain = Vec::with_capacity(BINDING + data.len());
+        plain.extend_from_slice(&self.file_id);
+        plain.extend_from_slice(&self.index.to_be_bytes());
+        plain.push(u8::from(last));
+        plain.extend_from_slice(data);
+        let token = self.fernet.encrypt(&plain);
+        let raw = data_encoding::BASE64URL.decode(token.as_bytes()).unwrap_or_default();
+        out.extend_from_slice(&(raw.len() as u32).to_be_bytes());
+        out.extend_from_slice(&raw);
+        self.index += 1;
+    }
+
+    /// Take `data`; append the sealed bytes that are complete to `out`.
+    pub fn push(&mut self, mut data: &[u8], out: &mut Vec<u8>) {
+        self.header(out);
+        while !data.is_empty() {
+            let room = self.frame_size - self.pending.len();
+            let take = room.min(data.len());
+            self.pending.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            // A full frame goes out once more data proves it is not the last.
+            if self.pending.len() == self.frame_size && !data.is_empty() {
+                let full = std::mem::take(&mut self.pending);
+                self.frame(&full, false, out);
+            }
+        }
+    }
+
+    /// Seal what is left as the last frame.
+    pub fn finish(mut self, out: &mut Vec<u8>) {
+        self.header(out);
+        let rest = std::mem::take(&mut self.pending);
+        self.frame(&rest, true, out);
+    }
+}
+
+/// Opens a sealed stream as it arrives, refusing anything out of place.
+pub struct Opener {
+    fernet: Fernet,
+    file_id: [u8; 16],
+    frame_size: usize,
+    buffer: Vec<u8>,
+    index: u64,
+    header_read: bool,
+    done: bool,
+}
+
+impl Opener {
+    pub fn new(key: &Key, file_id: [u8; 16]) -> Self {
+        Self {
+            fernet: key.fernet().clone(),
+            file_id,
+            frame_size: 0,
+            buffer: Vec::new(),
+            index: 0,
+            header_read: false,
+            done: false,
+        }
+    }
+
+    /// The largest token a frame of `frame_size` can make.
+    fn max_token(&self) -> usize {
+        // version, timestamp, IV, ciphertext padded to 16, HMAC
+        1 + 8 + 16 + (self.frame_size + BINDING + 16) + 32
+    }
+
+    /// Take sealed bytes; append the content of every complete frame to `out`.
+    pub fn push(&mut self, bytes: &[u8], out: &mut Vec<u8>) -> Result<(), VaultError> {
+        self.buffer.extend_from_slice(bytes);
+        let mut at = 0;
+        if !self.header_read {
+            if self.buffer.len() < HEADER {
+                return Ok(());
+            }
+            if &self.buffer[..4] != MAGIC || self.buffer[4..20] != self.file_id {
+                return Err(VaultError::Format);
+            }
+            let size =
+                u32::from_be_bytes([self.buffer[20], self.buffer[21], self.buffer[22], self.buffer[23]]) as usize;
+            if size == 0 || size > MAX_FRAME {
+                return Err(VaultError::Format);
+            }
+            self.frame_size = size;
+            self.header_read = true;
+            at = HEADER;
+        }
+        loop {
+            let rest = &self.buffer[at..];
+            if rest.len() < 4 {
+                break;
+            }
+            let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+            if len > self.max_token() {
+                return Err(VaultError::Integrity(self.index));
+            }
+            if rest.len() < 4 + len {
+                break;
+            }
+            if self.done {
+                // Anything after the last frame was appended.
+                return Err(VaultError::Integrity(self.index));
+            }
+            let token = data_encoding::BASE64URL.encode(&rest[4..4 + len]);
+            let plain = self.fernet.decrypt(&token).map_err(|_| VaultError::Integrity(self.index))?;
+            if plain.len() < BINDING
+                || plain[..16] != self.file_id
+                || plain[16..24] != self.index.to_be_bytes()
+                || plain[24] > 1
+            {
+                return Err(VaultError::Integrity(self.index));
+            }
+            let last = plain[24] == 1;
+            let data = &plain[BINDING..];
+            if (!last && data.len() != self.frame_size) || data.len() > self.frame_size {
+                return Err(VaultError::Integrity(self.index));
+            }
+            out.extend_from_slice(data);
+            self.index += 1;
+            self.done = last;
+            at += 4 + len;
+        }
+        self.buffer.drain(..at);
+        Ok(())
+    }
+
+    /// Check that the stream ended with its last frame and nothing after it.
+    pub fn finish(self) -> Result<(), VaultError> {
+        if !self.header_read {
+            return Err(VaultError::Truncated);
+        }
+        if !self.buffer.is_empty() {
+            return Err(if self.done { VaultError::Integrity(self.index) } else { VaultError::Truncated });
+        }
+        if !self.done {
+            return Err(VaultError::Truncated);
+        }
+        Ok(())
+    }
+}
+
+/// Open a whole file written by the portal careport replaces: one Fernet token of the whole
+/// content, under a known key (text form). The caller then seals it as a careport file.
+pub fn open_legacy(key_text: &str, token: &str) -> Result<Vec<u8>, VaultError> {
+    let key = Key::from_text(key_text)?;
+    key.fernet().decrypt(token.trim()).map_err(|_| VaultError::Integrity(0))
+}
