@@ -12,6 +12,8 @@
 //!   scheduling.
 //! - [`embeddings`]: stored vectors with the model and dimension that made them.
 //! - [`redis`] and [`bus`]: the Redis pool and cross-node events (in process without Redis).
+//! - [`objects`]: sealed file objects on the local disk, committed by rename, swept when orphaned.
+//! - [`cache`]: the Redis read-through cache; [`plugins`]: plugins kept for every node.
 //!
 //! Everything here is async and runs on the caller's runtime; nothing blocks a thread.
 
@@ -26,6 +28,7 @@ pub mod db;
 pub mod embeddings;
 pub mod jobs;
 pub mod mfa;
+pub mod objects;
 pub mod patients;
 pub mod plugins;
 pub mod redis;
