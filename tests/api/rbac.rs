@@ -344,6 +344,8 @@ fn table() -> Vec<(&'static str, &'static str, Expect)> {
         ("get", "/api/v1/admin/stats", Box::new(admin_only(200))),
         ("get", "/api/v1/dashboard", Box::new(own(200))),
         ("get", "/api/v1/i18n/{locale}", Box::new(public(200))),
+        ("get", "/api/v1/record-types", Box::new(own(200))),
+        ("get", "/api/v1/record-types/match", Box::new(own(400))),
         ("get", "/api/v1/admin/plugins", Box::new(admin_only(200))),
         ("post", "/api/v1/admin/plugins", Box::new(admin_only(400))),
         ("post", "/api/v1/admin/plugins/{name}/enable", Box::new(admin_only(404))),

@@ -111,3 +111,38 @@ async fn an_unknown_department_is_refused_and_nothing_is_stored() {
     let users: Value = app.get_as("/api/v1/admin/users?role=clinician", &t).await.json().await.expect("json");
     assert!(users["items"].as_array().expect("users").is_empty());
 }
+
+/// The twenty record types are seeded, and free text finds its type with a score.
+#[actix_web::test]
+async fn record_types_are_seeded_and_free_text_is_matched_to_them() {
+    let app = careport_tests::spawn_app().await;
+    let email = format!("nurse-{}@example.org", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    app.create_user(
+        &email,
+        careport_domain::Role::Clinician,
+        Some(careport_policy::StaffRole::Nurse),
+        Some("oncology"),
+    )
+    .await;
+    let token = app.login(&email).await["access_token"].as_str().expect("token").to_owned();
+    let all: serde_json::Value = app.get_as("/api/v1/record-types", &token).await.json().await.expect("json");
+    assert_eq!(all["items"].as_array().map(Vec::len), Some(20));
+    for (q, want) in [
+        ("lab result", "laboratory-results"),
+        ("CT report", "radiology-reports"),
+        ("discharge letter", "discharge-summaries"),
+        ("chemo", "chemotherapy-records"),
+        ("Pathology reprot", "pathology-reports"),
+    ] {
+        let res = app.get_as(&format!("/api/v1/record-types/match?q={}", q.replace(' ', "%20")), &token).await;
+        assert_eq!(res.status(), 200);
+        let v: serde_json::Value = res.json().await.expect("json");
+        assert_eq!(v["items"][0]["id"], want, "{q}: {v}");
+        assert!(v["items"][0]["score"].as_f64().unwrap_or(0.0) >= 0.3);
+    }
+    let res = app.get_as("/api/v1/record-types/match?q=", &token).await;
+    assert_eq!(res.status(), 400);
+    let none: serde_json::Value =
+        app.get_as("/api/v1/record-types/match?q=zzzz%20qqqq", &token).await.json().await.expect("json");
+    assert_eq!(none["items"], serde_json::json!([]));
+}

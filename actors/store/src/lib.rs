@@ -31,6 +31,7 @@ pub mod mfa;
 pub mod objects;
 pub mod patients;
 pub mod plugins;
+pub mod record_types;
 pub mod redis;
 pub mod reference;
 pub mod sessions;

@@ -48,7 +48,7 @@ pub const DOCS_PATH: &str = "/api/docs/";
         i18n::catalogue,
         plugins::list, plugins::upload, plugins::enable, plugins::disable, plugins::reload, plugins::call,
         reference::languages, reference::departments, reference::cancer_types, reference::subtypes,
-        reference::add_type, reference::update_type,
+        reference::add_type, reference::update_type, reference::record_types, reference::match_record_type,
     ),
     components(schemas(
         error::ErrorBody, health::Readiness, health::Component, health::Status,

@@ -227,6 +227,45 @@ pub async fn update_type(
     Ok(HttpResponse::Ok().json(updated))
 }
 
+/// The twenty medical record types.
+#[utoipa::path(get, path = "/api/v1/record-types", tag = "reference",
+    responses((status = 200, description = "`{items}`")), security(("bearer" = [])))]
+pub async fn record_types(_: Authorized<ReadReference>, services: web::Data<Services>) -> Result<HttpResponse> {
+    let items = careport_store::record_types::all(&services.db).await.map_err(store)?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+}
+
+/// `GET /api/v1/record-types/match` query.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct MatchQuery {
+    /// Free text naming a kind of document ("lab result", "CT report").
+    pub q: String,
+}
+
+/// The record types best matching free text, best first, each with a score from 0 to 1 (only
+/// scores of at least 0.3; none if nothing is close).
+#[utoipa::path(get, path = "/api/v1/record-types/match", tag = "reference", params(MatchQuery),
+    responses((status = 200, description = "`{items: [{id, name, description, score}]}`"),
+        (status = 400, description = "q missing or too long", body = super::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn match_record_type(
+    _: Authorized<ReadReference>,
+    services: web::Data<Services>,
+    req: HttpRequest,
+) -> Result<HttpResponse> {
+    let q: MatchQuery = super::authn::query(&req)?;
+    if q.q.trim().is_empty() || q.q.chars().count() > 200 {
+        return Err(Error::with_message(Code::InvalidQuery, "q must be 1 to 200 characters.").into());
+    }
+    let types = careport_store::record_types::all(&services.db).await.map_err(store)?;
+    let items: Vec<_> = careport_store::record_types::rank(&types, &q.q, 3)
+        .into_iter()
+        .map(|(t, score)| serde_json::json!({ "id": t.id, "name": t.name, "description": t.description, "score": score }))
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+}
+
 /// Register the routes.
 pub fn config(cfg: &mut web::ServiceConfig) {
     use super::error::method_not_allowed;
@@ -235,6 +274,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .service(r("/api/v1/departments").get(departments))
         .service(r("/api/v1/cancer-types").get(cancer_types))
         .service(r("/api/v1/cancer-types/{id}/subtypes").get(subtypes))
+        .service(r("/api/v1/record-types").get(record_types))
+        .service(r("/api/v1/record-types/match").get(match_record_type))
         .service(r("/api/v1/admin/cancer-types").post(add_type))
         .service(r("/api/v1/admin/cancer-types/{id}").patch(update_type));
 }
