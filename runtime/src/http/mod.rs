@@ -5,6 +5,7 @@ pub mod admin;
 pub mod appointments;
 pub mod auth;
 pub mod authn;
+pub mod care_team;
 pub mod clinicians;
 pub mod dashboard;
 pub mod error;
@@ -39,7 +40,7 @@ pub const DOCS_PATH: &str = "/api/docs/";
         admin::list_users, admin::create_user, admin::update_user, admin::reset_mfa, admin::get_mfa_policy,
         admin::put_mfa_policy, admin::invite, admin::audit,
         patients::list, patients::create, patients::get_patient, patients::update, patients::delete,
-        patients::restore, patients::care_team, patients::assign, patients::unassign,
+        patients::restore, care_team::care_team, care_team::assign, care_team::unassign,
         patients::get_user, patients::access_log,
         clinicians::list, clinicians::get, clinicians::free_slots, clinicians::update, clinicians::set_hours,
         clinicians::add_exception, clinicians::delete_exception,
@@ -57,7 +58,7 @@ pub const DOCS_PATH: &str = "/api/docs/";
         auth::PasswordCodeBody, auth::AcceptInvitationBody, auth::AttenuateBody, auth::ResourceRef,
         admin::CreateUserBody, admin::UpdateUserBody, admin::MfaPolicyBody, admin::InviteBody,
         reference::NewTypeBody, reference::UpdateTypeBody,
-        patients::PatientBody, patients::AssignBody,
+        patients::PatientBody, care_team::AssignBody,
         clinicians::ProfileBody, clinicians::SpecializationBody, clinicians::HoursBody, clinicians::HoursItem,
         clinicians::ExceptionBody,
         appointments::BookBody, appointments::UpdateBody, appointments::CancelBody,
@@ -141,6 +142,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(auth::config)
         .configure(admin::config)
         .configure(patients::config)
+        .configure(care_team::config)
         .configure(clinicians::config)
         .configure(appointments::config)
         .configure(dashboard::config)
