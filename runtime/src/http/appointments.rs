@@ -40,6 +40,20 @@ pub fn appointment_json(a: &AppointmentRow) -> Value {
     })
 }
 
+/// Write an appointment's audit event and wait for it (fail closed).
+async fn audit(
+    services: &Services,
+    caller: &careport_actors::Caller,
+    action: &str,
+    appointment: Uuid,
+    patient: Uuid,
+) -> std::result::Result<(), Error> {
+    services
+        .auth
+        .audit(vec![caller.ctx.event(action, outcome::SUCCESS).resource("appointment", appointment).patient(patient)])
+        .await
+}
+
 fn path_id(id: &str) -> std::result::Result<Uuid, Error> {
     Uuid::parse_str(id).map_err(|_| Error::new(Code::NotFound))
 }
@@ -100,16 +114,7 @@ pub async fn book(
                 e
             }
         })?;
-    services
-        .auth
-        .audit(vec![
-            auth.caller
-                .ctx
-                .event("appointment.book", outcome::SUCCESS)
-                .resource("appointment", booked.id)
-                .patient(patient),
-        ])
-        .await?;
+    audit(&services, &auth.caller, "appointment.book", booked.id, patient).await?;
     Ok(HttpResponse::Created().insert_header(("cache-control", "no-store")).json(appointment_json(&booked)))
 }
 
@@ -197,16 +202,7 @@ async fn load(services: &Services, id: &str) -> std::result::Result<AppointmentR
     security(("bearer" = [])))]
 pub async fn get(auth: Authorized<ReadAppointment>, services: web::Data<Services>) -> Result<HttpResponse> {
     let a = load(&services, &auth.resource_id).await?;
-    services
-        .auth
-        .audit(vec![
-            auth.caller
-                .ctx
-                .event("appointment.read", outcome::SUCCESS)
-                .resource("appointment", a.id)
-                .patient(a.patient_id),
-        ])
-        .await?;
+    audit(&services, &auth.caller, "appointment.read", a.id, a.patient_id).await?;
     Ok(HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(appointment_json(&a)))
 }
 
@@ -246,16 +242,7 @@ pub async fn update(
         (Some(start), None) => {
             let starts_at = parse_instant("starts_at", &start)?;
             let moved = services.clinic.reschedule(&a, starts_at).await?;
-            services
-                .auth
-                .audit(vec![
-                    auth.caller
-                        .ctx
-                        .event("appointment.reschedule", outcome::SUCCESS)
-                        .resource("appointment", a.id)
-                        .patient(a.patient_id),
-                ])
-                .await?;
+            audit(&services, &auth.caller, "appointment.reschedule", a.id, a.patient_id).await?;
             Ok(HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(appointment_json(&moved)))
         }
         (None, Some(status)) => {
@@ -275,16 +262,7 @@ pub async fn update(
             if !appointments::set_status(&services.db, a.id, &status, None).await.map_err(store)? {
                 return Err(Error::new(Code::AppointmentNotScheduled).into());
             }
-            services
-                .auth
-                .audit(vec![
-                    auth.caller
-                        .ctx
-                        .event(&format!("appointment.{status}"), outcome::SUCCESS)
-                        .resource("appointment", a.id)
-                        .patient(a.patient_id),
-                ])
-                .await?;
+            audit(&services, &auth.caller, &format!("appointment.{status}"), a.id, a.patient_id).await?;
             let a = load(&services, &auth.resource_id).await?;
             Ok(HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(appointment_json(&a)))
         }
@@ -318,16 +296,7 @@ pub async fn cancel(
     if !appointments::set_status(&services.db, a.id, "cancelled", Some(&reason)).await.map_err(store)? {
         return Err(Error::new(Code::AppointmentNotScheduled).into());
     }
-    services
-        .auth
-        .audit(vec![
-            auth.caller
-                .ctx
-                .event("appointment.cancel", outcome::SUCCESS)
-                .resource("appointment", a.id)
-                .patient(a.patient_id),
-        ])
-        .await?;
+    audit(&services, &auth.caller, "appointment.cancel", a.id, a.patient_id).await?;
     let a = load(&services, &auth.resource_id).await?;
     Ok(HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(appointment_json(&a)))
 }
