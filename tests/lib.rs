@@ -5,7 +5,9 @@
 //! set it gets a fresh PostgreSQL schema instead (created over that admin URL, dropped
 //! afterwards unless `CAREPORT_TEST_KEEP_DB` is set). `.ci/run` runs the suite once each way,
 //! so one test body runs on both backends. With `CAREPORT_TEST_REDIS_URL` set, apps use Redis
-//! (with a key prefix of their own). Logs are discarded unless `TEST_LOG` is set.
+//! (with a key prefix of their own). With `CAREPORT_TEST_S3_ENDPOINT` set (`.ci/run` starts moto
+//! for the PostgreSQL run), the vault keeps its objects in S3, under a prefix per app, instead of
+//! the local directory. Logs are discarded unless `TEST_LOG` is set.
 
 pub mod proxy;
 
@@ -41,6 +43,26 @@ pub fn smtp_sink() -> Option<(String, PathBuf)> {
     let url = std::env::var("CAREPORT_TEST_SMTP_URL").ok().filter(|s| !s.is_empty())?;
     let dir = std::env::var("CAREPORT_TEST_SMTP_MAILDIR").ok().filter(|s| !s.is_empty())?;
     Some((url, PathBuf::from(dir)))
+}
+
+/// The test S3 server (`CAREPORT_TEST_S3_ENDPOINT`, bucket `CAREPORT_TEST_S3_BUCKET` or
+/// `careport-test`), when the suite runs with one.
+pub fn s3_storage() -> Option<careport_store::objects::StorageConfig> {
+    let endpoint = std::env::var("CAREPORT_TEST_S3_ENDPOINT").ok().filter(|s| !s.is_empty())?;
+    let bucket = std::env::var("CAREPORT_TEST_S3_BUCKET").ok().filter(|s| !s.is_empty());
+    Some(careport_store::objects::StorageConfig {
+        backend: careport_store::objects::StorageBackend::S3,
+        dir: None,
+        s3: Some(careport_store::objects::S3Config {
+            bucket: bucket.unwrap_or_else(|| "careport-test".to_owned()),
+            endpoint: Some(endpoint),
+            region: "us-east-1".to_owned(),
+            access_key_id: Some("testing".to_owned()),
+            secret_access_key: Some(SecretString::from("testing")),
+            allow_http: true,
+            prefix: format!("t-{}/", uuid::Uuid::new_v4().simple()),
+        }),
+    })
 }
 
 fn init_logs() {
@@ -160,6 +182,9 @@ pub fn test_settings(db: &TestDb) -> Settings {
     s.auth.policy_dir = Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies"));
     if let Some((url, _)) = smtp_sink() {
         s.mail.smtp_url = Some(SecretString::from(url));
+    }
+    if let Some(storage) = s3_storage() {
+        s.storage = storage;
     }
     if let Some(url) = redis_url() {
         s.redis.url = Some(SecretString::from(url));

@@ -1,5 +1,5 @@
-//! The command line: `serve`, `migrate`, `keys generate`, `config show`, `user create`,
-//! `audit verify`.
+//! The command line: `serve`, `migrate`, `keys generate`, `keys rotate-master`, `config show`,
+//! `user create`, `audit verify`, `records import`.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -69,6 +69,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Medical records.
+    Records {
+        #[command(subcommand)]
+        command: RecordsCommand,
+    },
     /// Fill an empty store with a demo clinic; prints the generated passwords once.
     SeedDemo {
         #[arg(long, default_value_t = 3)]
@@ -96,6 +101,41 @@ pub enum AuditCommand {
 pub enum KeysCommand {
     /// Print a fresh master key and token key as NAME=value lines (for an env file).
     Generate,
+    /// Re-wrap every stored key (and re-seal every MFA secret) under a new master key, in one
+    /// transaction; files are not touched. Stop every node first, then configure the new key.
+    RotateMaster {
+        /// A file holding the new master key (`-`: standard input), as `keys generate` prints
+        /// it (the value only, or the whole `CAREPORT__SECRETS__MASTER_KEY=` line).
+        #[arg(long, value_name = "FILE")]
+        new_key_file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum RecordsCommand {
+    /// Import a file written by the Python portal (one Fernet token under a known key) as a
+    /// record of a patient's chart, sealed like any upload.
+    Import {
+        /// The patient's id.
+        #[arg(long)]
+        patient: uuid::Uuid,
+        /// A record type id (`GET /api/v1/record-types`).
+        #[arg(long = "type")]
+        record_type: String,
+        #[arg(long)]
+        title: String,
+        /// The clinical date, YYYY-MM-DD.
+        #[arg(long)]
+        date: Option<String>,
+        /// The name to show when it is downloaded; default: the file's own name.
+        #[arg(long)]
+        name: Option<String>,
+        /// The Python portal's Fernet key, in a file (never on the command line).
+        #[arg(long, value_name = "FILE")]
+        key_file: PathBuf,
+        /// The encrypted file.
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -131,6 +171,19 @@ pub async fn run() -> anyhow::Result<()> {
             println!("CAREPORT__SECRETS__MASTER_KEY={}", secrets::generate_master_key());
             println!("CAREPORT__SECRETS__TOKEN_KEY={}", secrets::generate_token_key());
             Ok(())
+        }
+        Command::Keys { command: KeysCommand::RotateMaster { new_key_file } } => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            telemetry::init(&settings.log);
+            crate::vault_cli::rotate_master(&settings, &new_key_file).await
+        }
+        Command::Records {
+            command: RecordsCommand::Import { patient, record_type, title, date, name, key_file, file },
+        } => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            telemetry::init(&settings.log);
+            let import = crate::vault_cli::Import { patient, record_type, title, date, name, key_file, file };
+            crate::vault_cli::import(&settings, import).await
         }
         Command::Config { command: ConfigCommand::Show } => {
             let settings = Settings::load(cli.config.as_deref())?;
@@ -168,8 +221,8 @@ pub async fn run() -> anyhow::Result<()> {
             let settings = Settings::load(cli.config.as_deref())?;
             telemetry::init(&settings.log);
             let secrets = secrets::Secrets::load(&settings, settings.database.backend())?;
-            let key = careport_store::audit::ChainKey::from_master_key(secrets.master_key.expose_secret());
             let db = startup::migrate(&settings).await?;
+            let key = chain_key(&db, &secrets).await?;
             let result = careport_store::audit::verify(&db, &key).await;
             db.close().await;
             let v = result.context("Failed to read the audit trail")?;
@@ -207,7 +260,7 @@ pub async fn run() -> anyhow::Result<()> {
                     detail: Some(format!("admins={admins} clinicians={clinicians} patients={patients}")),
                     ..Default::default()
                 };
-                let key = careport_store::audit::ChainKey::from_master_key(secrets.master_key.expose_secret());
+                let key = chain_key(&db, &secrets).await?;
                 careport_store::audit::append(&db, &key, &[event]).await.context("Failed to audit the seeding")?;
             }
             db.close().await;
@@ -246,8 +299,10 @@ pub async fn run() -> anyhow::Result<()> {
                         detail: Some(format!("role={role}")),
                         ..Default::default()
                     };
-                    let key = secrets::Secrets::load(&settings, settings.database.backend())
-                        .map(|s| careport_store::audit::ChainKey::from_master_key(s.master_key.expose_secret()));
+                    let key = match secrets::Secrets::load(&settings, settings.database.backend()) {
+                        Ok(s) => chain_key(&db, &s).await,
+                        Err(e) => Err(e),
+                    };
                     match key {
                         Ok(key) => careport_store::audit::append(&db, &key, &[event])
                             .await
@@ -265,6 +320,19 @@ pub async fn run() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The audit chain's key, as the running portal uses it (kept in the store, wrapped).
+pub(crate) async fn chain_key(
+    db: &careport_store::Db,
+    secrets: &secrets::Secrets,
+) -> anyhow::Result<careport_store::audit::ChainKey> {
+    let text = secrets.master_key.expose_secret();
+    let master = careport_vault::MasterKey::from_text(text)
+        .map_err(|_| anyhow::anyhow!("the master key is not a Fernet key"))?;
+    careport_actors::vault::chain_key(db, &master, text)
+        .await
+        .map_err(|e| anyhow::anyhow!("the audit chain key: {e:?}"))
 }
 
 /// The password from standard input: prompted without echo on a terminal (twice, to catch a

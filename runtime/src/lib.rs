@@ -16,6 +16,7 @@ pub mod seed;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;
+pub mod vault_cli;
 
 pub use settings::Settings;
 pub use startup::Application;

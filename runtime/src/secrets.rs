@@ -87,6 +87,14 @@ impl Secrets {
     }
 }
 
+/// Where the master key lives when this process generated it (embedded mode, no setting):
+/// `keys rotate-master` then replaces that file itself.
+pub fn generated_master_key_path(settings: &Settings) -> Option<PathBuf> {
+    let s = &settings.secrets;
+    (s.master_key.is_none() && s.master_key_file.is_none() && settings.database.backend() == Backend::Sqlite)
+        .then(|| settings.data_dir.join("secrets").join(MASTER.file))
+}
+
 fn resolve(
     spec: &KeySpec,
     value: Option<&SecretString>,

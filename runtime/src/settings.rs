@@ -50,6 +50,10 @@ pub struct Settings {
     pub mail: MailConfig,
     pub clinic: careport_actors::clinic::ClinicConfig,
     pub plugins: careport_actors::plugins::PluginsConfig,
+    /// The document vault: frame size, upload limit, links, grants, janitor.
+    pub vault: careport_actors::vault::VaultConfig,
+    /// Where sealed files are kept: a local directory (default) or S3.
+    pub storage: careport_store::objects::StorageConfig,
 }
 
 /// `[http]`.
@@ -138,6 +142,15 @@ impl Settings {
         if self.clinic.max_slot_window_days == 0 || self.clinic.booking_horizon_days == 0 {
             bail!("clinic.max_slot_window_days and clinic.booking_horizon_days must be greater than 0");
         }
+        if self.vault.max_upload_mib == 0 || self.vault.frame_kib == 0 || self.vault.frame_kib > 16 * 1024 {
+            bail!("vault.max_upload_mib must be greater than 0 and vault.frame_kib 1 to 16384");
+        }
+        if self.vault.max_link_secs == 0 || self.vault.max_grant_days == 0 {
+            bail!("vault.max_link_secs and vault.max_grant_days must be greater than 0");
+        }
+        if self.storage.backend == careport_store::objects::StorageBackend::S3 && self.storage.s3.is_none() {
+            bail!("storage.backend = \"s3\" needs a [storage.s3] section with at least `bucket`");
+        }
         if self.http.body_limit_bytes == 0 {
             bail!("http.body_limit_bytes must be greater than 0");
         }
@@ -217,6 +230,25 @@ impl Settings {
                 "max_memory_mib": self.plugins.max_memory_mib,
                 "grants": self.plugins.grants,
                 "sync_interval_ms": self.plugins.sync_interval_ms,
+            },
+            "vault": {
+                "frame_kib": self.vault.frame_kib,
+                "max_upload_mib": self.vault.max_upload_mib,
+                "upload_timeout_secs": self.vault.upload_timeout_secs,
+                "max_link_secs": self.vault.max_link_secs,
+                "max_grant_days": self.vault.max_grant_days,
+                "janitor_interval_secs": self.vault.janitor_interval_secs,
+                "orphan_grace_secs": self.vault.orphan_grace_secs,
+            },
+            "storage": {
+                "backend": match self.storage.backend { careport_store::objects::StorageBackend::Local => "local", careport_store::objects::StorageBackend::S3 => "s3" },
+                "dir": self.storage.dir.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| format!("(not set: {}/vault)", self.data_dir.display())),
+                "s3": self.storage.s3.as_ref().map(|s| serde_json::json!({
+                    "bucket": s.bucket, "endpoint": s.endpoint, "region": s.region, "prefix": s.prefix,
+                    "allow_http": s.allow_http,
+                    "access_key_id": if s.access_key_id.is_some() { "(set, redacted)" } else { "(not set: AWS_* environment)" },
+                    "secret_access_key": set(&s.secret_access_key),
+                })),
             },
             "clinic": {
                 "time_zone": self.clinic.time_zone,

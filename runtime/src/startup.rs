@@ -15,6 +15,7 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use careport_actors::{IdentityDeps, JobHandler, Services};
 use careport_store::{Bus, Db, JobQueue, Redis};
+use secrecy::ExposeSecret;
 use tokio::sync::watch;
 use tracing_actix_web::TracingLogger;
 
@@ -82,7 +83,13 @@ impl Application {
             clinic_tz,
             settings.public_url.clone(),
         )));
-        tracing::info!(transport = mailer.describe(), policies = ?policies.files(), "identity service configured");
+        let objects = careport_store::objects::Objects::open(&settings.storage, &settings.data_dir)
+            .await
+            .context("Failed to open the vault's object storage ([storage])")?;
+        let master = careport_vault::MasterKey::from_text(secrets.master_key.expose_secret())
+            .map_err(|_| anyhow::anyhow!("the master key is not a Fernet key"))?;
+        let vault = careport_actors::vault::Vault::new(db.clone(), objects, master, settings.vault.clone());
+        tracing::info!(transport = mailer.describe(), policies = ?policies.files(), storage = vault.backend(), "identity service configured");
         let identity = IdentityDeps {
             redis: redis.clone(),
             mailer,
@@ -99,7 +106,7 @@ impl Application {
             embeddings,
             handlers,
             identity,
-            careport_actors::FeatureDeps { clinic: settings.clinic.clone(), plugins },
+            careport_actors::FeatureDeps { clinic: settings.clinic.clone(), plugins, vault },
         )
         .await
         .map_err(|e| anyhow::anyhow!("Failed to start the identity service: {e:?}"))?;
@@ -112,7 +119,10 @@ impl Application {
         let port = listener.local_addr()?.port();
 
         let http = settings.http.clone();
-        let limits = middleware::RequestLimits { timeout: Duration::from_secs(http.request_timeout_secs.max(1)) };
+        let limits = middleware::RequestLimits {
+            timeout: Duration::from_secs(http.request_timeout_secs.max(1)),
+            upload_timeout: Duration::from_secs(settings.vault.upload_timeout_secs.max(1)),
+        };
         let app_services = web::Data::new(services.clone());
         let app_redis = web::Data::new(redis);
         let app_metrics = web::Data::new(metrics);

@@ -11,6 +11,7 @@ mod migrations;
 mod model;
 mod plugins;
 mod rbac;
+mod records;
 mod reference;
 mod resilience;
 mod runner;

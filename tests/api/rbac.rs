@@ -60,6 +60,8 @@ struct People {
     patient_session: Uuid,
     /// The patient's appointment with the assigned doctor.
     appointment: Uuid,
+    /// A medical record of the patient's chart (uploaded by the administrator).
+    record: Uuid,
 }
 
 fn claims(user: Uuid, role: Role, staff: Option<StaffRole>, dept: Option<&str>, expires_at: SystemTime) -> Claims {
@@ -271,6 +273,36 @@ fn write_clinician(ok: u16) -> impl Fn(Who) -> u16 {
     }
 }
 
+/// Reading a medical record of the chart: the patient, the assigned doctor and the
+/// department's nurses; an administrator only through a grant (they have none here); the
+/// attenuated token is narrowed to the patient, not the record.
+fn read_record(who: Who) -> u16 {
+    match who {
+        w if bad_or_anonymous(w) => 401,
+        Who::PatientSelf | Who::DoctorAssigned | Who::NurseSameDept => 200,
+        _ => 404,
+    }
+}
+
+/// Uploading into the chart (body `{}` without metadata → 400 once authorized): the patient,
+/// the assigned doctor, the department's nurses and administrators.
+fn upload_record(who: Who) -> u16 {
+    match who {
+        w if bad_or_anonymous(w) => 401,
+        Who::Admin | Who::PatientSelf | Who::DoctorAssigned | Who::NurseSameDept => 400,
+        _ => 404,
+    }
+}
+
+/// Sharing a record (grants, links): the patient, the assigned doctor and administrators.
+fn share_record(ok: u16) -> impl Fn(Who) -> u16 {
+    move |who| match who {
+        w if bad_or_anonymous(w) => 401,
+        Who::Admin | Who::PatientSelf | Who::DoctorAssigned => ok,
+        _ => 404,
+    }
+}
+
 /// A nested resource that does not exist (an unassigned clinician, an unknown absence): 404 to
 /// every valid caller, allowed or not.
 fn absent(who: Who) -> u16 {
@@ -352,6 +384,17 @@ fn table() -> Vec<(&'static str, &'static str, Expect)> {
         ("post", "/api/v1/admin/plugins/{name}/disable", Box::new(admin_only(404))),
         ("post", "/api/v1/admin/plugins/{name}/reload", Box::new(admin_only(404))),
         ("post", "/api/v1/admin/plugins/{name}/call", Box::new(admin_only(404))),
+        ("post", "/api/v1/patients/{id}/records", b(upload_record)),
+        ("get", "/api/v1/patients/{id}/records", b(read_patient)),
+        ("get", "/api/v1/records/{id}", b(read_record)),
+        ("get", "/api/v1/records/{id}/content", b(read_record)),
+        ("get", "/api/v1/records/{id}/grants", Box::new(share_record(200))),
+        ("post", "/api/v1/records/{id}/grants", Box::new(share_record(400))),
+        ("delete", "/api/v1/records/{id}/grants/{grant_id}", Box::new(share_record(404))),
+        ("post", "/api/v1/records/{id}/links", Box::new(share_record(400))),
+        // Erasing needs a deleted record first: 409 for the administrator, here.
+        ("post", "/api/v1/patients/{id}/erase", Box::new(admin_path(409))),
+        ("delete", "/api/v1/records/{id}", Box::new(admin_path(204))),
         // Last: the administrator deletes the patient's record, then restores it.
         ("delete", "/api/v1/patients/{id}", Box::new(admin_path(204))),
         ("post", "/api/v1/patients/{id}/restore", Box::new(admin_path(200))),
@@ -376,6 +419,9 @@ fn concrete(path: &str, p: &People) -> String {
     }
     if path.starts_with("/api/v1/clinicians/") {
         return path.replace("{id}", &p.doctor.to_string()).replace("{exception_id}", &Uuid::now_v7().to_string());
+    }
+    if path.starts_with("/api/v1/records/") {
+        return path.replace("{id}", &p.record.to_string()).replace("{grant_id}", &Uuid::now_v7().to_string());
     }
     if path.starts_with("/api/v1/appointments/") {
         return path.replace("{id}", &p.appointment.to_string());
@@ -402,7 +448,9 @@ async fn every_route_answers_every_kind_of_caller_as_the_table_says() {
         admin: app.create_user(&mk("admin"), Role::Admin, None, None).await,
         patient_session: Uuid::now_v7(),
         appointment: Uuid::now_v7(),
+        record: Uuid::nil(),
     };
+    let mut people = people;
     // The patient is treated in oncology by the assigned doctor.
     assignments::assign(&app.db, people.doctor, people.patient, None, None).await.expect("assign");
     let now = careport_domain::time::now_ms();
@@ -420,6 +468,19 @@ async fn every_route_answers_every_kind_of_caller_as_the_table_says() {
         updated_at: now,
     };
     appointments::insert(&app.db, &booked).await.expect("appointment");
+    let meta = careport_actors::vault::UploadMeta {
+        patient: people.patient,
+        record_type: "laboratory-results".into(),
+        title: "Full blood count".into(),
+        clinical_date: None,
+        file_name: "fbc.pdf".into(),
+        sensitive: false,
+        uploaded_by: people.admin,
+    };
+    let body = futures_util::stream::iter(vec![Ok::<_, std::convert::Infallible>(actix_web::web::Bytes::from_static(
+        b"%PDF-1.7\nfull blood count",
+    ))]);
+    people.record = app.services.vault.upload(meta, body).await.expect("record").record.id;
     sessions::create(&app.db, people.patient_session, people.patient, i64::MAX / 2, "digest-of-nothing", None, None)
         .await
         .expect("session");

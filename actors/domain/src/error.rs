@@ -27,6 +27,10 @@ pub enum ErrorKind {
     PayloadTooLarge,
     /// The media type is not accepted (415).
     UnsupportedMediaType,
+    /// The requested byte range lies outside the content (416).
+    RangeNotSatisfiable,
+    /// The resource existed and is gone for good (410).
+    Gone,
     /// The caller sent too many requests (429).
     TooManyRequests,
     /// A dependency (store, cache, model) is down or saturated: retry later (503).
@@ -111,6 +115,11 @@ error_codes! {
     InThePast => Unprocessable, "in_the_past", "That time is in the past.";
     HoursOverlap => Unprocessable, "hours_overlap", "Working hours overlap.";
     SubtypeRequired => Unprocessable, "subtype_required", "Assignments name a cancer subtype, not a top-level type.";
+    ReasonRequired => Unprocessable, "reason_required", "Emergency access for an administrator needs a reason.";
+    PatientNotDeleted => Conflict, "patient_not_deleted", "Erasing a patient needs the record to be deleted first.";
+    Erased => Gone, "erased", "This file was erased with its patient's keys and can no longer be read.";
+    RangeNotSatisfiable => RangeNotSatisfiable, "range_not_satisfiable", "The requested range is outside the file.";
+    IntegrityError => Internal, "integrity_error", "The stored file failed its integrity check; nothing of it was sent. The event was recorded.";
     PluginRefused => Unprocessable, "plugin_refused", "The plugin was refused; the message says why. The installed version, if any, keeps serving.";
     PayloadTooLarge => PayloadTooLarge, "payload_too_large", "The request body is too large.";
     UnsupportedMediaType => UnsupportedMediaType, "unsupported_media_type", "The content type is not supported.";

@@ -55,6 +55,7 @@ struct Names {
     assigned: SymbolIndex,
     patient_department: SymbolIndex,
     document_patient: SymbolIndex,
+    document_unrestricted: SymbolIndex,
     appointment: SymbolIndex,
     owner: SymbolIndex,
     grant: SymbolIndex,
@@ -120,6 +121,7 @@ impl Compiled {
             assigned: name("assigned"),
             patient_department: name("patient_department"),
             document_patient: name("document_patient"),
+            document_unrestricted: name("document_unrestricted"),
             appointment: name("appointment"),
             owner: name("owner"),
             grant: name("grant"),
@@ -176,6 +178,7 @@ impl Compiled {
                 StoreFact::DocumentPatient { document, patient } => {
                     Fact::new(n.document_patient, &[s(document), s(&uuid(patient))])
                 }
+                StoreFact::DocumentUnrestricted { document } => Fact::new(n.document_unrestricted, &[s(document)]),
                 StoreFact::Appointment { appointment, patient, clinician } => {
                     Fact::new(n.appointment, &[s(&uuid(appointment)), s(&uuid(patient)), s(&uuid(clinician))])
                 }

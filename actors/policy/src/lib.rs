@@ -30,7 +30,7 @@ pub use keys::KeyRing;
 pub use policies::{Decision, Policies, PolicyLimits, Request, Resource, StoreFact};
 
 /// The operations the product asks about; attenuation refuses any other name.
-pub const OPERATIONS: [&str; 6] = ["read", "write", "delete", "share", "manage", "list"];
+pub const OPERATIONS: [&str; 7] = ["read", "write", "delete", "share", "manage", "list", "upload"];
 
 /// The resource kinds the product asks about; attenuation refuses any other kind.
 pub const RESOURCE_KINDS: [&str; 10] =

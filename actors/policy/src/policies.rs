@@ -78,6 +78,9 @@ pub enum StoreFact {
     PatientDepartment { patient: Uuid, department: String },
     /// `document_patient($document, $patient)`: the document belongs to the patient's record.
     DocumentPatient { document: String, patient: Uuid },
+    /// `document_unrestricted($document)`: the document is not marked sensitive, so the
+    /// nurses of the patient's department may read it.
+    DocumentUnrestricted { document: String },
     /// `appointment($appointment, $patient, $clinician)`: who an appointment is for and with.
     Appointment { appointment: Uuid, patient: Uuid, clinician: Uuid },
     /// `owner($user, $kind, $id)`: full control (read, write, delete, share).
@@ -98,6 +101,7 @@ impl StoreFact {
             StoreFact::DocumentPatient { document, patient } => {
                 fact("document_patient", &[string(document), string(&patient.to_string())])
             }
+            StoreFact::DocumentUnrestricted { document } => fact("document_unrestricted", &[string(document)]),
             StoreFact::Appointment { appointment, patient, clinician } => fact(
                 "appointment",
                 &[string(&appointment.to_string()), string(&patient.to_string()), string(&clinician.to_string())],

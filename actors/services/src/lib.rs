@@ -11,6 +11,8 @@
 //! - [`clinic`]: the clinic directory and scheduling rules (free slots, booking, reminders).
 //! - [`mail`]: e-mail through SMTP or the outbox folder.
 //! - [`plugins`]: the node's WebAssembly plugins (loading, calls, uploads, reloads).
+//! - [`vault`]: the document vault — sealed streaming uploads and downloads, the keys that wrap
+//!   each file's data key, grants, crypto-shredding, and the `FilesActor` janitor.
 //! - [`handle`]: an actor address that counts its unanswered messages, for `/metrics`.
 //!
 //! Actors run on the actix System's arbiter (one thread); blocking work is sent to Tokio's
@@ -25,6 +27,7 @@ pub mod jobs;
 pub mod mail;
 pub mod plugins;
 pub mod plugins_actor;
+pub mod vault;
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -74,6 +77,9 @@ pub struct Services {
     /// WebAssembly plugins.
     pub plugins: plugins::Plugins,
     pub plugin_actor: Handle<plugins_actor::PluginActor>,
+    /// The document vault and its janitor.
+    pub vault: vault::Vault,
+    pub files: Handle<vault::FilesActor>,
 }
 
 /// How long a cached entry lives at most (invalidation on write makes it fresh before that).
@@ -94,6 +100,7 @@ pub struct IdentityDeps {
 pub struct FeatureDeps {
     pub clinic: clinic::ClinicConfig,
     pub plugins: plugins::Plugins,
+    pub vault: vault::Vault,
 }
 
 impl Services {
@@ -107,7 +114,9 @@ impl Services {
         identity: IdentityDeps,
         features: FeatureDeps,
     ) -> Result<Self, careport_domain::Error> {
-        let FeatureDeps { clinic, plugins } = features;
+        let FeatureDeps { clinic, plugins, vault } = features;
+        let actor_vault = vault.clone();
+        let files = Handle::new("files", Supervisor::start(move |_| vault::FilesActor::new(actor_vault.clone())));
         let actor_plugins = plugins.clone();
         let plugin_actor =
             Handle::new("plugins", Supervisor::start(move |_| plugins_actor::PluginActor::new(actor_plugins.clone())));
@@ -118,9 +127,10 @@ impl Services {
         let jobs =
             Handle::new("jobs", Supervisor::start(move |_| JobRunner::new(runner_queue.clone(), handlers.clone())));
         let audit_db = db.clone();
-        let chain_key = careport_store::audit::ChainKey::from_master_key(secrecy::ExposeSecret::expose_secret(
-            &identity.master_key,
-        ));
+        let master_text = secrecy::ExposeSecret::expose_secret(&identity.master_key);
+        let master = careport_vault::MasterKey::from_text(master_text)
+            .map_err(|_| careport_domain::Error::internal(anyhow::anyhow!("the master key is not a Fernet key")))?;
+        let chain_key = vault::chain_key(&db, &master, master_text).await?;
         let audit =
             Handle::new("audit", Supervisor::start(move |_| AuditActor::new(audit_db.clone(), chain_key.clone())));
         let auth = Auth::new(auth::AuthDeps {
@@ -154,6 +164,8 @@ impl Services {
             cache,
             plugins,
             plugin_actor,
+            vault,
+            files,
         })
     }
 
@@ -177,17 +189,19 @@ impl Services {
 
     /// Ask each actor whether it is serving, each bounded by `timeout`.
     pub async fn actor_health(&self, timeout: Duration) -> Vec<(&'static str, ActorStatus)> {
-        let (jobs, auth, audit, plugins) = tokio::join!(
+        let (jobs, auth, audit, plugins, files) = tokio::join!(
             self.jobs.ping(timeout),
             self.auth_actor.ping(timeout),
             self.audit.ping(timeout),
-            self.plugin_actor.ping(timeout)
+            self.plugin_actor.ping(timeout),
+            self.files.ping(timeout)
         );
         vec![
             (self.jobs.name(), jobs),
             (self.auth_actor.name(), auth),
             (self.audit.name(), audit),
             (self.plugin_actor.name(), plugins),
+            (self.files.name(), files),
         ]
     }
 
@@ -198,6 +212,7 @@ impl Services {
             (self.auth_actor.name(), self.auth_actor.depth()),
             (self.audit.name(), self.audit.depth()),
             (self.plugin_actor.name(), self.plugin_actor.depth()),
+            (self.files.name(), self.files.depth()),
         ]
     }
 

@@ -87,11 +87,25 @@ impl EventRow {
 pub struct ChainKey([u8; 32]);
 
 impl ChainKey {
+    /// The key as first derived from the master key's text. Since the vault (#5) it is kept
+    /// in `system_keys`, wrapped by the master key, so that rotating the master key keeps the
+    /// chain verifiable: `careport_actors::vault::chain_key` loads it (or stores this one).
     pub fn from_master_key(master_key: &str) -> Self {
         let mut h = Sha256::new();
         h.update(b"careport-audit-chain-v1");
         h.update(master_key.as_bytes());
         Self(h.finalize().into())
+    }
+}
+
+impl ChainKey {
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The raw key, to be wrapped for storage.
+    pub fn bytes(&self) -> &[u8; 32] {
+        &self.0
     }
 }
 

@@ -12,7 +12,8 @@
 //!   scheduling.
 //! - [`embeddings`]: stored vectors with the model and dimension that made them.
 //! - [`redis`] and [`bus`]: the Redis pool and cross-node events (in process without Redis).
-//! - [`objects`]: sealed file objects on the local disk, committed by rename, swept when orphaned.
+//! - [`objects`]: the vault's sealed file objects, async, in a local directory or an S3 bucket.
+//! - [`vault`]: wrapped keys, sealed files, medical records and grants (never a key in the clear).
 //! - [`cache`]: the Redis read-through cache; [`plugins`]: plugins kept for every node.
 //!
 //! Everything here is async and runs on the caller's runtime; nothing blocks a thread.
@@ -37,11 +38,13 @@ pub mod reference;
 pub mod sessions;
 pub mod sql;
 pub mod users;
+pub mod vault;
 
 pub use bus::Bus;
 pub use cache::Cache;
 pub use db::{Backend, Db, DbConfig};
 pub use jobs::{Job, JobConfig, JobQueue, Lease, NewJob};
+pub use objects::{ObjectWriter, Objects, StorageBackend, StorageConfig};
 pub use redis::{Redis, RedisConfig};
 
 /// Create a directory (and its parents) readable by the owner only: the data dir holds the

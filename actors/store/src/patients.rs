@@ -249,12 +249,7 @@ fn scope_params(scope: &Scope) -> Option<(&'static str, Uuid, String)> {
 }
 
 fn text_pattern(f: &ListFilter) -> String {
-    f.text
-        .as_deref()
-        .map(|t| {
-            format!("%{}%", t.to_lowercase().chars().filter(|c| !matches!(c, '%' | '_' | '\\')).collect::<String>())
-        })
-        .unwrap_or_default()
+    f.text.as_deref().map(crate::sql::contains_pattern).unwrap_or_default()
 }
 
 /// A page of records in `scope`, ordered by id (creation order), after `after`.

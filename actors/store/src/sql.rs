@@ -74,6 +74,13 @@ pub fn numbered_to_sqlite(text: &str) -> String {
     out
 }
 
+/// A `LIKE` pattern for "contains `text`, any case", against a lower-cased column. The
+/// wildcards `%` and `_` (and backslashes) are dropped from the text rather than escaped: escaping
+/// differs between the dialects, and nobody searches a name or title for them.
+pub fn contains_pattern(text: &str) -> String {
+    format!("%{}%", text.to_lowercase().chars().filter(|c| !matches!(c, '%' | '_' | '\\')).collect::<String>())
+}
+
 /// Execute a statement that returns no rows; evaluates to `Result<u64, sqlx::Error>` (rows affected).
 ///
 /// `exec!(pool, &STATEMENT, arg1, arg2)` where `pool` is a [`crate::db::Pool`].

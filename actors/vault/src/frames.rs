@@ -23,6 +23,27 @@ pub const DEFAULT_FRAME: usize = 1 << 20;
 /// Largest accepted frame size: bounds what one frame can make the opener buffer.
 pub const MAX_FRAME: usize = 16 << 20;
 
+/// The length of the raw Fernet token that seals `data_len` bytes of a frame: version (1),
+/// timestamp (8), IV (16), the AES-CBC ciphertext of binding and data padded to a whole block
+/// (PKCS#7 always adds 1 to 16 bytes), HMAC (32).
+pub const fn token_len(data_len: usize) -> usize {
+    1 + 8 + 16 + ((BINDING + data_len) / 16 + 1) * 16 + 32
+}
+
+/// Where frame `index` starts in a sealed stream of `frame_size` frames. Every frame but the
+/// last is full, so a range of the plaintext maps to a range of the sealed object: a download
+/// of bytes from the middle of a file reads only the frames that hold them.
+pub const fn frame_offset(frame_size: usize, index: u64) -> u64 {
+    HEADER as u64 + index * (4 + token_len(frame_size)) as u64
+}
+
+/// The size of the sealed stream of `size` bytes of plaintext.
+pub const fn sealed_len(frame_size: usize, size: u64) -> u64 {
+    let full = if size == 0 { 0 } else { (size - 1) / frame_size as u64 };
+    let last = size - full * frame_size as u64;
+    frame_offset(frame_size, full) + 4 + token_len(last as usize) as u64
+}
+
 /// Seals a file's content as it arrives.
 pub struct Sealer {
     fernet: Fernet,
@@ -110,10 +131,28 @@ impl Opener {
         }
     }
 
+    /// An opener for the frames from `index` on, read from [`frame_offset`] (no header): a
+    /// ranged download starts at the frame that holds its first byte.
+    pub fn resume(key: &Key, file_id: [u8; 16], frame_size: usize, index: u64) -> Self {
+        Self {
+            fernet: key.fernet().clone(),
+            file_id,
+            frame_size: frame_size.clamp(1, MAX_FRAME),
+            buffer: Vec::new(),
+            index,
+            header_read: true,
+            done: false,
+        }
+    }
+
     /// The largest token a frame of `frame_size` can make.
     fn max_token(&self) -> usize {
-        // version, timestamp, IV, ciphertext padded to 16, HMAC
-        1 + 8 + 16 + (self.frame_size + BINDING + 16) + 32
+        token_len(self.frame_size)
+    }
+
+    /// Whether the last frame has been opened.
+    pub fn is_done(&self) -> bool {
+        self.done
     }
 
     /// Take sealed bytes; append the content of every complete frame to `out`.
@@ -187,6 +226,77 @@ impl Opener {
             return Err(VaultError::Truncated);
         }
         Ok(())
+    }
+}
+
+/// Checks the frames of a sealed stream, from [`frame_offset`] of a given index, for tampering
+/// without decrypting them: each token's HMAC (Fernet's own) and its length. A download runs
+/// it over the frames it will send before it sends a byte, so a changed ciphertext is refused
+/// with no plaintext out. Reordered or spliced frames (valid tokens out of place) are caught
+/// by the [`Opener`] as it decrypts.
+pub struct Checker {
+    signing_key: Vec<u8>,
+    frame_size: usize,
+    buffer: Vec<u8>,
+    index: u64,
+}
+
+impl Checker {
+    pub fn new(key: &Key, frame_size: usize, index: u64) -> Self {
+        Self {
+            signing_key: key.signing_key().to_vec(),
+            frame_size: frame_size.clamp(1, MAX_FRAME),
+            buffer: Vec::new(),
+            index,
+        }
+    }
+
+    /// Take sealed bytes; check every complete frame.
+    pub fn push(&mut self, bytes: &[u8]) -> Result<(), VaultError> {
+        use hmac::Mac;
+        self.buffer.extend_from_slice(bytes);
+        let mut at = 0;
+        loop {
+            let rest = &self.buffer[at..];
+            if rest.len() < 4 {
+                break;
+            }
+            let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+            if len > token_len(self.frame_size) || len < token_len(0) {
+                return Err(VaultError::Integrity(self.index));
+            }
+            if rest.len() < 4 + len {
+                break;
+            }
+            let token = &rest[4..4 + len];
+            let (signed, tag) = token.split_at(len - 32);
+            let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.signing_key)
+                .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+            mac.update(signed);
+            if signed[0] != 0x80 || mac.verify_slice(tag).is_err() {
+                return Err(VaultError::Integrity(self.index));
+            }
+            self.index += 1;
+            at += 4 + len;
+        }
+        self.buffer.drain(..at);
+        Ok(())
+    }
+
+    /// Frames checked so far (the index of the next).
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+
+    /// Check that no partial frame was left over.
+    pub fn finish(self) -> Result<(), VaultError> {
+        if self.buffer.is_empty() { Ok(()) } else { Err(VaultError::Truncated) }
+    }
+}
+
+impl Drop for Checker {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.signing_key);
     }
 }
 

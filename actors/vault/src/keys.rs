@@ -41,6 +41,17 @@ impl Key {
         Self::from_bytes(&raw)
     }
 
+    /// A key made of these 32 bytes (a system key kept elsewhere, such as the audit chain's).
+    pub fn from_raw(bytes: [u8; 32]) -> Self {
+        let bytes = Zeroizing::new(bytes);
+        Self::from_bytes(&bytes[..]).unwrap_or_else(|_| unreachable!("32 bytes always make a Fernet key"))
+    }
+
+    /// The raw bytes, for a system key that is used outside the vault (the audit chain key).
+    pub fn raw(&self) -> [u8; 32] {
+        *self.bytes
+    }
+
     /// `other`, wrapped with this key (a Fernet token: safe to store).
     pub fn wrap(&self, other: &Key) -> String {
         self.fernet.encrypt(&other.bytes[..])
@@ -54,6 +65,24 @@ impl Key {
 
     pub(crate) fn fernet(&self) -> &Fernet {
         &self.fernet
+    }
+
+    /// Fernet's signing half of the key (the first 16 bytes), for checking a frame's HMAC
+    /// without decrypting it.
+    pub(crate) fn signing_key(&self) -> &[u8] {
+        &self.bytes[..16]
+    }
+
+    /// A tag of `data` under this key (HMAC-SHA256, hex): equal data gives equal tags under one
+    /// key, and tags under different keys say nothing about each other. The vault tags a file's
+    /// SHA-256 with its patient's key to find duplicates within that patient only.
+    pub fn tag(&self, data: &[u8]) -> String {
+        use hmac::Mac;
+        let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.bytes[..])
+            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+        mac.update(b"careport-vault-tag-v1");
+        mac.update(data);
+        data_encoding::HEXLOWER.encode(&mac.finalize().into_bytes())
     }
 }
 
@@ -74,6 +103,13 @@ impl MasterKey {
     /// Unwrap a stored user key.
     pub fn unwrap(&self, wrapped: &str) -> Result<Key, VaultError> {
         self.0.unwrap(wrapped)
+    }
+
+    /// Re-seal any token this master key sealed (a wrapped key, a sealed MFA secret) under
+    /// `new`; the plaintext lives only in zeroed memory meanwhile.
+    pub fn reseal(&self, token: &str, new: &MasterKey) -> Result<String, VaultError> {
+        let plain = Zeroizing::new(self.0.fernet.decrypt(token).map_err(|_| VaultError::Unwrap)?);
+        Ok(new.0.fernet.encrypt(&plain))
     }
 
     /// Re-wrap a stored user key under `new` (master key rotation: files are not touched).

@@ -2,7 +2,7 @@
 //! way of tampering — a changed byte, reordered, dropped, duplicated or appended frames, a
 //! truncated stream, a frame from another file, the wrong key. Key wrapping and rotation.
 
-use careport_vault::frames::open_legacy;
+use careport_vault::frames::{Checker, frame_offset, open_legacy, sealed_len};
 use careport_vault::{Key, MasterKey, Opener, Sealer, VaultError};
 
 const FRAME: usize = 64;
@@ -144,4 +144,65 @@ fn a_file_from_the_python_portal_is_opened_with_its_key() {
     let token = fernet::Fernet::new(key).expect("key").encrypt(b"%PDF-1.4 legacy record");
     assert_eq!(open_legacy(key, &token).expect("open"), b"%PDF-1.4 legacy record");
     assert!(open_legacy("cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e5=", &token).is_err());
+}
+
+#[test]
+fn offsets_are_computed_exactly_and_a_range_opens_from_its_frame() {
+    let key = Key::generate();
+    let id = [7u8; 16];
+    for len in [0, 1, FRAME - 1, FRAME, FRAME + 1, 5 * FRAME, 5 * FRAME + 17] {
+        let data = content(len);
+        let sealed = seal(&key, id, &data, 13);
+        assert_eq!(sealed_len(FRAME, len as u64), sealed.len() as u64, "length of {len} bytes");
+        let (_, frames) = frames(&sealed);
+        let mut at = 24u64;
+        for (i, f) in frames.iter().enumerate() {
+            assert_eq!(frame_offset(FRAME, i as u64), at, "frame {i} of {len} bytes");
+            at += f.len() as u64;
+        }
+        // Open from every frame on: the plaintext from that frame's first byte.
+        for first in 0..frames.len() {
+            let mut o = Opener::resume(&key, id, FRAME, first as u64);
+            let mut out = Vec::new();
+            o.push(&sealed[frame_offset(FRAME, first as u64) as usize..], &mut out).expect("opens");
+            assert!(o.is_done());
+            o.finish().expect("complete");
+            assert_eq!(out, data[(first * FRAME).min(len)..], "from frame {first} of {len} bytes");
+        }
+    }
+    // A frame opened as if it had another index is refused.
+    let sealed = seal(&key, id, &content(3 * FRAME), 7);
+    let mut o = Opener::resume(&key, id, FRAME, 0);
+    let err = o.push(&sealed[frame_offset(FRAME, 1) as usize..], &mut Vec::new()).expect_err("out of place");
+    assert_eq!(err, VaultError::Integrity(0));
+}
+
+#[test]
+fn the_checker_finds_any_changed_byte_without_the_encryption_key_half() {
+    let key = Key::generate();
+    let id = [9u8; 16];
+    let sealed = seal(&key, id, &content(3 * FRAME + 5), 11);
+    let mut c = Checker::new(&key, FRAME, 0);
+    c.push(&sealed[24..]).expect("intact");
+    assert_eq!(c.index(), 4);
+    c.finish().expect("whole frames");
+    for at in (24..sealed.len()).step_by(7) {
+        let mut bad = sealed.clone();
+        bad[at] ^= 0x01;
+        let mut c = Checker::new(&key, FRAME, 0);
+        let found = c.push(&bad[24..]).is_err() || c.finish().is_err();
+        assert!(found, "a change at byte {at} is found");
+    }
+    let other = Key::generate();
+    assert!(Checker::new(&other, FRAME, 0).push(&sealed[24..]).is_err(), "another key's frames fail");
+}
+
+#[test]
+fn tags_match_under_one_key_and_differ_across_keys() {
+    let a = Key::generate();
+    let b = Key::generate();
+    assert_eq!(a.tag(b"same content hash"), a.tag(b"same content hash"));
+    assert_ne!(a.tag(b"same content hash"), a.tag(b"other content hash"));
+    assert_ne!(a.tag(b"same content hash"), b.tag(b"same content hash"));
+    assert_eq!(a.tag(b"x").len(), 64);
 }

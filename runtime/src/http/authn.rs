@@ -127,6 +127,16 @@ operations! {
     ReadStats => "read" on "stats" at Target::Family;
     /// List, upload, enable, disable and reload plugins (administrators).
     ManagePlugins => "manage" on "plugins" at Target::Family;
+    /// Upload a file into a patient's chart.
+    UploadToPatient => "upload" on "patient" at Target::Path("id");
+    /// Read a medical record (its metadata and content).
+    ReadDocument => "read" on "document" at Target::Path("id");
+    /// Soft-delete a medical record.
+    DeleteDocument => "delete" on "document" at Target::Path("id");
+    /// Grant access to a medical record, or make a signed link to it.
+    ShareDocument => "share" on "document" at Target::Path("id");
+    /// Erase a patient's files (crypto-shredding; administrators).
+    ErasePatient => "erase" on "patient" at Target::Path("id");
 }
 
 /// A caller authorized for `O`. The resource id the decision was about is in `resource_id`.

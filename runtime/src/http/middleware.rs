@@ -27,7 +27,12 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Clone, Copy)]
 pub struct RequestLimits {
     pub timeout: Duration,
+    /// For file uploads, which take as long as the network needs (`vault.upload_timeout_secs`).
+    pub upload_timeout: Duration,
 }
+
+/// The routes whose request bodies are files.
+const UPLOAD_ROUTES: [&str; 1] = ["/api/v1/patients/{id}/records"];
 
 /// careport's root span: no path, no query string.
 pub struct CareportRootSpan;
@@ -73,7 +78,12 @@ pub async fn observe(req: ServiceRequest, next: Next<BoxBody>) -> Result<Service
     };
 
     let outcome = match limits {
-        Some(l) => match tokio::time::timeout(l.timeout, next.call(req)).await {
+        Some(l) => match tokio::time::timeout(
+            if method == "POST" && UPLOAD_ROUTES.contains(&route.as_str()) { l.upload_timeout } else { l.timeout },
+            next.call(req),
+        )
+        .await
+        {
             Ok(r) => r,
             Err(_) => {
                 // The handler is dropped; actix renders the error as JSON at the top.

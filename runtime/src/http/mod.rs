@@ -16,6 +16,8 @@ pub mod page;
 pub mod pages;
 pub mod patients;
 pub mod plugins;
+pub mod record_access;
+pub mod records;
 pub mod reference;
 
 use actix_web::{HttpResponse, web};
@@ -50,6 +52,9 @@ pub const DOCS_PATH: &str = "/api/docs/";
         plugins::list, plugins::upload, plugins::enable, plugins::disable, plugins::reload, plugins::call,
         reference::languages, reference::departments, reference::cancer_types, reference::subtypes,
         reference::add_type, reference::update_type, reference::record_types, reference::match_record_type,
+        records::upload, records::list, records::get, records::delete, record_access::content,
+        record_access::create_grant, record_access::list_grants, record_access::delete_grant,
+        record_access::create_link, record_access::erase,
     ),
     components(schemas(
         error::ErrorBody, health::Readiness, health::Component, health::Status,
@@ -62,7 +67,7 @@ pub const DOCS_PATH: &str = "/api/docs/";
         clinicians::ProfileBody, clinicians::SpecializationBody, clinicians::HoursBody, clinicians::HoursItem,
         clinicians::ExceptionBody,
         appointments::BookBody, appointments::UpdateBody, appointments::CancelBody,
-        plugins::UploadBody,
+        plugins::UploadBody, record_access::GrantBody, record_access::LinkBody,
     )),
     modifiers(&BearerAuth),
     tags(
@@ -73,7 +78,8 @@ pub const DOCS_PATH: &str = "/api/docs/";
         (name = "clinicians", description = "The clinician directory: profiles, hours, absences, free slots"),
         (name = "appointments", description = "Booking, rescheduling, outcomes and cancellation"),
         (name = "users", description = "User records"),
-        (name = "reference", description = "Languages, departments, cancer types"),
+        (name = "reference", description = "Languages, departments, cancer types, record types"),
+        (name = "records", description = "Medical records: encrypted uploads and downloads, grants, signed links"),
     )
 )]
 pub struct ApiDoc;
@@ -149,6 +155,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(plugins::config)
         .configure(i18n::config)
         .configure(reference::config)
+        .configure(records::config)
+        .configure(record_access::config)
         .configure(pages::config)
         .service(SwaggerUi::new("/api/docs/{_:.*}").url(OPENAPI_PATH, openapi()));
 }

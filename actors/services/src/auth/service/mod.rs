@@ -370,11 +370,77 @@ impl Auth {
             return Ok(());
         }
         let mut event = caller.ctx.event(&format!("{kind}.{operation}"), outcome::DENIED).resource(kind, id);
-        if let Some(p) = patient_of(kind, id) {
+        // A record's patient comes with its facts: the denial goes into that patient's log.
+        let record_patient = facts.iter().find_map(|f| match f {
+            StoreFact::DocumentPatient { patient, .. } => Some(*patient),
+            _ => None,
+        });
+        if let Some(p) = patient_of(kind, id).or(record_patient) {
             event = event.patient(p);
         }
         self.audit_best_effort(event).await;
         Err(Error::new(if hide { Code::NotFound } else { Code::Forbidden }))
+    }
+
+    /// Whether the policies allow `operation` on `(kind, id)` with these facts — asked, not
+    /// enforced: nothing is audited (a handler choosing between two ways in, or filtering a
+    /// list to what its caller may open).
+    pub fn permits(
+        &self,
+        caller: &Caller,
+        operation: &str,
+        kind: &str,
+        id: &str,
+        facts: &[StoreFact],
+    ) -> Result<bool, Error> {
+        if caller.token.claims().mfa_pending {
+            return Ok(false);
+        }
+        let req = Request { operation, resource: Resource { kind, id }, now: SystemTime::now(), facts };
+        let decision = self
+            .inner
+            .policies
+            .authorize(&caller.token, &req)
+            .map_err(|e| Error::internal(anyhow::anyhow!("policy evaluation failed: {e}")))?;
+        Ok(decision == Decision::Allow)
+    }
+
+    /// The facts about a medical record: its chart and the chart's care team, whether nurses may
+    /// read it, and — with `grants` — the caller's live grants on it (the uploader may delete).
+    pub async fn document_facts(
+        &self,
+        caller: &Caller,
+        record: &careport_store::vault::RecordRow,
+        grants: bool,
+    ) -> Result<Vec<StoreFact>, Error> {
+        let id = record.id.to_string();
+        let mut facts = vec![StoreFact::DocumentPatient { document: id.clone(), patient: record.patient_id }];
+        if !record.sensitive {
+            facts.push(StoreFact::DocumentUnrestricted { document: id.clone() });
+        }
+        patient_facts(&self.inner.db, record.patient_id, &mut facts).await?;
+        if grants {
+            let live = careport_store::vault::live_grant_keys(&self.inner.db, record.id, caller.user(), now_ms())
+                .await
+                .map_err(store_err)?;
+            if !live.is_empty() {
+                facts.push(StoreFact::Grant {
+                    user: caller.user(),
+                    kind: "document".into(),
+                    id: id.clone(),
+                    operation: "read".into(),
+                });
+            }
+            if record.uploaded_by == caller.user() {
+                facts.push(StoreFact::Grant {
+                    user: caller.user(),
+                    kind: "document".into(),
+                    id,
+                    operation: "delete".into(),
+                });
+            }
+        }
+        Ok(facts)
     }
 
     /// The store facts a decision about `(kind, id)` needs, and no more.
@@ -395,6 +461,17 @@ impl Auth {
                     clinician: a.clinician_id,
                 });
                 patient_facts(db, a.patient_id, &mut facts).await?;
+            }
+            "document" => {
+                let Ok(rid) = Uuid::parse_str(id) else { return Ok(facts) };
+                let Some(r) = careport_store::vault::record(db, rid).await.map_err(store_err)? else {
+                    return Ok(facts);
+                };
+                // A deleted record is nobody's to open: no facts, so only the families that
+                // need none (administrators' delete and share) can reach it, and they 404 on it.
+                if r.deleted_at.is_none() {
+                    facts = self.document_facts(caller, &r, true).await?;
+                }
             }
             "session" => {
                 let Ok(sid) = Uuid::parse_str(id) else { return Ok(facts) };
@@ -427,6 +504,40 @@ impl Auth {
         };
         let token = self.inner.keys.mint(&claims).map_err(|e| Error::internal(anyhow::anyhow!("minting: {e}")))?;
         Ok((token, ttl))
+    }
+
+    /// The address users reach the portal at (no trailing slash).
+    pub fn public_url(&self) -> &str {
+        &self.inner.public_url
+    }
+
+    /// A signed link's token: the caller's identity, valid until `expires_at`, narrowed by an
+    /// attenuation block to reading one resource. It has a session of its own (a link outlives
+    /// the login that made it, not the caller's right to read: the policies still run with the
+    /// caller's claims at each use), and it is refused once its time is up.
+    pub fn mint_link(&self, caller: &Caller, kind: &str, id: &str, expires_at: SystemTime) -> Result<String, Error> {
+        let c = caller.token.claims();
+        let claims = Claims {
+            user: c.user,
+            role: c.role,
+            staff_role: c.staff_role,
+            department: c.department.clone(),
+            session: Uuid::now_v7(),
+            expires_at,
+            mfa_pending: false,
+        };
+        let minted =
+            self.inner.keys.mint(&claims).map_err(|e| Error::internal(anyhow::anyhow!("minting a link: {e}")))?;
+        let token = self.authenticate(&minted)?;
+        careport_policy::attenuate(
+            &token,
+            &Narrowing {
+                operations: Some(vec!["read".to_owned()]),
+                resources: Some(vec![(kind.to_owned(), id.to_owned())]),
+                expires_at: Some(expires_at),
+            },
+        )
+        .map_err(|e| Error::internal(anyhow::anyhow!("attenuating a link: {e}")))
     }
 
     /// A token narrowed as asked; never wider than the caller's.

@@ -1,0 +1,637 @@
+//! The document vault (DESIGN §5): sealing uploads as they stream in, opening downloads as they
+//! stream out, the keys that wrap each file's data key, grants, crypto-shredding and the
+//! janitor ([`FilesActor`]).
+//!
+//! # Keys
+//! - Every file has its own random data key. Its content is sealed in Fernet frames bound to
+//!   the file id (`careport-vault`), and the object is stored under that id (`Objects`: a local
+//!   directory or S3).
+//! - The data key is wrapped with the **patient's key** (the chart's key; a patient's account
+//!   shares the chart's id, so it is also the patient's user key), and, for each grant, with
+//!   the **grantee's key**. User keys are wrapped with the master key. Nothing is stored or
+//!   logged unwrapped.
+//! - Care-team access (the assigned doctor, the department's nurses) is a policy decision made
+//!   at each request, then served through the chart's wrap. Wrapping every file for every
+//!   clinician instead would mean re-wrapping a whole chart at every care-team change, and an
+//!   unassigned clinician's wraps would keep opening files until someone cleaned them up.
+//!   Anyone outside the care team — an administrator included, for emergency access — reads
+//!   only through a grant, whose wrap is theirs, expires, and is deleted when revoked.
+//! - Erasing a patient deletes their key and every wrap of their files: nothing can open them
+//!   again, in the store or in any backup of it (backups of the key material aside).
+//!
+//! # Streams
+//! Uploads are sealed in batches of about one frame on the blocking pool, and written as they
+//! are sealed; downloads read, check and open the same way. Memory per transfer is a few
+//! frames, whatever the file's size.
+
+pub mod files_actor;
+pub mod sniff;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use careport_domain::time::now_ms;
+use careport_domain::{Code, Error};
+use careport_store::Db;
+use careport_store::objects::{ObjectStream, Objects};
+use careport_store::vault::{self as stored, FileRow, NewFile, NewGrant, NewRecord, RecordRow};
+use careport_vault::frames::{Checker, frame_offset};
+use careport_vault::{Key, MasterKey, Opener, Sealer, VaultError};
+use futures_util::{Stream, StreamExt};
+use serde::Deserialize;
+use sha2::Digest;
+use uuid::Uuid;
+
+pub use files_actor::FilesActor;
+
+/// `[vault]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultConfig {
+    /// Plaintext bytes per sealed frame, in KiB (a download reads whole frames).
+    pub frame_kib: usize,
+    /// The largest file accepted, in MiB; a larger upload answers 413 before it is read.
+    pub max_upload_mib: u64,
+    /// An upload may take this long (the request timeout of other routes does not apply).
+    pub upload_timeout_secs: u64,
+    /// Signed links live at most this long.
+    pub max_link_secs: u64,
+    /// Grants last at most this many days.
+    pub max_grant_days: u64,
+    /// How often the janitor looks for orphans.
+    pub janitor_interval_secs: u64,
+    /// An object or temporary file no record points at is removed once it is this old (an
+    /// upload in progress is younger).
+    pub orphan_grace_secs: u64,
+}
+
+impl Default for VaultConfig {
+    fn default() -> Self {
+        Self {
+            frame_kib: 1024,
+            max_upload_mib: 512,
+            upload_timeout_secs: 3600,
+            max_link_secs: 86_400,
+            max_grant_days: 90,
+            janitor_interval_secs: 300,
+            orphan_grace_secs: 3600,
+        }
+    }
+}
+
+/// The name of the audit chain's key in `system_keys`.
+const AUDIT_CHAIN_KEY: &str = "audit-chain";
+
+/// The vault service, shared by the HTTP handlers and the [`FilesActor`].
+#[derive(Clone)]
+pub struct Vault {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Db,
+    objects: Objects,
+    master: MasterKey,
+    cfg: VaultConfig,
+}
+
+/// What an upload is about.
+#[derive(Debug, Clone)]
+pub struct UploadMeta {
+    pub patient: Uuid,
+    pub record_type: String,
+    pub title: String,
+    pub clinical_date: Option<String>,
+    /// As the client sent it; sanitised here.
+    pub file_name: String,
+    pub sensitive: bool,
+    pub uploaded_by: Uuid,
+}
+
+/// A committed upload.
+#[derive(Debug, Clone)]
+pub struct Uploaded {
+    pub record: RecordRow,
+    /// The patient already had this content: the record points at the stored file.
+    pub duplicate: bool,
+}
+
+fn storage_err(e: std::io::Error) -> Error {
+    Error::new(Code::ServiceUnavailable).caused_by(anyhow::anyhow!("object storage: {e}")).retry_after(1)
+}
+
+fn store_err(e: sqlx::Error) -> Error {
+    Error::new(Code::StoreUnavailable).caused_by(e).retry_after(1)
+}
+
+fn integrity(e: VaultError) -> Error {
+    Error::new(Code::IntegrityError).caused_by(e)
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| Error::internal(anyhow::anyhow!("vault task failed: {e}")))
+}
+
+/// Plaintext gathered before each seal on the blocking pool.
+const BATCH: usize = 1 << 20;
+
+impl Vault {
+    pub fn new(db: Db, objects: Objects, master: MasterKey, cfg: VaultConfig) -> Self {
+        Self { inner: Arc::new(Inner { db, objects, master, cfg }) }
+    }
+
+    pub fn config(&self) -> &VaultConfig {
+        &self.inner.cfg
+    }
+
+    /// `local` or `s3`.
+    pub fn backend(&self) -> &'static str {
+        self.inner.objects.kind()
+    }
+
+    pub fn max_upload_bytes(&self) -> u64 {
+        self.inner.cfg.max_upload_mib.saturating_mul(1 << 20)
+    }
+
+    fn frame_size(&self) -> usize {
+        self.inner.cfg.frame_kib.clamp(1, careport_vault::frames::MAX_FRAME >> 10) << 10
+    }
+
+    /// `owner`'s key; with `create`, made (and stored wrapped) on first need.
+    async fn user_key(&self, owner: Uuid, create: bool) -> Result<Option<Key>, Error> {
+        let db = &self.inner.db;
+        let wrapped = match stored::key(db, owner).await.map_err(store_err)? {
+            Some(w) => w,
+            None if create => {
+                let fresh = Key::generate();
+                stored::insert_key(db, owner, &self.inner.master.wrap(&fresh)).await.map_err(store_err)?
+            }
+            None => return Ok(None),
+        };
+        let key = self.inner.master.unwrap(&wrapped).map_err(|e| {
+            Error::internal(anyhow::anyhow!("a stored user key does not open with the master key: {e}"))
+        })?;
+        Ok(Some(key))
+    }
+
+    /// Seal `body` as a new record of `meta.patient`. Nothing is visible until the record is
+    /// committed; a refused or broken upload leaves no record and no object (a crash leaves at
+    /// most a temporary for the janitor).
+    pub async fn upload<S, E>(&self, meta: UploadMeta, mut body: S) -> Result<Uploaded, Error>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let max = self.max_upload_bytes();
+        let too_large = || {
+            Error::with_message(
+                Code::PayloadTooLarge,
+                format!("The file is larger than the limit of {} MiB.", self.inner.cfg.max_upload_mib),
+            )
+        };
+        let interrupted = |e: E| {
+            Error::with_message(Code::BadRequest, "The upload was interrupted.").caused_by(anyhow::anyhow!("{e}"))
+        };
+        // Decide what it is before anything is stored.
+        let mut pending: Vec<u8> = Vec::new();
+        let mut ended = false;
+        while pending.len() < sniff::SNIFF_LEN {
+            match body.next().await {
+                Some(Ok(b)) => pending.extend_from_slice(&b),
+                Some(Err(e)) => return Err(interrupted(e)),
+                None => {
+                    ended = true;
+                    break;
+                }
+            }
+            if pending.len() as u64 > max {
+                return Err(too_large());
+            }
+        }
+        if pending.is_empty() {
+            return Err(Error::with_message(Code::InvalidValue, "The file is empty."));
+        }
+        let head = &pending[..pending.len().min(sniff::SNIFF_LEN)];
+        let media_type = sniff::media_type(head, ended).ok_or_else(|| {
+            Error::with_message(
+                Code::UnsupportedMediaType,
+                "Only PDF, PNG, JPEG, TIFF, DICOM and plain text files are accepted.",
+            )
+        })?;
+
+        let file_id = Uuid::new_v4();
+        let data_key = Key::generate();
+        let mut writer = self.inner.objects.writer(file_id).await.map_err(storage_err)?;
+        let sealed = async {
+            let mut sealer = Some(Sealer::new(&data_key, *file_id.as_bytes(), self.frame_size()));
+            let mut hasher = Some(sha2::Sha256::new());
+            let mut size = pending.len() as u64;
+            loop {
+                if !ended {
+                    match body.next().await {
+                        Some(Ok(b)) => {
+                            size += b.len() as u64;
+                            if size > max {
+                                return Err(too_large());
+                            }
+                            pending.extend_from_slice(&b);
+                            if pending.len() < BATCH {
+                                continue;
+                            }
+                        }
+                        Some(Err(e)) => return Err(interrupted(e)),
+                        None => ended = true,
+                    }
+                }
+                let batch = std::mem::take(&mut pending);
+                let (mut s, mut h) = (sealer.take(), hasher.take());
+                let last = ended;
+                let (s, h, out) = blocking(move || {
+                    let mut out = Vec::with_capacity(batch.len() + batch.len() / 8 + 256);
+                    if let (Some(s), Some(h)) = (s.as_mut(), h.as_mut()) {
+                        h.update(&batch);
+                        s.push(&batch, &mut out);
+                    }
+                    if last && let Some(done) = s.take() {
+                        done.finish(&mut out);
+                    }
+                    (s, h, out)
+                })
+                .await?;
+                (sealer, hasher) = (s, h);
+                writer.write(&out).await.map_err(storage_err)?;
+                if last {
+                    let digest: [u8; 32] = hasher.take().map(|h| h.finalize().into()).unwrap_or_default();
+                    return Ok((size, digest));
+                }
+            }
+        }
+        .await;
+        let (size, digest) = match sealed {
+            Ok(v) => v,
+            Err(e) => {
+                if let Err(abort) = writer.abort().await {
+                    tracing::warn!(error = %abort, "could not remove an aborted upload; the janitor will");
+                }
+                return Err(e);
+            }
+        };
+        writer.commit().await.map_err(storage_err)?;
+
+        let committed = async {
+            let patient_key = self.user_key(meta.patient, true).await?.ok_or_else(|| Error::new(Code::Internal))?;
+            let file = NewFile {
+                id: file_id,
+                patient_id: meta.patient,
+                content_tag: patient_key.tag(&digest),
+                wrapped_key: patient_key.wrap(&data_key),
+                size: size as i64,
+                frame_size: self.frame_size() as i32,
+                media_type: media_type.to_owned(),
+                backend: self.backend(),
+            };
+            let record = NewRecord {
+                id: Uuid::now_v7(),
+                patient_id: meta.patient,
+                record_type: meta.record_type.clone(),
+                title: meta.title.clone(),
+                clinical_date: meta.clinical_date.clone(),
+                file_name: sniff::sanitize_name(&meta.file_name),
+                sensitive: meta.sensitive,
+                uploaded_by: meta.uploaded_by,
+            };
+            let done = stored::commit_upload(&self.inner.db, &file, &record).await.map_err(store_err)?;
+            Ok::<_, Error>((record.id, done))
+        }
+        .await;
+        let (record_id, done) = match committed {
+            Ok(v) => v,
+            Err(e) => {
+                self.delete_object(file_id).await;
+                return Err(e);
+            }
+        };
+        if done.duplicate {
+            self.delete_object(file_id).await;
+        }
+        let record = stored::record(&self.inner.db, record_id)
+            .await
+            .map_err(store_err)?
+            .ok_or_else(|| Error::internal(anyhow::anyhow!("a committed record is missing")))?;
+        Ok(Uploaded { record, duplicate: done.duplicate })
+    }
+
+    async fn delete_object(&self, id: Uuid) {
+        if let Err(e) = self.inner.objects.delete(id).await {
+            tracing::warn!(error = %e, object = %id, "could not delete an unused object; the janitor will");
+        }
+    }
+
+    /// The data key of `record` for a reader the policies let read the chart.
+    pub async fn open_as_care_team(&self, record: &RecordRow) -> Result<Download, Error> {
+        let file = self.file(record).await?;
+        let wrapped = file.wrapped_key.as_deref().ok_or_else(|| Error::new(Code::Erased))?;
+        let patient_key = self.user_key(file.patient_id, false).await?.ok_or_else(|| Error::new(Code::Erased))?;
+        let key = patient_key.unwrap(wrapped).map_err(integrity)?;
+        Ok(Download { vault: self.clone(), file, key })
+    }
+
+    /// The data key of `record` through one of `reader`'s live grants, if they have one.
+    pub async fn open_by_grant(&self, record: &RecordRow, reader: Uuid) -> Result<Option<Download>, Error> {
+        let wraps = stored::live_grant_keys(&self.inner.db, record.id, reader, now_ms()).await.map_err(store_err)?;
+        if wraps.is_empty() {
+            return Ok(None);
+        }
+        let Some(user_key) = self.user_key(reader, false).await? else { return Ok(None) };
+        let file = self.file(record).await?;
+        for wrapped in wraps {
+            if let Ok(key) = user_key.unwrap(&wrapped) {
+                return Ok(Some(Download { vault: self.clone(), file, key }));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn file(&self, record: &RecordRow) -> Result<FileRow, Error> {
+        stored::file(&self.inner.db, record.file_id)
+            .await
+            .map_err(store_err)?
+            .ok_or_else(|| Error::internal(anyhow::anyhow!("a record's file row is missing")))
+    }
+
+    /// Grant `grantee` read access to `record` until `expires_at` (ms): the data key is wrapped
+    /// with the grantee's key (made on first need).
+    pub async fn grant(
+        &self,
+        record: &RecordRow,
+        grantee: Uuid,
+        expires_at: i64,
+        reason: Option<String>,
+        created_by: Uuid,
+    ) -> Result<stored::GrantRow, Error> {
+        let data = self.open_as_care_team(record).await?;
+        let grantee_key = self.user_key(grantee, true).await?.ok_or_else(|| Error::new(Code::Internal))?;
+        let grant = NewGrant {
+            id: Uuid::now_v7(),
+            record_id: record.id,
+            file_id: record.file_id,
+            grantee_id: grantee,
+            wrapped_key: grantee_key.wrap(&data.key),
+            reason,
+            expires_at,
+            created_by,
+        };
+        stored::insert_grant(&self.inner.db, &grant).await.map_err(store_err)
+    }
+
+    /// Crypto-shredding: the patient's key and every wrap of their files are deleted in one
+    /// transaction, then their objects (best effort: an object left behind is unreadable, and
+    /// the janitor does not need it to be gone).
+    pub async fn erase_patient(&self, patient: Uuid) -> Result<stored::Shredded, Error> {
+        let shredded = stored::shred_patient(&self.inner.db, patient).await.map_err(store_err)?;
+        for id in &shredded.files {
+            self.delete_object(*id).await;
+        }
+        Ok(shredded)
+    }
+
+    /// One janitor pass: temporaries of interrupted uploads, and committed objects that no file
+    /// row names (a crash between storing an object and committing its record), once older
+    /// than the grace period. Returns (temporaries, orphans) removed.
+    pub async fn sweep(&self) -> Result<(usize, usize), Error> {
+        let grace = Duration::from_secs(self.inner.cfg.orphan_grace_secs);
+        let temporaries = self.inner.objects.sweep(grace).await.map_err(storage_err)?;
+        let listed = self.inner.objects.list().await.map_err(storage_err)?;
+        let known: std::collections::HashSet<Uuid> =
+            stored::file_ids(&self.inner.db).await.map_err(store_err)?.into_iter().collect();
+        let cutoff = std::time::SystemTime::now() - grace;
+        let mut orphans = 0;
+        for (id, modified) in listed {
+            // Files whose patient was erased keep their row; their object may go too.
+            if !known.contains(&id) && modified <= cutoff && self.inner.objects.delete(id).await.map_err(storage_err)? {
+                orphans += 1;
+            }
+        }
+        Ok((temporaries, orphans))
+    }
+}
+
+/// A file opened for reading: its row and data key.
+pub struct Download {
+    vault: Vault,
+    pub file: FileRow,
+    key: Key,
+}
+
+impl std::fmt::Debug for Download {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Download").field("file", &self.file.id).finish_non_exhaustive()
+    }
+}
+
+impl Download {
+    pub fn size(&self) -> u64 {
+        self.file.size.max(0) as u64
+    }
+
+    fn frame_size(&self) -> usize {
+        (self.file.frame_size.max(1)) as usize
+    }
+
+    /// Check, without decrypting, that the frames holding bytes `start..=end` are intact, so
+    /// that a tampered file is refused before any of it is sent.
+    pub async fn verify(&self, start: u64, end: u64) -> Result<(), Error> {
+        let frame = self.frame_size() as u64;
+        let (first, last) = (start / frame, end / frame);
+        let mut src = self
+            .vault
+            .inner
+            .objects
+            .read_from(self.file.id, frame_offset(self.frame_size(), first))
+            .await
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound { integrity(VaultError::Truncated) } else { storage_err(e) }
+            })?;
+        let mut checker = Some(Checker::new(&self.key, self.frame_size(), first));
+        // Only the frames of the range: those after it are not sent, so not checked either.
+        let mut left = frame_offset(self.frame_size(), last + 1) - frame_offset(self.frame_size(), first);
+        let mut batch = Vec::new();
+        loop {
+            let next = src.next().await.transpose().map_err(storage_err)?;
+            let ended = next.is_none();
+            if let Some(b) = next {
+                let take = (b.len() as u64).min(left) as usize;
+                batch.extend_from_slice(&b[..take]);
+                left -= take as u64;
+                if batch.len() < BATCH && left > 0 {
+                    continue;
+                }
+            }
+            let bytes = std::mem::take(&mut batch);
+            let mut c = checker.take();
+            let (c, checked) = blocking(move || {
+                let r = c.as_mut().map(|c| c.push(&bytes)).unwrap_or(Ok(()));
+                (c, r)
+            })
+            .await?;
+            checked.map_err(integrity)?;
+            checker = c;
+            if checker.as_ref().is_some_and(|c| c.index() > last) {
+                return Ok(());
+            }
+            if ended || left == 0 {
+                return Err(integrity(VaultError::Truncated));
+            }
+        }
+    }
+
+    /// The plaintext bytes `start..=end`, streamed. A frame that fails to open here (it was
+    /// changed after [`Download::verify`], or frames were reordered) ends the stream with an
+    /// error, and `on_broken` is called once.
+    pub async fn stream(
+        self,
+        start: u64,
+        end: u64,
+        on_broken: impl FnOnce() + Send + 'static,
+    ) -> Result<impl Stream<Item = Result<Bytes, std::io::Error>> + 'static, Error> {
+        let frame = self.frame_size() as u64;
+        let first = start / frame;
+        let src = self
+            .vault
+            .inner
+            .objects
+            .read_from(self.file.id, frame_offset(self.frame_size(), first))
+            .await
+            .map_err(storage_err)?;
+        let last = end / frame;
+        let state = Reading {
+            src,
+            sealed_left: frame_offset(self.frame_size(), last + 1) - frame_offset(self.frame_size(), first),
+            opener: Some(Opener::resume(&self.key, *self.file.id.as_bytes(), self.frame_size(), first)),
+            skip: (start - first * frame) as usize,
+            remaining: end - start + 1,
+            on_broken: Some(Box::new(on_broken)),
+        };
+        Ok(futures_util::stream::unfold(state, Reading::next))
+    }
+}
+
+/// The state of a download stream.
+struct Reading {
+    src: ObjectStream,
+    /// Sealed bytes up to the end of the range's last frame: nothing after it is opened.
+    sealed_left: u64,
+    opener: Option<Opener>,
+    skip: usize,
+    remaining: u64,
+    on_broken: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl Reading {
+    fn broken(&mut self, why: String) -> std::io::Error {
+        if let Some(f) = self.on_broken.take() {
+            f();
+        }
+        std::io::Error::other(why)
+    }
+
+    async fn next(mut self) -> Option<(Result<Bytes, std::io::Error>, Self)> {
+        if self.remaining == 0 {
+            return None;
+        }
+        let mut batch = Vec::new();
+        let mut ended = false;
+        while batch.len() < BATCH && self.sealed_left > 0 {
+            match self.src.next().await {
+                Some(Ok(b)) => {
+                    let take = (b.len() as u64).min(self.sealed_left) as usize;
+                    batch.extend_from_slice(&b[..take]);
+                    self.sealed_left -= take as u64;
+                }
+                Some(Err(e)) => {
+                    self.remaining = 0;
+                    return Some((Err(e), self));
+                }
+                None => {
+                    ended = true;
+                    break;
+                }
+            }
+        }
+        // Nothing more will be read: what the range needs must be in this batch.
+        let ended = ended || self.sealed_left == 0;
+        let mut opener = self.opener.take();
+        let opened = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::with_capacity(batch.len());
+            let r = opener.as_mut().map(|o| o.push(&batch, &mut out)).unwrap_or(Ok(()));
+            (opener, r.map(|()| out))
+        })
+        .await;
+        let (opener, opened) = match opened {
+            Ok(v) => v,
+            Err(e) => {
+                self.remaining = 0;
+                return Some((Err(std::io::Error::other(format!("vault task failed: {e}"))), self));
+            }
+        };
+        self.opener = opener;
+        let mut out = match opened {
+            Ok(out) => out,
+            Err(e) => {
+                self.remaining = 0;
+                let err = self.broken(format!("integrity check failed: {e}"));
+                return Some((Err(err), self));
+            }
+        };
+        if self.skip > 0 {
+            let n = self.skip.min(out.len());
+            out.drain(..n);
+            self.skip -= n;
+        }
+        if out.len() as u64 > self.remaining {
+            out.truncate(self.remaining as usize);
+        }
+        self.remaining -= out.len() as u64;
+        if ended && self.remaining > 0 {
+            self.remaining = 0;
+            let err = self.broken("the sealed object ends early".into());
+            return Some((Err(err), self));
+        }
+        Some((Ok(Bytes::from(out)), self))
+    }
+}
+
+/// The audit chain's key: kept in `system_keys`, wrapped by the master key. A store made before
+/// the vault gets the key the chain always had (derived from the master key's text), stored
+/// now, so the existing chain still verifies and later master-key rotations keep it.
+pub async fn chain_key(
+    db: &Db,
+    master: &MasterKey,
+    master_text: &str,
+) -> Result<careport_store::audit::ChainKey, Error> {
+    let wrapped = match stored::system_key(db, AUDIT_CHAIN_KEY).await.map_err(store_err)? {
+        Some(w) => w,
+        None => {
+            let derived = careport_store::audit::ChainKey::from_master_key(master_text);
+            let key = Key::from_raw(*derived.bytes());
+            stored::insert_system_key(db, AUDIT_CHAIN_KEY, &master.wrap(&key)).await.map_err(store_err)?
+        }
+    };
+    let key = master
+        .unwrap(&wrapped)
+        .map_err(|e| Error::internal(anyhow::anyhow!("the audit chain key does not open with the master key: {e}")))?;
+    Ok(careport_store::audit::ChainKey::from_bytes(key.raw()))
+}
+
+/// Re-wrap every stored key (and re-seal every MFA secret) from `old` to `new`, in one
+/// transaction: all or nothing. Files are not touched.
+pub async fn rotate_master(db: &Db, old: &MasterKey, new: &MasterKey) -> Result<stored::Rotated, Error> {
+    stored::rotate_master(db, |token| old.reseal(token, new)).await.map_err(|e| match e {
+        stored::RotateError::Refused(what, _) => Error::with_message(
+            Code::Conflict,
+            format!("{what} does not open with the current master key: nothing was changed."),
+        ),
+        stored::RotateError::Store(e) => store_err(e),
+    })
+}

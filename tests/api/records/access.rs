@@ -1,0 +1,268 @@
+//! Who may read a record, grants (emergency access included), signed links, tampering and
+//! crypto-shredding.
+
+use serde_json::json;
+
+use super::{chart, pdf};
+
+fn in_hours(h: i64) -> String {
+    jiff::Timestamp::now().checked_add(jiff::SignedDuration::from_hours(h)).expect("time").to_string()
+}
+
+#[actix_web::test]
+async fn the_care_team_reads_others_need_a_grant_that_expires_and_can_be_revoked() {
+    let c = chart().await;
+    let content = pdf(5, 2500);
+    let r = c.upload_pdf(&c.nurse, c.patient_id, "Obs chart", &content).await;
+    let id = r["id"].as_str().expect("id").to_owned();
+    // The patient, the assigned doctor and the department's nurse read it.
+    for t in [&c.patient, &c.doctor, &c.nurse] {
+        let (s, _, body) = c.content(&id, Some(t), None).await;
+        assert_eq!((s, body.len()), (200, content.len()));
+    }
+    // Nobody else: not another doctor or nurse, not another patient, not an administrator.
+    for t in [&c.other_doctor, &c.other_nurse, &c.other_patient, &c.admin] {
+        assert_eq!(c.content(&id, Some(t), None).await.0, 404);
+        assert_eq!(c.send("GET", &format!("/api/v1/records/{id}"), t, None).await.0, 404);
+    }
+    assert_eq!(c.content(&id, None, None).await.0, 401);
+
+    // Emergency access: a grant to the on-call administrator needs a reason.
+    let grants = format!("/api/v1/records/{id}/grants");
+    let (s, v) =
+        c.send("POST", &grants, &c.doctor, Some(json!({"user_id": c.admin_id, "expires_at": in_hours(4)}))).await;
+    assert_eq!((s, v["code"].as_str()), (422, Some("reason_required")), "{v}");
+    let (s, v) = c
+        .send(
+            "POST",
+            &grants,
+            &c.admin,
+            Some(json!({"user_id": c.admin_id, "expires_at": in_hours(4), "reason": "On-call: patient unconscious in A&E"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let gid = v["id"].as_str().expect("grant id").to_owned();
+    let (s, _, body) = c.content(&id, Some(&c.admin), None).await;
+    assert_eq!((s, body), (200, content.clone()), "the admin reads through the grant's own wrap");
+    assert_eq!(c.listed(&c.admin, "").await, vec![id.clone()]);
+
+    // Bad grants change nothing.
+    for body in [
+        json!({"user_id": c.admin_id, "expires_at": in_hours(-1), "reason": "x"}),
+        json!({"user_id": c.admin_id, "expires_at": in_hours(24 * 365), "reason": "x"}),
+        json!({"user_id": uuid::Uuid::new_v4(), "expires_at": in_hours(1)}),
+        json!({"user_id": c.admin_id, "expires_at": "tomorrow", "reason": "x"}),
+    ] {
+        let (s, v) = c.send("POST", &grants, &c.doctor, Some(body)).await;
+        assert_eq!(s, 400, "{v}");
+    }
+    // Only those who may share: not the nurse, not a stranger (404: they do not see it).
+    let body = json!({"user_id": c.admin_id, "expires_at": in_hours(1), "reason": "x"});
+    assert_eq!(c.send("POST", &grants, &c.nurse, Some(body.clone())).await.0, 404);
+    assert_eq!(c.send("POST", &grants, &c.other_doctor, Some(body)).await.0, 404);
+
+    // Revoking deletes the wrap at once.
+    let (s, _) = c.send("DELETE", &format!("{grants}/{gid}"), &c.patient, None).await;
+    assert_eq!(s, 204);
+    assert_eq!(c.content(&id, Some(&c.admin), None).await.0, 404);
+    assert_eq!(c.count("record_grants").await, 0);
+    assert_eq!(c.send("DELETE", &format!("{grants}/{gid}"), &c.patient, None).await.0, 404);
+
+    // A grant to another doctor, which then expires: it no longer opens the file.
+    let other_doctor_id = {
+        let (s, v) = c.send("GET", "/api/v1/auth/me", &c.other_doctor, None).await;
+        assert_eq!(s, 200, "{v}");
+        v["id"].as_str().expect("id").to_owned()
+    };
+    let (s, v) =
+        c.send("POST", &grants, &c.patient, Some(json!({"user_id": other_doctor_id, "expires_at": in_hours(2)}))).await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(c.content(&id, Some(&c.other_doctor), None).await.0, 200);
+    let (s, v) = c.send("GET", &grants, &c.doctor, None).await;
+    assert_eq!((s, v["items"].as_array().map(Vec::len)), (200, Some(1)), "{v}");
+    let past = careport_domain::time::now_ms() - 1000;
+    let sql = "UPDATE record_grants SET expires_at = $1";
+    match c.app.db.writer() {
+        careport_store::db::Pool::Sqlite(p) => {
+            sqlx::query(sqlx::AssertSqlSafe(sql.replace("$1", "?1"))).bind(past).execute(p).await.expect("expire");
+        }
+        careport_store::db::Pool::Postgres(p) => {
+            sqlx::query(sql).bind(past).execute(p).await.expect("expire");
+        }
+    }
+    assert_eq!(c.content(&id, Some(&c.other_doctor), None).await.0, 404, "an expired grant opens nothing");
+
+    let actions = c.audit(&id).await;
+    for want in ["record.grant", "record.grant_revoke", "document.read"] {
+        assert!(actions.iter().any(|(a, _, _)| a == want), "{want} in {actions:?}");
+    }
+    assert!(actions.iter().any(|(a, o, _)| a == "document.read" && o == "denied"), "denials are audited");
+}
+
+#[actix_web::test]
+async fn a_signed_link_reads_one_file_until_it_expires() {
+    let c = chart().await;
+    let content = pdf(11, 1800);
+    let r = c.upload_pdf(&c.patient, c.patient_id, "Scan", &content).await;
+    let id = r["id"].as_str().expect("id").to_owned();
+    let other = c.upload_pdf(&c.patient, c.patient_id, "Other scan", &pdf(12, 900)).await;
+    let links = format!("/api/v1/records/{id}/links");
+    for bad in [json!({"expires_in": 0}), json!({"expires_in": 86_401}), json!({"expires_in": "soon"})] {
+        let (s, v) = c.send("POST", &links, &c.patient, Some(bad)).await;
+        assert_eq!(s, 400, "{v}");
+    }
+    // Only someone who reads it may link it: not the administrator without a grant.
+    assert_eq!(c.send("POST", &links, &c.admin, Some(json!({"expires_in": 60}))).await.0, 404);
+    let (s, v) = c.send("POST", &links, &c.patient, Some(json!({"expires_in": 3}))).await;
+    assert_eq!(s, 201, "{v}");
+    let url = v["url"].as_str().expect("url").to_owned();
+    assert!(url.starts_with(&c.app.settings.public_url), "{url}");
+    let token = url.split("link=").nth(1).expect("token").to_owned();
+    let local = format!("{}/api/v1/records/{id}/content?link={token}", c.app.address);
+
+    // No other credential needed.
+    let res = c.app.client.get(&local).send().await.expect("link");
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.bytes().await.expect("body").to_vec(), content);
+    // Valid for that one file only, and for reading only.
+    let other_id = other["id"].as_str().expect("id");
+    let res = c
+        .app
+        .client
+        .get(c.app.url(&format!("/api/v1/records/{other_id}/content?link={token}")))
+        .send()
+        .await
+        .expect("other");
+    assert_eq!(res.status(), 404);
+    let res = c
+        .app
+        .client
+        .delete(c.app.url(&format!("/api/v1/records/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(res.status(), 404);
+    // A changed token is not a token; a plain access token does not work as a link.
+    let mut forged = token.clone().into_bytes();
+    let mid = forged.len() / 2;
+    forged[mid] = if forged[mid] == b'A' { b'B' } else { b'A' };
+    let res = c
+        .app
+        .client
+        .get(format!("{}/api/v1/records/{id}/content?link={}", c.app.address, String::from_utf8_lossy(&forged)))
+        .send()
+        .await
+        .expect("forged");
+    assert_eq!(res.status(), 401);
+    let res = c
+        .app
+        .client
+        .get(format!("{}/api/v1/records/{id}/content?link={}", c.app.address, c.patient))
+        .send()
+        .await
+        .expect("plain");
+    assert_eq!(res.status(), 401);
+
+    // After expiry: 401.
+    tokio::time::sleep(std::time::Duration::from_millis(4200)).await;
+    let res = c.app.client.get(&local).send().await.expect("expired");
+    assert_eq!(res.status(), 401);
+    let v: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(v["code"], "token_expired");
+
+    let actions = c.audit(&id).await;
+    assert!(
+        actions.iter().any(|(a, _, d)| a == "record.link_create" && d.starts_with("signed link until")),
+        "{actions:?}"
+    );
+    assert!(
+        actions.iter().any(|(a, o, d)| a == "record.download" && o == "success" && d.contains("by signed link")),
+        "{actions:?}"
+    );
+}
+
+#[actix_web::test]
+async fn a_tampered_file_is_refused_with_its_code_and_no_plaintext() {
+    let c = chart().await;
+    let content = b"Potassium 4.1 mmol/L\nSodium 139 mmol/L\n".repeat(100);
+    let (s, r) = c
+        .upload(&c.doctor, c.patient_id, &[("record_type", "laboratory-results"), ("title", "U&E")], "ue.txt", &content)
+        .await;
+    assert_eq!(s, 201, "{r}");
+    let id = r["id"].as_str().expect("id").to_owned();
+    let file_id = c.file_of(&id).await;
+    // At rest the object is ciphertext: none of the content is in it.
+    let objects =
+        careport_store::objects::Objects::open(&c.app.settings.storage, &c.app.data_dir).await.expect("objects");
+    let mut sealed = Vec::new();
+    let mut stream = objects.read_from(file_id, 0).await.expect("read");
+    while let Some(b) = futures_util::StreamExt::next(&mut stream).await {
+        sealed.extend_from_slice(&b.expect("bytes"));
+    }
+    assert!(!sealed.windows(9).any(|w| w == b"Potassium"), "no plaintext at rest");
+    // Change one byte in the third frame, in place.
+    sealed[careport_vault::frames::frame_offset(1024, 2) as usize + 50] ^= 0x01;
+    let mut w = objects.writer(file_id).await.expect("writer");
+    w.write(&sealed).await.expect("write");
+    w.commit().await.expect("commit");
+
+    let (s, h, body) = c.content(&id, Some(&c.doctor), None).await;
+    assert_eq!(s, 500);
+    assert_eq!(h["content-type"], "application/json");
+    let v: serde_json::Value = serde_json::from_slice(&body).expect("json error");
+    assert_eq!(v["code"], "integrity_error");
+    assert!(!String::from_utf8_lossy(&body).contains("Potassium"), "no plaintext sent");
+    // A range in the intact first frame still opens; one that touches the changed frame does not.
+    let (s, _, body) = c.content(&id, Some(&c.doctor), Some("bytes=0-99")).await;
+    assert_eq!((s, body.as_slice()), (206, &content[..100]));
+    assert_eq!(c.content(&id, Some(&c.doctor), Some("bytes=2000-2100")).await.0, 500);
+    let actions = c.audit(&id).await;
+    assert!(
+        actions.iter().any(|(a, o, d)| a == "record.download" && o == "failure" && d == "integrity_error"),
+        "{actions:?}"
+    );
+}
+
+#[actix_web::test]
+async fn erasing_a_patient_destroys_their_keys_and_their_files_can_no_longer_be_read() {
+    let c = chart().await;
+    let content = pdf(77, 4000);
+    let r = c.upload_pdf(&c.doctor, c.patient_id, "Scan", &content).await;
+    let id = r["id"].as_str().expect("id").to_owned();
+    let (s, _) = c
+        .send(
+            "POST",
+            &format!("/api/v1/records/{id}/grants"),
+            &c.doctor,
+            Some(json!({"user_id": c.admin_id, "expires_at": in_hours(2), "reason": "audit"})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let erase = format!("/api/v1/patients/{}/erase", c.patient_id);
+    // Administrators only, and only once the record is deleted.
+    assert_eq!(c.send("POST", &erase, &c.doctor, None).await.0, 404);
+    let (s, v) = c.send("POST", &erase, &c.admin, None).await;
+    assert_eq!((s, v["code"].as_str()), (409, Some("patient_not_deleted")), "{v}");
+    assert_eq!(c.send("DELETE", &format!("/api/v1/patients/{}", c.patient_id), &c.admin, None).await.0, 204);
+    let (s, v) = c.send("POST", &erase, &c.admin, None).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!((v["files"].as_i64(), v["grants"].as_i64()), (Some(1), Some(1)));
+
+    // The patient's key and every wrap are gone from the store.
+    assert_eq!(c.count("record_grants").await, 0);
+    let row = careport_store::vault::file(&c.app.db, c.file_of(&id).await).await;
+    let file = row.expect("file row").expect("kept as a tombstone");
+    assert!(file.wrapped_key.is_none());
+    assert!(careport_store::vault::key(&c.app.db, c.patient_id).await.expect("key").is_none());
+    // Even restored, with the care team intact, nothing opens it: 410 `erased`.
+    assert_eq!(c.send("POST", &format!("/api/v1/patients/{}/restore", c.patient_id), &c.admin, None).await.0, 200);
+    let (s, _, body) = c.content(&id, Some(&c.doctor), None).await;
+    assert_eq!(s, 410, "{}", String::from_utf8_lossy(&body));
+    let record =
+        careport_store::vault::record(&c.app.db, id.parse().expect("uuid")).await.expect("row").expect("record");
+    let err = c.app.services.vault.open_as_care_team(&record).await.expect_err("no key opens it");
+    assert_eq!(err.code(), careport_domain::Code::Erased);
+    assert_eq!(c.objects().await.0, 0, "the sealed objects are deleted too");
+    assert!(c.audit(&c.patient_id.to_string()).await.iter().any(|(a, _, _)| a == "patient.erase"));
+}
