@@ -44,20 +44,20 @@ fn attenuating_an_attenuated_token_narrows_further() {
     let t = token(&r, &admin());
     let first = Narrowing {
         operations: Some(vec!["read".into(), "write".into()]),
-        resources: Some(vec![("document".into(), "d1".into()), ("document".into(), "d2".into())]),
+        resources: Some(vec![("patient".into(), "d1".into()), ("patient".into(), "d2".into())]),
         expires_at: None,
     };
     let once = r.verify(&attenuate(&t, &first).expect("attenuate")).expect("verify");
-    assert_eq!(decide(&p, &once, "write", "document", "d2", &[]), Allow);
+    assert_eq!(decide(&p, &once, "write", "patient", "d2", &[]), Allow);
     let second = Narrowing { operations: Some(vec!["read".into()]), resources: None, expires_at: None };
     let twice = r.verify(&attenuate(&once, &second).expect("attenuate")).expect("verify");
-    assert_eq!(decide(&p, &twice, "read", "document", "d2", &[]), Allow);
-    assert_eq!(decide(&p, &twice, "write", "document", "d2", &[]), Deny);
+    assert_eq!(decide(&p, &twice, "read", "patient", "d2", &[]), Allow);
+    assert_eq!(decide(&p, &twice, "write", "patient", "d2", &[]), Deny);
     // A wider second block cannot undo the first.
     let wider = Narrowing { operations: Some(vec!["delete".into()]), resources: None, expires_at: None };
     let widened = r.verify(&attenuate(&once, &wider).expect("attenuate")).expect("verify");
-    assert_eq!(decide(&p, &widened, "delete", "document", "d1", &[]), Deny);
-    assert_eq!(decide(&p, &widened, "read", "document", "d3", &[]), Deny);
+    assert_eq!(decide(&p, &widened, "delete", "patient", "d1", &[]), Deny);
+    assert_eq!(decide(&p, &widened, "read", "patient", "d3", &[]), Deny);
 }
 
 #[test]
@@ -90,8 +90,8 @@ fn resource_ids_with_datalog_syntax_are_data_not_code() {
     let (r, p) = (ring(), policies());
     let t = token(&r, &admin());
     let id = "x\"); allow if true; //";
-    let n = Narrowing { resources: Some(vec![("document".into(), id.into())]), ..Narrowing::default() };
+    let n = Narrowing { resources: Some(vec![("patient".into(), id.into())]), ..Narrowing::default() };
     let a = r.verify(&attenuate(&t, &n).expect("attenuate")).expect("verify");
-    assert_eq!(decide(&p, &a, "read", "document", id, &[]), Allow);
-    assert_eq!(decide(&p, &a, "read", "document", "x", &[]), Deny);
+    assert_eq!(decide(&p, &a, "read", "patient", id, &[]), Allow);
+    assert_eq!(decide(&p, &a, "read", "patient", "x", &[]), Deny);
 }

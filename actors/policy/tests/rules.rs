@@ -21,14 +21,23 @@ fn doc_of(doc: &str, p: Uuid) -> StoreFact {
 // --- The Oso demo's eight cases -------------------------------------------------------------
 
 #[test]
-fn an_admin_may_read_write_and_delete_any_patient_and_document() {
+fn an_admin_may_read_write_and_delete_any_patient_but_reads_a_document_only_through_a_grant() {
     let (r, p) = (ring(), policies());
-    let t = token(&r, &admin());
-    let pid = Uuid::new_v4().to_string();
-    for op in ["read", "write", "delete"] {
-        assert_eq!(decide(&p, &t, op, "patient", &pid, &[]), Allow, "{op} patient");
-        assert_eq!(decide(&p, &t, op, "document", "doc-1", &[]), Allow, "{op} document");
+    let a = admin();
+    let t = token(&r, &a);
+    let pid = Uuid::new_v4();
+    for op in ["read", "write", "delete", "upload"] {
+        assert_eq!(decide(&p, &t, op, "patient", &pid.to_string(), &[]), Allow, "{op} patient");
     }
+    let facts = [doc_of("doc-1", pid)];
+    for (op, want) in [("read", Deny), ("write", Deny), ("delete", Allow), ("share", Allow)] {
+        assert_eq!(decide(&p, &t, op, "document", "doc-1", &facts), want, "{op} document");
+    }
+    let granted = [
+        doc_of("doc-1", pid),
+        StoreFact::Grant { user: a.user, kind: "document".into(), id: "doc-1".into(), operation: "read".into() },
+    ];
+    assert_eq!(decide(&p, &t, "read", "document", "doc-1", &granted), Allow, "read through a grant");
 }
 
 #[test]
@@ -77,14 +86,17 @@ fn a_nurse_cannot_read_a_patient_of_another_department() {
 }
 
 #[test]
-fn a_doctor_reads_and_writes_documents_of_their_patients_but_cannot_delete_them() {
+fn a_doctor_reads_and_shares_documents_of_their_patients_but_cannot_change_or_delete_them() {
     let (r, p) = (ring(), policies());
     let c = doctor();
     let t = token(&r, &c);
     let pid = Uuid::new_v4();
     let facts = [assigned(c.user, pid), doc_of("doc-1", pid)];
     assert_eq!(decide(&p, &t, "read", "document", "doc-1", &facts), Allow);
-    assert_eq!(decide(&p, &t, "write", "document", "doc-1", &facts), Allow);
+    assert_eq!(decide(&p, &t, "share", "document", "doc-1", &facts), Allow);
+    assert_eq!(decide(&p, &t, "upload", "patient", &pid.to_string(), &facts), Allow);
+    // A record is amended by a new upload, not rewritten; deleting is for its uploader and admins.
+    assert_eq!(decide(&p, &t, "write", "document", "doc-1", &facts), Deny);
     assert_eq!(decide(&p, &t, "delete", "document", "doc-1", &facts), Deny);
     // And not the documents of somebody else's patient.
     let other = Uuid::new_v4();
@@ -92,14 +104,18 @@ fn a_doctor_reads_and_writes_documents_of_their_patients_but_cannot_delete_them(
 }
 
 #[test]
-fn a_nurse_reads_documents_of_department_patients_but_cannot_write_them() {
+fn a_nurse_reads_documents_of_department_patients_unless_sensitive_and_cannot_write_them() {
     let (r, p) = (ring(), policies());
     let t = token(&r, &nurse());
     let pid = Uuid::new_v4();
-    let facts = [dept(pid, "cardiology"), doc_of("doc-1", pid)];
+    let open = StoreFact::DocumentUnrestricted { document: "doc-1".into() };
+    let facts = [dept(pid, "cardiology"), doc_of("doc-1", pid), open.clone()];
     assert_eq!(decide(&p, &t, "read", "document", "doc-1", &facts), Allow);
     assert_eq!(decide(&p, &t, "write", "document", "doc-1", &facts), Deny);
-    let elsewhere = [dept(pid, "oncology"), doc_of("doc-1", pid)];
+    assert_eq!(decide(&p, &t, "share", "document", "doc-1", &facts), Deny);
+    let sensitive = [dept(pid, "cardiology"), doc_of("doc-1", pid)];
+    assert_eq!(decide(&p, &t, "read", "document", "doc-1", &sensitive), Deny, "a sensitive record");
+    let elsewhere = [dept(pid, "oncology"), doc_of("doc-1", pid), open];
     assert_eq!(decide(&p, &t, "read", "document", "doc-1", &elsewhere), Deny);
 }
 

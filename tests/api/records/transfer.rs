@@ -256,7 +256,7 @@ async fn bad_uploads_get_their_code_and_store_nothing() {
     let (_, h, _) = c.content(v["id"].as_str().expect("id"), Some(&c.doctor), None).await;
     assert_eq!(h["content-disposition"], "inline; filename=\"passwd.pdf\"; filename*=UTF-8''passwd.pdf");
     // Refusals are audited with their code, without names or content.
-    let (s, v) = c.send("GET", &format!("/api/v1/admin/audit?action=record.upload&limit=50"), &c.admin, None).await;
+    let (s, v) = c.send("GET", "/api/v1/admin/audit?action=record.upload&limit=50", &c.admin, None).await;
     assert_eq!(s, 200, "{v}");
     let failures: Vec<&str> = v["items"]
         .as_array()
