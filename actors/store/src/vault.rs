@@ -292,6 +292,18 @@ pub async fn delete_record(db: &Db, id: Uuid, actor: Uuid) -> Result<bool, sqlx:
     Ok(exec!(db.writer(), &DELETE, id, now_ms(), actor)? == 1)
 }
 
+/// Store a record's OCR text, sealed with its file's data key (OCR writes it, #6).
+pub async fn set_ocr_text(db: &Db, record: Uuid, sealed: &str) -> Result<bool, sqlx::Error> {
+    static SET: Sql = Sql::new("UPDATE medical_records SET ocr_text = $2 WHERE id = $1");
+    Ok(exec!(db.writer(), &SET, record, sealed)? == 1)
+}
+
+/// A record's sealed OCR text, if it has one.
+pub async fn ocr_text(db: &Db, record: Uuid) -> Result<Option<String>, sqlx::Error> {
+    static GET: Sql = Sql::new("SELECT ocr_text FROM medical_records WHERE id = $1");
+    Ok(scalar!(db.writer(), Option<String>, fetch_optional, &GET, record)?.flatten())
+}
+
 /// A grant of one record to one user.
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct GrantRow {

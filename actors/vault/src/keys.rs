@@ -47,6 +47,17 @@ impl Key {
         Self::from_bytes(&bytes[..]).unwrap_or_else(|_| unreachable!("32 bytes always make a Fernet key"))
     }
 
+    /// `data` sealed with this key as one Fernet token (a record's OCR text, under its file's
+    /// data key).
+    pub fn seal(&self, data: &[u8]) -> String {
+        self.fernet.encrypt(data)
+    }
+
+    /// The data inside a token [`Key::seal`] made with this key.
+    pub fn open(&self, token: &str) -> Result<Vec<u8>, VaultError> {
+        self.fernet.decrypt(token).map_err(|_| VaultError::Integrity(0))
+    }
+
     /// The raw bytes, for a system key that is used outside the vault (the audit chain key).
     pub fn raw(&self) -> [u8; 32] {
         *self.bytes

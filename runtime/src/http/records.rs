@@ -310,6 +310,7 @@ pub async fn list(
     // The page holds only what the caller may open: each row is asked of the policies (a
     // nurse's sensitive rows, an administrator's ungranted ones drop out), reading on until
     // the page is full or the chart ends.
+    let chart = services.auth.chart_facts(patient).await?;
     let mut items: Vec<RecordRow> = Vec::new();
     let mut next = None;
     for round in 0..20 {
@@ -318,7 +319,7 @@ pub async fn list(
         let mut full = false;
         for r in rows.into_iter().take(limit as usize) {
             before = Some(r.id);
-            let facts = services.auth.document_facts(&auth.caller, &r, true).await?;
+            let facts = services.auth.record_facts(&auth.caller, &r, &chart, true).await?;
             if services.auth.permits(&auth.caller, "read", "document", &r.id.to_string(), &facts)? {
                 items.push(r);
                 if items.len() as i64 == limit {

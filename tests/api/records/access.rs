@@ -239,6 +239,15 @@ async fn erasing_a_patient_destroys_their_keys_and_their_files_can_no_longer_be_
         )
         .await;
     assert_eq!(s, 201);
+    // OCR text is sealed with the file's key: not in the store in clear, read with the file.
+    let record =
+        careport_store::vault::record(&c.app.db, id.parse().expect("uuid")).await.expect("row").expect("record");
+    c.app.services.vault.store_ocr_text(&record, "Haemoglobin 13.5 g/dL").await.expect("ocr text");
+    let sealed = careport_store::vault::ocr_text(&c.app.db, record.id).await.expect("row").expect("sealed");
+    assert!(!sealed.contains("Haemoglobin"));
+    let opened = c.app.services.vault.open_as_care_team(&record).await.expect("open");
+    assert_eq!(opened.ocr_text(&record).await.expect("text").as_deref(), Some("Haemoglobin 13.5 g/dL"));
+
     let erase = format!("/api/v1/patients/{}/erase", c.patient_id);
     // Administrators only, and only once the record is deleted.
     assert_eq!(c.send("POST", &erase, &c.doctor, None).await.0, 404);

@@ -353,6 +353,15 @@ impl Vault {
         Ok(None)
     }
 
+    /// Keep `text` (the record's OCR text) sealed with the record's data key, so that it is
+    /// read, shared and shredded with the file.
+    pub async fn store_ocr_text(&self, record: &RecordRow, text: &str) -> Result<(), Error> {
+        let data = self.open_as_care_team(record).await?;
+        let sealed = data.key.seal(text.as_bytes());
+        stored::set_ocr_text(&self.inner.db, record.id, &sealed).await.map_err(store_err)?;
+        Ok(())
+    }
+
     async fn file(&self, record: &RecordRow) -> Result<FileRow, Error> {
         stored::file(&self.inner.db, record.file_id)
             .await
@@ -437,6 +446,15 @@ impl Download {
 
     fn frame_size(&self) -> usize {
         (self.file.frame_size.max(1)) as usize
+    }
+
+    /// The record's OCR text, opened with this file's data key (`None` before OCR ran).
+    pub async fn ocr_text(&self, record: &RecordRow) -> Result<Option<String>, Error> {
+        let Some(sealed) = stored::ocr_text(&self.vault.inner.db, record.id).await.map_err(store_err)? else {
+            return Ok(None);
+        };
+        let plain = self.key.open(&sealed).map_err(integrity)?;
+        String::from_utf8(plain).map(Some).map_err(|_| integrity(VaultError::Integrity(0)))
     }
 
     /// Check, without decrypting, that the frames holding bytes `start..=end` are intact, so

@@ -413,31 +413,47 @@ impl Auth {
         record: &careport_store::vault::RecordRow,
         grants: bool,
     ) -> Result<Vec<StoreFact>, Error> {
+        let chart = self.chart_facts(record.patient_id).await?;
+        self.record_facts(caller, record, &chart, grants).await
+    }
+
+    /// The care-team facts of a chart (`assigned`, `patient_department`), to reuse for each of
+    /// its records with [`Auth::record_facts`].
+    pub async fn chart_facts(&self, patient: Uuid) -> Result<Vec<StoreFact>, Error> {
+        let mut facts = Vec::new();
+        patient_facts(&self.inner.db, patient, &mut facts).await?;
+        Ok(facts)
+    }
+
+    /// [`Auth::document_facts`] with the chart's facts already at hand.
+    pub async fn record_facts(
+        &self,
+        caller: &Caller,
+        record: &careport_store::vault::RecordRow,
+        chart: &[StoreFact],
+        grants: bool,
+    ) -> Result<Vec<StoreFact>, Error> {
         let id = record.id.to_string();
         let mut facts = vec![StoreFact::DocumentPatient { document: id.clone(), patient: record.patient_id }];
         if !record.sensitive {
             facts.push(StoreFact::DocumentUnrestricted { document: id.clone() });
         }
-        patient_facts(&self.inner.db, record.patient_id, &mut facts).await?;
+        facts.extend_from_slice(chart);
         if grants {
             let live = careport_store::vault::live_grant_keys(&self.inner.db, record.id, caller.user(), now_ms())
                 .await
                 .map_err(store_err)?;
+            let grant = |operation: &str| StoreFact::Grant {
+                user: caller.user(),
+                kind: "document".into(),
+                id: id.clone(),
+                operation: operation.into(),
+            };
             if !live.is_empty() {
-                facts.push(StoreFact::Grant {
-                    user: caller.user(),
-                    kind: "document".into(),
-                    id: id.clone(),
-                    operation: "read".into(),
-                });
+                facts.push(grant("read"));
             }
             if record.uploaded_by == caller.user() {
-                facts.push(StoreFact::Grant {
-                    user: caller.user(),
-                    kind: "document".into(),
-                    id,
-                    operation: "delete".into(),
-                });
+                facts.push(grant("delete"));
             }
         }
         Ok(facts)
