@@ -10,10 +10,10 @@
 //! `frame size` bytes; none only for an empty file). Opening checks, frame by frame, the token's authentication (Fernet's HMAC), the file
 //! id, the index and that nothing follows the last frame; at the end, that the last frame came.
 
-use fernet::Fernet;
+use zeroize::Zeroizing;
 
-use crate::VaultError;
 use crate::keys::Key;
+use crate::{VaultError, token};
 
 const MAGIC: &[u8; 4] = b"CPV1";
 const HEADER: usize = 4 + 16 + 4;
@@ -46,7 +46,7 @@ pub const fn sealed_len(frame_size: usize, size: u64) -> u64 {
 
 /// Seals a file's content as it arrives.
 pub struct Sealer {
-    fernet: Fernet,
+    key: Zeroizing<[u8; 32]>,
     file_id: [u8; 16],
     frame_size: usize,
     pending: Vec<u8>,
@@ -58,7 +58,7 @@ impl Sealer {
     /// `frame_size` is clamped to 1 byte ..= [`MAX_FRAME`].
     pub fn new(key: &Key, file_id: [u8; 16], frame_size: usize) -> Self {
         let frame_size = frame_size.clamp(1, MAX_FRAME);
-        Self { fernet: key.fernet().clone(), file_id, frame_size, pending: Vec::new(), index: 0, started: false }
+        Self { key: Zeroizing::new(*key.bytes()), file_id, frame_size, pending: Vec::new(), index: 0, started: false }
     }
 
     fn header(&mut self, out: &mut Vec<u8>) {
@@ -71,15 +71,17 @@ impl Sealer {
     }
 
     fn frame(&mut self, data: &[u8], last: bool, out: &mut Vec<u8>) {
-        let mut plain = Vec::with_capacity(BINDING + data.len());
-        plain.extend_from_slice(&self.file_id);
-        plain.extend_from_slice(&self.index.to_be_bytes());
-        plain.push(u8::from(last));
-        plain.extend_from_slice(data);
-        let token = self.fernet.encrypt(&plain);
-        let raw = data_encoding::BASE64URL.decode(token.as_bytes()).unwrap_or_default();
-        out.extend_from_slice(&(raw.len() as u32).to_be_bytes());
-        out.extend_from_slice(&raw);
+        let at = out.len();
+        out.extend_from_slice(&[0; 4]);
+        let (file_id, index) = (self.file_id, self.index);
+        token::seal_with(&self.key, out, |plain| {
+            plain.extend_from_slice(&file_id);
+            plain.extend_from_slice(&index.to_be_bytes());
+            plain.push(u8::from(last));
+            plain.extend_from_slice(data);
+        });
+        let len = (out.len() - at - 4) as u32;
+        out[at..at + 4].copy_from_slice(&len.to_be_bytes());
         self.index += 1;
     }
 
@@ -87,15 +89,23 @@ impl Sealer {
     pub fn push(&mut self, mut data: &[u8], out: &mut Vec<u8>) {
         self.header(out);
         while !data.is_empty() {
-            let room = self.frame_size - self.pending.len();
-            let take = room.min(data.len());
-            self.pending.extend_from_slice(&data[..take]);
-            data = &data[take..];
             // A full frame goes out once more data proves it is not the last.
-            if self.pending.len() == self.frame_size && !data.is_empty() {
+            if self.pending.len() == self.frame_size {
                 let full = std::mem::take(&mut self.pending);
                 self.frame(&full, false, out);
+                self.pending = full;
+                self.pending.clear();
             }
+            // A whole frame straight from the input, when more input follows it.
+            if self.pending.is_empty() && data.len() > self.frame_size {
+                let (whole, rest) = data.split_at(self.frame_size);
+                self.frame(whole, false, out);
+                data = rest;
+                continue;
+            }
+            let take = (self.frame_size - self.pending.len()).min(data.len());
+            self.pending.extend_from_slice(&data[..take]);
+            data = &data[take..];
         }
     }
 
@@ -109,7 +119,9 @@ impl Sealer {
 
 /// Opens a sealed stream as it arrives, refusing anything out of place.
 pub struct Opener {
-    fernet: Fernet,
+    key: Zeroizing<[u8; 32]>,
+    /// One frame's plaintext, reused.
+    plain: Zeroizing<Vec<u8>>,
     file_id: [u8; 16],
     frame_size: usize,
     buffer: Vec<u8>,
@@ -121,7 +133,8 @@ pub struct Opener {
 impl Opener {
     pub fn new(key: &Key, file_id: [u8; 16]) -> Self {
         Self {
-            fernet: key.fernet().clone(),
+            key: Zeroizing::new(*key.bytes()),
+            plain: Zeroizing::new(Vec::new()),
             file_id,
             frame_size: 0,
             buffer: Vec::new(),
@@ -135,7 +148,8 @@ impl Opener {
     /// ranged download starts at the frame that holds its first byte.
     pub fn resume(key: &Key, file_id: [u8; 16], frame_size: usize, index: u64) -> Self {
         Self {
-            fernet: key.fernet().clone(),
+            key: Zeroizing::new(*key.bytes()),
+            plain: Zeroizing::new(Vec::new()),
             file_id,
             frame_size: frame_size.clamp(1, MAX_FRAME),
             buffer: Vec::new(),
@@ -191,8 +205,10 @@ impl Opener {
                 // Anything after the last frame was appended.
                 return Err(VaultError::Integrity(self.index));
             }
-            let token = data_encoding::BASE64URL.encode(&rest[4..4 + len]);
-            let plain = self.fernet.decrypt(&token).map_err(|_| VaultError::Integrity(self.index))?;
+            if !token::open_into(&self.key, &rest[4..4 + len], &mut self.plain) {
+                return Err(VaultError::Integrity(self.index));
+            }
+            let plain = &self.plain;
             if plain.len() < BINDING
                 || plain[..16] != self.file_id
                 || plain[16..24] != self.index.to_be_bytes()
@@ -235,7 +251,7 @@ impl Opener {
 /// with no plaintext out. Reordered or spliced frames (valid tokens out of place) are caught
 /// by the [`Opener`] as it decrypts.
 pub struct Checker {
-    signing_key: Vec<u8>,
+    signing_key: Zeroizing<Vec<u8>>,
     frame_size: usize,
     buffer: Vec<u8>,
     index: u64,
@@ -244,7 +260,7 @@ pub struct Checker {
 impl Checker {
     pub fn new(key: &Key, frame_size: usize, index: u64) -> Self {
         Self {
-            signing_key: key.signing_key().to_vec(),
+            signing_key: Zeroizing::new(key.signing_key().to_vec()),
             frame_size: frame_size.clamp(1, MAX_FRAME),
             buffer: Vec::new(),
             index,
@@ -253,7 +269,6 @@ impl Checker {
 
     /// Take sealed bytes; check every complete frame.
     pub fn push(&mut self, bytes: &[u8]) -> Result<(), VaultError> {
-        use hmac::Mac;
         self.buffer.extend_from_slice(bytes);
         let mut at = 0;
         loop {
@@ -268,12 +283,7 @@ impl Checker {
             if rest.len() < 4 + len {
                 break;
             }
-            let token = &rest[4..4 + len];
-            let (signed, tag) = token.split_at(len - 32);
-            let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.signing_key)
-                .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
-            mac.update(signed);
-            if signed[0] != 0x80 || mac.verify_slice(tag).is_err() {
+            if !token::verify(&self.signing_key, &rest[4..4 + len]) {
                 return Err(VaultError::Integrity(self.index));
             }
             self.index += 1;
@@ -291,12 +301,6 @@ impl Checker {
     /// Check that no partial frame was left over.
     pub fn finish(self) -> Result<(), VaultError> {
         if self.buffer.is_empty() { Ok(()) } else { Err(VaultError::Truncated) }
-    }
-}
-
-impl Drop for Checker {
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.signing_key);
     }
 }
 

@@ -78,6 +78,11 @@ impl Key {
         &self.fernet
     }
 
+    /// The key's bytes: signing half, then encryption half (Fernet's layout).
+    pub(crate) fn bytes(&self) -> &[u8; 32] {
+        &self.bytes
+    }
+
     /// Fernet's signing half of the key (the first 16 bytes), for checking a frame's HMAC
     /// without decrypting it.
     pub(crate) fn signing_key(&self) -> &[u8] {

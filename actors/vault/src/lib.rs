@@ -13,6 +13,7 @@
 
 pub mod frames;
 pub mod keys;
+mod token;
 
 pub use frames::{Opener, Sealer};
 pub use keys::{Key, MasterKey};

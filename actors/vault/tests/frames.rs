@@ -206,3 +206,19 @@ fn tags_match_under_one_key_and_differ_across_keys() {
     assert_ne!(a.tag(b"same content hash"), b.tag(b"same content hash"));
     assert_eq!(a.tag(b"x").len(), 64);
 }
+
+#[test]
+fn every_frame_is_a_standard_fernet_token() {
+    // The frames are written without the `fernet` crate (in place, no base64); any Fernet
+    // implementation must still open them once they are base64-encoded.
+    let key_text = fernet::Fernet::generate_key();
+    let key = Key::from_text(&key_text).expect("key");
+    let sealed = seal(&key, [3u8; 16], &content(2 * FRAME + 10), 50);
+    let (_, frames) = frames(&sealed);
+    let f = fernet::Fernet::new(&key_text).expect("fernet");
+    for (i, frame) in frames.iter().enumerate() {
+        let token = data_encoding::BASE64URL.encode(&frame[4..]);
+        let plain = f.decrypt(&token).expect("a Fernet token");
+        assert_eq!(plain[16..24], (i as u64).to_be_bytes(), "frame {i} carries its index");
+    }
+}

@@ -129,6 +129,10 @@ fn integrity(e: VaultError) -> Error {
     Error::new(Code::IntegrityError).caused_by(e)
 }
 
+fn join_err(e: tokio::task::JoinError) -> Error {
+    Error::internal(anyhow::anyhow!("vault task failed: {e}"))
+}
+
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Error> {
     tokio::task::spawn_blocking(f).await.map_err(|e| Error::internal(anyhow::anyhow!("vault task failed: {e}")))
 }
@@ -224,11 +228,12 @@ impl Vault {
         let data_key = Key::generate();
         let mut writer = self.inner.objects.writer(file_id).await.map_err(storage_err)?;
         let sealed = async {
-            let mut sealer = Some(Sealer::new(&data_key, *file_id.as_bytes(), self.frame_size()));
-            let mut hasher = Some(sha2::Sha256::new());
+            let mut state = Some((Sealer::new(&data_key, *file_id.as_bytes(), self.frame_size()), sha2::Sha256::new()));
             let mut size = pending.len() as u64;
+            // One batch is sealed on the blocking pool while the next one arrives.
+            let mut sealing: Option<tokio::task::JoinHandle<_>> = None;
             loop {
-                if !ended {
+                while !ended && pending.len() < BATCH {
                     match body.next().await {
                         Some(Ok(b)) => {
                             size += b.len() as u64;
@@ -236,35 +241,38 @@ impl Vault {
                                 return Err(too_large());
                             }
                             pending.extend_from_slice(&b);
-                            if pending.len() < BATCH {
-                                continue;
-                            }
                         }
                         Some(Err(e)) => return Err(interrupted(e)),
                         None => ended = true,
                     }
                 }
-                let batch = std::mem::take(&mut pending);
-                let (mut s, mut h) = (sealer.take(), hasher.take());
+                if let Some(previous) = sealing.take() {
+                    let (s, out): ((Sealer, sha2::Sha256), Vec<u8>) = previous.await.map_err(join_err)?;
+                    state = Some(s);
+                    writer.write(&out).await.map_err(storage_err)?;
+                }
+                let batch = std::mem::replace(&mut pending, Vec::with_capacity(BATCH + (64 << 10)));
                 let last = ended;
-                let (s, h, out) = blocking(move || {
-                    let mut out = Vec::with_capacity(batch.len() + batch.len() / 8 + 256);
-                    if let (Some(s), Some(h)) = (s.as_mut(), h.as_mut()) {
-                        h.update(&batch);
-                        s.push(&batch, &mut out);
-                    }
-                    if last && let Some(done) = s.take() {
-                        done.finish(&mut out);
-                    }
-                    (s, h, out)
-                })
-                .await?;
-                (sealer, hasher) = (s, h);
-                writer.write(&out).await.map_err(storage_err)?;
+                let (mut sealer, mut hasher) =
+                    state.take().ok_or_else(|| Error::internal(anyhow::anyhow!("the sealer was not handed back")))?;
                 if last {
-                    let digest: [u8; 32] = hasher.take().map(|h| h.finalize().into()).unwrap_or_default();
+                    let (out, digest) = blocking(move || {
+                        let mut out = Vec::with_capacity(batch.len() + batch.len() / 8 + 256);
+                        hasher.update(&batch);
+                        sealer.push(&batch, &mut out);
+                        sealer.finish(&mut out);
+                        (out, <[u8; 32]>::from(hasher.finalize()))
+                    })
+                    .await?;
+                    writer.write(&out).await.map_err(storage_err)?;
                     return Ok((size, digest));
                 }
+                sealing = Some(tokio::task::spawn_blocking(move || {
+                    let mut out = Vec::with_capacity(batch.len() + batch.len() / 8 + 256);
+                    hasher.update(&batch);
+                    sealer.push(&batch, &mut out);
+                    ((sealer, hasher), out)
+                }));
             }
         }
         .await;
@@ -531,7 +539,20 @@ impl Download {
             remaining: end - start + 1,
             on_broken: Some(Box::new(on_broken)),
         };
-        Ok(futures_util::stream::unfold(state, Reading::next))
+        // Read and open on a task of their own, a batch ahead of the socket: the next frames are
+        // decrypted while the last ones are being sent. Two batches wait at most; a client that
+        // goes away drops the receiver, and the task stops at its next send.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
+        tokio::spawn(async move {
+            let mut reading = state;
+            while let Some((item, next)) = reading.next().await {
+                if tx.send(item).await.is_err() {
+                    break;
+                }
+                reading = next;
+            }
+        });
+        Ok(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }))
     }
 }
 
