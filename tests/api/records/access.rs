@@ -185,7 +185,8 @@ async fn a_signed_link_reads_one_file_until_it_expires() {
 #[actix_web::test]
 async fn a_tampered_file_is_refused_with_its_code_and_no_plaintext() {
     let c = chart().await;
-    let content = b"Potassium 4.1 mmol/L\nSodium 139 mmol/L\n".repeat(100);
+    // Twelve one-KiB frames: a whole-file check is split in two halves, checked side by side.
+    let content = b"Potassium 4.1 mmol/L\nSodium 139 mmol/L\n".repeat(300);
     let (s, r) = c
         .upload(&c.doctor, c.patient_id, &[("record_type", "laboratory-results"), ("title", "U&E")], "ue.txt", &content)
         .await;
@@ -201,8 +202,8 @@ async fn a_tampered_file_is_refused_with_its_code_and_no_plaintext() {
         sealed.extend_from_slice(&b.expect("bytes"));
     }
     assert!(!sealed.windows(9).any(|w| w == b"Potassium"), "no plaintext at rest");
-    // Change one byte in the third frame, in place.
-    sealed[careport_vault::frames::frame_offset(1024, 2) as usize + 50] ^= 0x01;
+    // Change one byte in the tenth frame (the second half), in place.
+    sealed[careport_vault::frames::frame_offset(1024, 9) as usize + 50] ^= 0x01;
     let mut w = objects.writer(file_id).await.expect("writer");
     w.write(&sealed).await.expect("write");
     w.commit().await.expect("commit");
@@ -216,7 +217,9 @@ async fn a_tampered_file_is_refused_with_its_code_and_no_plaintext() {
     // A range in the intact first frame still opens; one that touches the changed frame does not.
     let (s, _, body) = c.content(&id, Some(&c.doctor), Some("bytes=0-99")).await;
     assert_eq!((s, body.as_slice()), (206, &content[..100]));
-    assert_eq!(c.content(&id, Some(&c.doctor), Some("bytes=2000-2100")).await.0, 500);
+    assert_eq!(c.content(&id, Some(&c.doctor), Some("bytes=9300-9400")).await.0, 500);
+    let (s, _, body) = c.content(&id, Some(&c.doctor), Some("bytes=1000-8000")).await;
+    assert_eq!((s, body.as_slice()), (206, &content[1000..=8000]), "frames before the changed one still open");
     let actions = c.audit(&id).await;
     assert!(
         actions.iter().any(|(a, o, d)| a == "record.download" && o == "failure" && d == "integrity_error"),

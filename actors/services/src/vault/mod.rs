@@ -231,7 +231,7 @@ impl Vault {
             let mut state = Some((Sealer::new(&data_key, *file_id.as_bytes(), self.frame_size()), sha2::Sha256::new()));
             let mut size = pending.len() as u64;
             // One batch is sealed on the blocking pool while the next one arrives.
-            let mut sealing: Option<tokio::task::JoinHandle<_>> = None;
+            let mut sealing: Option<(tokio::task::JoinHandle<_>, tokio::task::JoinHandle<_>)> = None;
             loop {
                 while !ended && pending.len() < BATCH {
                     match body.next().await {
@@ -246,33 +246,38 @@ impl Vault {
                         None => ended = true,
                     }
                 }
-                if let Some(previous) = sealing.take() {
-                    let (s, out): ((Sealer, sha2::Sha256), Vec<u8>) = previous.await.map_err(join_err)?;
-                    state = Some(s);
+                if let Some((sealer_task, hasher_task)) = sealing.take() {
+                    let (sealer, out): (Option<Sealer>, Vec<u8>) = sealer_task.await.map_err(join_err)?;
+                    let hasher: sha2::Sha256 = hasher_task.await.map_err(join_err)?;
+                    state = sealer.map(|s| (s, hasher));
                     writer.write(&out).await.map_err(storage_err)?;
                 }
-                let batch = std::mem::replace(&mut pending, Vec::with_capacity(BATCH + (64 << 10)));
-                let last = ended;
+                let batch = Bytes::from(std::mem::replace(&mut pending, Vec::with_capacity(BATCH + (64 << 10))));
                 let (mut sealer, mut hasher) =
                     state.take().ok_or_else(|| Error::internal(anyhow::anyhow!("the sealer was not handed back")))?;
-                if last {
-                    let (out, digest) = blocking(move || {
-                        let mut out = Vec::with_capacity(batch.len() + batch.len() / 8 + 256);
-                        hasher.update(&batch);
-                        sealer.push(&batch, &mut out);
+                // Sealing and hashing run side by side on the blocking pool.
+                let hashed = batch.clone();
+                let hasher_task = tokio::task::spawn_blocking(move || {
+                    hasher.update(&hashed);
+                    hasher
+                });
+                let last = ended;
+                let sealer_task = tokio::task::spawn_blocking(move || {
+                    let mut out = Vec::with_capacity(batch.len() + batch.len() / 8 + 256);
+                    sealer.push(&batch, &mut out);
+                    if last {
                         sealer.finish(&mut out);
-                        (out, <[u8; 32]>::from(hasher.finalize()))
-                    })
-                    .await?;
+                        return (None, out);
+                    }
+                    (Some(sealer), out)
+                });
+                if last {
+                    let (_, out) = sealer_task.await.map_err(join_err)?;
+                    let digest: [u8; 32] = hasher_task.await.map_err(join_err)?.finalize().into();
                     writer.write(&out).await.map_err(storage_err)?;
                     return Ok((size, digest));
                 }
-                sealing = Some(tokio::task::spawn_blocking(move || {
-                    let mut out = Vec::with_capacity(batch.len() + batch.len() / 8 + 256);
-                    hasher.update(&batch);
-                    sealer.push(&batch, &mut out);
-                    ((sealer, hasher), out)
-                }));
+                sealing = Some((sealer_task, hasher_task));
             }
         }
         .await;
@@ -470,6 +475,18 @@ impl Download {
     pub async fn verify(&self, start: u64, end: u64) -> Result<(), Error> {
         let frame = self.frame_size() as u64;
         let (first, last) = (start / frame, end / frame);
+        // Frames are checked on their own, so a long range is split in two halves checked side
+        // by side (two cores: the client is still waiting for its first byte).
+        if last - first >= 8 {
+            let mid = first + (last - first) / 2;
+            let (a, b) = futures_util::join!(self.verify_frames(first, mid), self.verify_frames(mid + 1, last));
+            return a.and(b);
+        }
+        self.verify_frames(first, last).await
+    }
+
+    /// Check frames `first..=last`.
+    async fn verify_frames(&self, first: u64, last: u64) -> Result<(), Error> {
         let mut src = self
             .vault
             .inner

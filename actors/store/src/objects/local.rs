@@ -33,6 +33,10 @@ pub(super) struct LocalWriter {
     tmp: PathBuf,
     dest_dir: PathBuf,
     dest: PathBuf,
+    /// Bytes written since the last background sync started.
+    unsynced: u64,
+    /// The background sync in flight, if any.
+    syncing: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 /// Run blocking file system work off the async workers.
@@ -76,7 +80,7 @@ impl LocalObjects {
         let file = options.open(&tmp).await?;
         let name = object_name(id);
         let dest_dir = self.dir_of(&name);
-        Ok(LocalWriter { file, tmp, dest: dest_dir.join(name), dest_dir })
+        Ok(LocalWriter { file, tmp, dest: dest_dir.join(name), dest_dir, unsynced: 0, syncing: None })
     }
 
     pub(super) async fn read_from(&self, id: Uuid, offset: u64) -> std::io::Result<ObjectStream> {
@@ -171,14 +175,33 @@ impl LocalObjects {
     }
 }
 
+/// Written bytes after which a writer starts syncing them in the background, so that the
+/// commit's final sync finds little left to write (the disk works while data still arrives).
+const SYNC_EVERY: u64 = 32 << 20;
+
 impl LocalWriter {
     pub(super) async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.file.write_all(bytes).await
+        self.file.write_all(bytes).await?;
+        self.unsynced += bytes.len() as u64;
+        if self.unsynced >= SYNC_EVERY {
+            self.unsynced = 0;
+            // At most one sync in flight: wait for the previous one first.
+            if let Some(previous) = self.syncing.take() {
+                previous.await.map_err(std::io::Error::other)??;
+            }
+            self.file.flush().await?;
+            let file = self.file.try_clone().await?.into_std().await;
+            self.syncing = Some(tokio::task::spawn_blocking(move || file.sync_data()));
+        }
+        Ok(())
     }
 
     pub(super) async fn commit(mut self) -> std::io::Result<()> {
         // tokio's File finishes writes in the background: flush before syncing.
         self.file.flush().await?;
+        if let Some(previous) = self.syncing.take() {
+            previous.await.map_err(std::io::Error::other)??;
+        }
         self.file.sync_all().await?;
         drop(self.file);
         let Self { tmp, dest_dir, dest, .. } = self;
