@@ -7,7 +7,8 @@ use zeroize::Zeroizing;
 
 use crate::VaultError;
 
-/// A Fernet key: a file's data key, or a user's key.
+/// A Fernet key: a file's data key, or a user's key. A clone zeroes its bytes on drop too.
+#[derive(Clone)]
 pub struct Key {
     bytes: Zeroizing<[u8; 32]>,
     fernet: Fernet,

@@ -139,7 +139,8 @@ pub async fn content(req: HttpRequest, services: web::Data<Services>) -> Result<
             .detail("integrity_error during the transfer");
         move || {
             tracing::error!("a stored file failed its integrity check during a download; the transfer was cut");
-            actix_web::rt::spawn(async move {
+            // Called on the transfer's own task, outside actix's local set: a plain tokio task.
+            tokio::spawn(async move {
                 if let Err(e) = services.auth.audit(vec![event]).await {
                     tracing::error!(error = %e, "could not audit a broken download");
                 }

@@ -278,3 +278,50 @@ async fn erasing_a_patient_destroys_their_keys_and_their_files_can_no_longer_be_
     assert_eq!(c.objects().await.0, 0, "the sealed objects are deleted too");
     assert!(c.audit(&c.patient_id.to_string()).await.iter().any(|(a, _, _)| a == "patient.erase"));
 }
+
+#[actix_web::test]
+async fn frames_put_out_of_place_cut_the_transfer_and_are_audited() {
+    let c = chart().await;
+    let content = pdf(21, 6000);
+    let r = c.upload_pdf(&c.doctor, c.patient_id, "Scan", &content).await;
+    let id = r["id"].as_str().expect("id").to_owned();
+    let file_id = c.file_of(&id).await;
+    let objects =
+        careport_store::objects::Objects::open(&c.app.settings.storage, &c.app.data_dir).await.expect("objects");
+    let mut sealed = Vec::new();
+    let mut stream = objects.read_from(file_id, 0).await.expect("read");
+    while let Some(b) = futures_util::StreamExt::next(&mut stream).await {
+        sealed.extend_from_slice(&b.expect("bytes"));
+    }
+    // Swap frames 2 and 3: each keeps a valid HMAC, so only their place gives them away.
+    let [a, b, end] = [2, 3, 4].map(|i| careport_vault::frames::frame_offset(1024, i) as usize);
+    let (second, third) = (sealed[a..b].to_vec(), sealed[b..end].to_vec());
+    sealed.splice(a..end, third.into_iter().chain(second));
+    let mut w = objects.writer(file_id).await.expect("writer");
+    w.write(&sealed).await.expect("write");
+    w.commit().await.expect("commit");
+
+    let res = c
+        .app
+        .client
+        .get(c.app.url(&format!("/api/v1/records/{id}/content")))
+        .bearer_auth(&c.doctor)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(res.status(), 200, "the frames' MACs are intact: the transfer starts");
+    let body = res.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+    assert!(body.len() < content.len(), "the transfer is cut");
+    assert!(content.starts_with(&body), "what was sent is the authentic start of the file");
+    let mut audited = false;
+    for _ in 0..50 {
+        let actions = c.audit(&id).await;
+        if actions.iter().any(|(a, o, d)| a == "record.download" && o == "failure" && d.contains("during the transfer"))
+        {
+            audited = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(audited, "the cut transfer is in the audit trail");
+}

@@ -551,7 +551,11 @@ impl Download {
         let state = Reading {
             src,
             sealed_left: frame_offset(self.frame_size(), last + 1) - frame_offset(self.frame_size(), first),
-            opener: Some(Opener::resume(&self.key, *self.file.id.as_bytes(), self.frame_size(), first)),
+            carry: Vec::new(),
+            key: self.key.clone(),
+            file_id: *self.file.id.as_bytes(),
+            frame_size: self.frame_size(),
+            index: first,
             skip: (start - first * frame) as usize,
             remaining: end - start + 1,
             on_broken: Some(Box::new(on_broken)),
@@ -578,10 +582,35 @@ struct Reading {
     src: ObjectStream,
     /// Sealed bytes up to the end of the range's last frame: nothing after it is opened.
     sealed_left: u64,
-    opener: Option<Opener>,
+    /// Sealed bytes read and not yet opened (less than two frames between batches).
+    carry: Vec<u8>,
+    key: Key,
+    file_id: [u8; 16],
+    frame_size: usize,
+    /// The index of the first frame in `carry`.
+    index: u64,
     skip: usize,
     remaining: u64,
     on_broken: Option<Box<dyn FnOnce() + Send>>,
+}
+
+/// Open `sealed` (whole frames from `index`, the file's last one possibly partial or cut by
+/// the range) with an opener of its own; returns the plaintext and whether the file's last
+/// frame was among them.
+fn open_frames(
+    key: &Key,
+    file_id: [u8; 16],
+    frame_size: usize,
+    index: u64,
+    sealed: &[u8],
+) -> Result<(Vec<u8>, bool), VaultError> {
+    let mut out = Vec::with_capacity(sealed.len());
+    if sealed.is_empty() {
+        return Ok((out, false));
+    }
+    let mut opener = Opener::resume(key, file_id, frame_size, index);
+    opener.push(sealed, &mut out)?;
+    Ok((out, opener.is_done()))
 }
 
 impl Reading {
@@ -592,23 +621,27 @@ impl Reading {
         std::io::Error::other(why)
     }
 
+    /// Stop the stream with `e`.
+    fn fail(mut self, e: std::io::Error) -> Option<(Result<Bytes, std::io::Error>, Self)> {
+        self.remaining = 0;
+        Some((Err(e), self))
+    }
+
     async fn next(mut self) -> Option<(Result<Bytes, std::io::Error>, Self)> {
         if self.remaining == 0 {
             return None;
         }
-        let mut batch = Vec::new();
+        let frame_len = 4 + careport_vault::frames::token_len(self.frame_size);
+        // Two frames at a time (or what is left), opened side by side: frames are independent.
         let mut ended = false;
-        while batch.len() < BATCH && self.sealed_left > 0 {
+        while self.carry.len() < 2 * frame_len && self.sealed_left > 0 {
             match self.src.next().await {
                 Some(Ok(b)) => {
                     let take = (b.len() as u64).min(self.sealed_left) as usize;
-                    batch.extend_from_slice(&b[..take]);
+                    self.carry.extend_from_slice(&b[..take]);
                     self.sealed_left -= take as u64;
                 }
-                Some(Err(e)) => {
-                    self.remaining = 0;
-                    return Some((Err(e), self));
-                }
+                Some(Err(e)) => return self.fail(e),
                 None => {
                     ended = true;
                     break;
@@ -617,29 +650,36 @@ impl Reading {
         }
         // Nothing more will be read: what the range needs must be in this batch.
         let ended = ended || self.sealed_left == 0;
-        let mut opener = self.opener.take();
-        let opened = tokio::task::spawn_blocking(move || {
-            let mut out = Vec::with_capacity(batch.len());
-            let r = opener.as_mut().map(|o| o.push(&batch, &mut out)).unwrap_or(Ok(()));
-            (opener, r.map(|()| out))
-        })
-        .await;
-        let (opener, opened) = match opened {
+        let whole = if ended { self.carry.len() } else { self.carry.len() / frame_len * frame_len };
+        let rest = self.carry.split_off(whole);
+        let batch = Bytes::from(std::mem::replace(&mut self.carry, rest));
+        let half = whole / frame_len / 2 * frame_len;
+        let (key_a, key_b) = (self.key.clone(), self.key.clone());
+        let (id, size, index) = (self.file_id, self.frame_size, self.index);
+        let second = index + (half / frame_len) as u64;
+        let (a, b) = (batch.slice(..half), batch.slice(half..));
+        let b_empty = b.is_empty();
+        let (first_half, second_half) = futures_util::join!(
+            tokio::task::spawn_blocking(move || open_frames(&key_a, id, size, index, &a)),
+            tokio::task::spawn_blocking(move || open_frames(&key_b, id, size, second, &b))
+        );
+        let opened = match (first_half, second_half) {
+            (Ok(a), Ok(b)) => a.and_then(|a| b.map(|b| (a, b))),
+            (Err(e), _) | (_, Err(e)) => return self.fail(std::io::Error::other(format!("vault task failed: {e}"))),
+        };
+        let ((mut out, a_last), (out_b, _)) = match opened {
             Ok(v) => v,
             Err(e) => {
-                self.remaining = 0;
-                return Some((Err(std::io::Error::other(format!("vault task failed: {e}"))), self));
-            }
-        };
-        self.opener = opener;
-        let mut out = match opened {
-            Ok(out) => out,
-            Err(e) => {
-                self.remaining = 0;
                 let err = self.broken(format!("integrity check failed: {e}"));
-                return Some((Err(err), self));
+                return self.fail(err);
             }
         };
+        if a_last && !b_empty {
+            let err = self.broken("frames follow the last frame".into());
+            return self.fail(err);
+        }
+        self.index += (whole / frame_len) as u64;
+        out.extend_from_slice(&out_b);
         if self.skip > 0 {
             let n = self.skip.min(out.len());
             out.drain(..n);
@@ -650,9 +690,8 @@ impl Reading {
         }
         self.remaining -= out.len() as u64;
         if ended && self.remaining > 0 {
-            self.remaining = 0;
             let err = self.broken("the sealed object ends early".into());
-            return Some((Err(err), self));
+            return self.fail(err);
         }
         Some((Ok(Bytes::from(out)), self))
     }
