@@ -120,8 +120,9 @@ impl Sealer {
 /// Opens a sealed stream as it arrives, refusing anything out of place.
 pub struct Opener {
     key: Zeroizing<[u8; 32]>,
-    /// One frame's plaintext, reused.
-    plain: Zeroizing<Vec<u8>>,
+    /// One frame's plaintext, reused. Not zeroed on drop: the same plaintext is in the output
+    /// and the socket's buffers anyway; the key is what `Zeroizing` guards.
+    plain: Vec<u8>,
     file_id: [u8; 16],
     frame_size: usize,
     buffer: Vec<u8>,
@@ -134,7 +135,7 @@ impl Opener {
     pub fn new(key: &Key, file_id: [u8; 16]) -> Self {
         Self {
             key: Zeroizing::new(*key.bytes()),
-            plain: Zeroizing::new(Vec::new()),
+            plain: Vec::new(),
             file_id,
             frame_size: 0,
             buffer: Vec::new(),
@@ -149,7 +150,7 @@ impl Opener {
     pub fn resume(key: &Key, file_id: [u8; 16], frame_size: usize, index: u64) -> Self {
         Self {
             key: Zeroizing::new(*key.bytes()),
-            plain: Zeroizing::new(Vec::new()),
+            plain: Vec::new(),
             file_id,
             frame_size: frame_size.clamp(1, MAX_FRAME),
             buffer: Vec::new(),
@@ -171,17 +172,32 @@ impl Opener {
 
     /// Take sealed bytes; append the content of every complete frame to `out`.
     pub fn push(&mut self, bytes: &[u8], out: &mut Vec<u8>) -> Result<(), VaultError> {
+        // Whole frames are opened where they lie in the input; only a partial one is kept.
+        if self.buffer.is_empty() {
+            let used = self.open_frames(bytes, out)?;
+            self.buffer.extend_from_slice(&bytes[used..]);
+            return Ok(());
+        }
         self.buffer.extend_from_slice(bytes);
+        let buffer = std::mem::take(&mut self.buffer);
+        let opened = self.open_frames(&buffer, out);
+        self.buffer = buffer;
+        self.buffer.drain(..opened?);
+        Ok(())
+    }
+
+    /// Open the header (first) and every whole frame at the start of `input`; returns how many
+    /// bytes were used.
+    fn open_frames(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<usize, VaultError> {
         let mut at = 0;
         if !self.header_read {
-            if self.buffer.len() < HEADER {
-                return Ok(());
+            if input.len() < HEADER {
+                return Ok(0);
             }
-            if &self.buffer[..4] != MAGIC || self.buffer[4..20] != self.file_id {
+            if &input[..4] != MAGIC || input[4..20] != self.file_id {
                 return Err(VaultError::Format);
             }
-            let size =
-                u32::from_be_bytes([self.buffer[20], self.buffer[21], self.buffer[22], self.buffer[23]]) as usize;
+            let size = u32::from_be_bytes([input[20], input[21], input[22], input[23]]) as usize;
             if size == 0 || size > MAX_FRAME {
                 return Err(VaultError::Format);
             }
@@ -190,7 +206,7 @@ impl Opener {
             at = HEADER;
         }
         loop {
-            let rest = &self.buffer[at..];
+            let rest = &input[at..];
             if rest.len() < 4 {
                 break;
             }
@@ -226,8 +242,7 @@ impl Opener {
             self.done = last;
             at += 4 + len;
         }
-        self.buffer.drain(..at);
-        Ok(())
+        Ok(at)
     }
 
     /// Check that the stream ended with its last frame and nothing after it.
@@ -267,12 +282,26 @@ impl Checker {
         }
     }
 
-    /// Take sealed bytes; check every complete frame.
+    /// Take sealed bytes; check every complete frame (where it lies in the input; only a
+    /// partial frame is kept).
     pub fn push(&mut self, bytes: &[u8]) -> Result<(), VaultError> {
+        if self.buffer.is_empty() {
+            let used = self.check_frames(bytes)?;
+            self.buffer.extend_from_slice(&bytes[used..]);
+            return Ok(());
+        }
         self.buffer.extend_from_slice(bytes);
+        let buffer = std::mem::take(&mut self.buffer);
+        let checked = self.check_frames(&buffer);
+        self.buffer = buffer;
+        self.buffer.drain(..checked?);
+        Ok(())
+    }
+
+    fn check_frames(&mut self, input: &[u8]) -> Result<usize, VaultError> {
         let mut at = 0;
         loop {
-            let rest = &self.buffer[at..];
+            let rest = &input[at..];
             if rest.len() < 4 {
                 break;
             }
@@ -289,8 +318,7 @@ impl Checker {
             self.index += 1;
             at += 4 + len;
         }
-        self.buffer.drain(..at);
-        Ok(())
+        Ok(at)
     }
 
     /// Frames checked so far (the index of the next).

@@ -129,6 +129,7 @@ impl Download {
             file_id: *self.file.id.as_bytes(),
             frame_size: self.frame_size(),
             index: first,
+            queued: None,
             skip: (start - first * frame) as usize,
             remaining: end - start + 1,
             on_broken: Some(Box::new(on_broken)),
@@ -164,6 +165,8 @@ struct Reading {
     index: u64,
     skip: usize,
     remaining: u64,
+    /// The second half of the last batch opened, sent next.
+    queued: Option<Bytes>,
     on_broken: Option<Box<dyn FnOnce() + Send>>,
 }
 
@@ -201,6 +204,9 @@ impl Reading {
     }
 
     async fn next(mut self) -> Option<(Result<Bytes, std::io::Error>, Self)> {
+        if let Some(queued) = self.queued.take() {
+            return Some((Ok(queued), self));
+        }
         if self.remaining == 0 {
             return None;
         }
@@ -240,7 +246,7 @@ impl Reading {
             (Ok(a), Ok(b)) => a.and_then(|a| b.map(|b| (a, b))),
             (Err(e), _) | (_, Err(e)) => return self.fail(std::io::Error::other(format!("vault task failed: {e}"))),
         };
-        let ((mut out, a_last), (out_b, _)) = match opened {
+        let ((out, a_last), (out_b, _)) = match opened {
             Ok(v) => v,
             Err(e) => {
                 let err = self.broken(format!("integrity check failed: {e}"));
@@ -252,20 +258,23 @@ impl Reading {
             return self.fail(err);
         }
         self.index += (whole / frame_len) as u64;
-        out.extend_from_slice(&out_b);
-        if self.skip > 0 {
-            let n = self.skip.min(out.len());
-            out.drain(..n);
+        // Each half goes out as it is (no copy into one buffer): trim the range's edges.
+        let halves = [out, out_b].map(|mut part| {
+            let n = self.skip.min(part.len());
+            part.drain(..n);
             self.skip -= n;
-        }
-        if out.len() as u64 > self.remaining {
-            out.truncate(self.remaining as usize);
-        }
-        self.remaining -= out.len() as u64;
+            part.truncate(self.remaining.min(part.len() as u64) as usize);
+            self.remaining -= part.len() as u64;
+            Bytes::from(part)
+        });
         if ended && self.remaining > 0 {
             let err = self.broken("the sealed object ends early".into());
             return self.fail(err);
         }
-        Some((Ok(Bytes::from(out)), self))
+        let [first, second] = halves;
+        if !second.is_empty() {
+            self.queued = Some(second);
+        }
+        Some((Ok(first), self))
     }
 }

@@ -12,14 +12,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
 use super::{ObjectStream, object_name, parse_object_name};
 
 /// Reads stream in pieces of this size: large enough for few blocking-pool trips, small enough
 /// that many concurrent downloads stay cheap.
-const READ_CHUNK: usize = 256 * 1024;
+const READ_CHUNK: usize = 1024 * 1024;
 
 /// The local object directory.
 #[derive(Debug, Clone)]
@@ -84,22 +84,34 @@ impl LocalObjects {
     }
 
     pub(super) async fn read_from(&self, id: Uuid, offset: u64) -> std::io::Result<ObjectStream> {
-        let mut file = tokio::fs::File::open(self.path_of(id)).await?;
-        let len = file.metadata().await?.len();
-        if offset > len {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("offset {offset} is past the end of object {id} ({len} bytes)"),
-            ));
-        }
-        file.seek(std::io::SeekFrom::Start(offset)).await?;
-        let chunks = futures_util::stream::try_unfold(file, |mut file| async move {
-            let mut buf = vec![0; READ_CHUNK];
-            let n = file.read(&mut buf).await?;
-            if n == 0 {
+        let path = self.path_of(id);
+        let file = blocking(move || {
+            use std::io::Seek;
+            let mut file = std::fs::File::open(path)?;
+            let len = file.metadata()?.len();
+            if offset > len {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("offset {offset} is past the end of object {id} ({len} bytes)"),
+                ));
+            }
+            file.seek(std::io::SeekFrom::Start(offset))?;
+            Ok(file)
+        })
+        .await?;
+        // Plain reads on the blocking pool, straight into each chunk's own buffer: tokio's File
+        // would read into its buffer and copy from there.
+        let chunks = futures_util::stream::try_unfold(file, |file| async move {
+            let (file, buf) = blocking(move || {
+                use std::io::Read;
+                let mut buf = Vec::with_capacity(READ_CHUNK);
+                (&file).take(READ_CHUNK as u64).read_to_end(&mut buf)?;
+                Ok((file, buf))
+            })
+            .await?;
+            if buf.is_empty() {
                 return Ok(None);
             }
-            buf.truncate(n);
             Ok(Some((bytes::Bytes::from(buf), file)))
         });
         Ok(chunks.boxed())
