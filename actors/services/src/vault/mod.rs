@@ -251,7 +251,7 @@ impl Vault {
                     let (sealer, out): (Option<Sealer>, Vec<u8>) = sealer_task.await.map_err(join_err)?;
                     let hasher: sha2::Sha256 = hasher_task.await.map_err(join_err)?;
                     state = sealer.map(|s| (s, hasher));
-                    writer.write(&out).await.map_err(storage_err)?;
+                    writer.write_owned(out).await.map_err(storage_err)?;
                 }
                 let batch = Bytes::from(std::mem::replace(&mut pending, Vec::with_capacity(BATCH + (64 << 10))));
                 let (mut sealer, mut hasher) =
@@ -275,7 +275,7 @@ impl Vault {
                 if last {
                     let (_, out) = sealer_task.await.map_err(join_err)?;
                     let digest: [u8; 32] = hasher_task.await.map_err(join_err)?.finalize().into();
-                    writer.write(&out).await.map_err(storage_err)?;
+                    writer.write_owned(out).await.map_err(storage_err)?;
                     return Ok((size, digest));
                 }
                 sealing = Some((sealer_task, hasher_task));

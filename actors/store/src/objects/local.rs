@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt;
-use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
 use super::{ObjectStream, object_name, parse_object_name};
@@ -29,7 +28,8 @@ pub struct LocalObjects {
 
 /// An object being written to a temporary file.
 pub(super) struct LocalWriter {
-    file: tokio::fs::File,
+    /// Written on the blocking pool; shared with a background sync.
+    file: std::sync::Arc<std::fs::File>,
     tmp: PathBuf,
     dest_dir: PathBuf,
     dest: PathBuf,
@@ -77,7 +77,7 @@ impl LocalObjects {
         options.write(true).create_new(true);
         #[cfg(unix)]
         options.mode(0o600);
-        let file = options.open(&tmp).await?;
+        let file = std::sync::Arc::new(options.open(&tmp).await?.into_std().await);
         let name = object_name(id);
         let dest_dir = self.dir_of(&name);
         Ok(LocalWriter { file, tmp, dest: dest_dir.join(name), dest_dir, unsynced: 0, syncing: None })
@@ -193,28 +193,37 @@ const SYNC_EVERY: u64 = 32 << 20;
 
 impl LocalWriter {
     pub(super) async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.file.write_all(bytes).await?;
-        self.unsynced += bytes.len() as u64;
+        self.write_owned(bytes.to_vec()).await
+    }
+
+    /// Append `bytes` without copying them again: they move to the blocking pool's write.
+    pub(super) async fn write_owned(&mut self, bytes: Vec<u8>) -> std::io::Result<()> {
+        let n = bytes.len() as u64;
+        let file = self.file.clone();
+        blocking(move || {
+            use std::io::Write;
+            (&*file).write_all(&bytes)
+        })
+        .await?;
+        self.unsynced += n;
         if self.unsynced >= SYNC_EVERY {
             self.unsynced = 0;
             // At most one sync in flight: wait for the previous one first.
             if let Some(previous) = self.syncing.take() {
                 previous.await.map_err(std::io::Error::other)??;
             }
-            self.file.flush().await?;
-            let file = self.file.try_clone().await?.into_std().await;
+            let file = self.file.clone();
             self.syncing = Some(tokio::task::spawn_blocking(move || file.sync_data()));
         }
         Ok(())
     }
 
     pub(super) async fn commit(mut self) -> std::io::Result<()> {
-        // tokio's File finishes writes in the background: flush before syncing.
-        self.file.flush().await?;
         if let Some(previous) = self.syncing.take() {
             previous.await.map_err(std::io::Error::other)??;
         }
-        self.file.sync_all().await?;
+        let file = self.file.clone();
+        blocking(move || file.sync_all()).await?;
         drop(self.file);
         let Self { tmp, dest_dir, dest, .. } = self;
         blocking(move || {

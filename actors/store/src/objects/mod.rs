@@ -211,6 +211,15 @@ impl ObjectWriter {
         }
     }
 
+    /// Append bytes the caller no longer needs: no copy on the local backend (they move to the
+    /// write), none on S3 (they become part of a part as they are).
+    pub async fn write_owned(&mut self, bytes: Vec<u8>) -> std::io::Result<()> {
+        match &mut self.inner {
+            WriterInner::Local(w) => w.write_owned(bytes).await,
+            WriterInner::S3(w) => w.write_owned(bytes).await,
+        }
+    }
+
     /// Make the object durable and visible under the id given to [`Objects::writer`].
     pub async fn commit(self) -> std::io::Result<()> {
         match self.inner {

@@ -204,6 +204,12 @@ impl S3Writer {
         Ok(())
     }
 
+    pub(super) async fn write_owned(&mut self, bytes: Vec<u8>) -> std::io::Result<()> {
+        self.upload.wait_for_capacity(PARTS_IN_FLIGHT).await.map_err(io_error)?;
+        self.upload.put(bytes::Bytes::from(bytes));
+        Ok(())
+    }
+
     pub(super) async fn commit(self) -> std::io::Result<()> {
         // Uploads the last part, waits for all of them, then completes: only now is it visible.
         self.upload.finish().await.map_err(io_error)?;
