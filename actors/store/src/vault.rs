@@ -166,6 +166,7 @@ macro_rules! select_records {
     };
 }
 
+static PATIENT_OPEN: Sql = Sql::new("SELECT COUNT(*) FROM patients WHERE id = $1 AND deleted_at IS NULL");
 static INSERT_FILE: Sql = Sql::new(
     "INSERT INTO vault_files (id, patient_id, content_tag, wrapped_key, size, frame_size, media_type, backend, created_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (patient_id, content_tag) DO NOTHING",
@@ -194,6 +195,12 @@ pub struct Committed {
 pub async fn commit_upload(db: &Db, file: &NewFile, record: &NewRecord) -> Result<Committed, sqlx::Error> {
     let now = now_ms();
     transaction!(db, |tx, dialect| {
+        // A patient deleted (and perhaps erased) while the upload streamed gets no new file.
+        let open: i64 =
+            sqlx::query_scalar(PATIENT_OPEN.text(dialect)).bind(file.patient_id).fetch_one(&mut *tx).await?;
+        if open == 0 {
+            return Err(sqlx::Error::RowNotFound);
+        }
         sqlx::query(INSERT_FILE.text(dialect))
             .bind(file.id)
             .bind(file.patient_id)
@@ -237,6 +244,15 @@ pub async fn file(db: &Db, id: Uuid) -> Result<Option<FileRow>, sqlx::Error> {
 /// A record, deleted or not.
 pub async fn record(db: &Db, id: Uuid) -> Result<Option<RecordRow>, sqlx::Error> {
     static GET: Sql = Sql::new(select_records!("WHERE r.id = $1"));
+    fetch!(db.writer(), RecordRow, fetch_optional, &GET, id)
+}
+
+/// A record that is not deleted, of a patient record that is not deleted either: what anyone
+/// may still open (a deleted patient's chart is closed until it is restored).
+pub async fn live_record(db: &Db, id: Uuid) -> Result<Option<RecordRow>, sqlx::Error> {
+    static GET: Sql = Sql::new(select_records!(
+        "JOIN patients p ON p.id = r.patient_id WHERE r.id = $1 AND r.deleted_at IS NULL AND p.deleted_at IS NULL"
+    ));
     fetch!(db.writer(), RecordRow, fetch_optional, &GET, id)
 }
 
@@ -329,13 +345,16 @@ pub struct NewGrant {
     pub created_by: Uuid,
 }
 
-pub async fn insert_grant(db: &Db, g: &NewGrant) -> Result<GrantRow, sqlx::Error> {
+/// Store a grant; `None` if the file was erased meanwhile.
+pub async fn insert_grant(db: &Db, g: &NewGrant) -> Result<Option<GrantRow>, sqlx::Error> {
+    // Only while the file still has its wrap: a patient erased meanwhile gets no new wrap.
     static INSERT: Sql = Sql::new(
         "INSERT INTO record_grants (id, record_id, file_id, grantee_id, wrapped_key, reason, expires_at, created_by, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 WHERE EXISTS
+           (SELECT 1 FROM vault_files WHERE id = $3 AND wrapped_key IS NOT NULL)",
     );
     let now = now_ms();
-    exec!(
+    let inserted = exec!(
         db.writer(),
         &INSERT,
         g.id,
@@ -348,7 +367,10 @@ pub async fn insert_grant(db: &Db, g: &NewGrant) -> Result<GrantRow, sqlx::Error
         g.created_by,
         now
     )?;
-    Ok(GrantRow {
+    if inserted == 0 {
+        return Ok(None);
+    }
+    Ok(Some(GrantRow {
         id: g.id,
         record_id: g.record_id,
         grantee_id: g.grantee_id,
@@ -356,7 +378,7 @@ pub async fn insert_grant(db: &Db, g: &NewGrant) -> Result<GrantRow, sqlx::Error
         expires_at: g.expires_at,
         created_by: g.created_by,
         created_at: now,
-    })
+    }))
 }
 
 /// Remove a grant, and with it the wrapped key; `None` if the record has no such grant.

@@ -260,22 +260,27 @@ impl Opener {
     }
 }
 
-/// Checks the frames of a sealed stream, from [`frame_offset`] of a given index, for tampering
-/// without decrypting them: each token's HMAC (Fernet's own) and its length. A download runs
-/// it over the frames it will send before it sends a byte, so a changed ciphertext is refused
-/// with no plaintext out. Reordered or spliced frames (valid tokens out of place) are caught
-/// by the [`Opener`] as it decrypts.
+/// Checks the frames of a sealed stream, from [`frame_offset`] of a given index, without
+/// opening them: each token's length and HMAC (Fernet's own), then its binding — the file id,
+/// the index and the last flag, read from the first two decrypted blocks only. A download runs
+/// it over the frames it will send before it sends a byte, so a changed, reordered or spliced
+/// file is refused with no plaintext out. The [`Opener`] checks all of it again as it opens.
 pub struct Checker {
-    signing_key: Zeroizing<Vec<u8>>,
+    key: Zeroizing<[u8; 32]>,
+    file_id: [u8; 16],
+    /// The last frame was checked: nothing may follow it.
+    done: bool,
     frame_size: usize,
     buffer: Vec<u8>,
     index: u64,
 }
 
 impl Checker {
-    pub fn new(key: &Key, frame_size: usize, index: u64) -> Self {
+    pub fn new(key: &Key, file_id: [u8; 16], frame_size: usize, index: u64) -> Self {
         Self {
-            signing_key: Zeroizing::new(key.signing_key().to_vec()),
+            key: Zeroizing::new(*key.bytes()),
+            file_id,
+            done: false,
             frame_size: frame_size.clamp(1, MAX_FRAME),
             buffer: Vec::new(),
             index,
@@ -312,9 +317,15 @@ impl Checker {
             if rest.len() < 4 + len {
                 break;
             }
-            if !token::verify(&self.signing_key, &rest[4..4 + len]) {
+            let token = &rest[4..4 + len];
+            if self.done || !token::verify(&self.key[..16], token) {
                 return Err(VaultError::Integrity(self.index));
             }
+            let head = token::open_head(&self.key, token).ok_or(VaultError::Integrity(self.index))?;
+            if head[..16] != self.file_id || head[16..24] != self.index.to_be_bytes() || head[24] > 1 {
+                return Err(VaultError::Integrity(self.index));
+            }
+            self.done = head[24] == 1;
             self.index += 1;
             at += 4 + len;
         }

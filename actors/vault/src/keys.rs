@@ -84,12 +84,6 @@ impl Key {
         &self.bytes
     }
 
-    /// Fernet's signing half of the key (the first 16 bytes), for checking a frame's HMAC
-    /// without decrypting it.
-    pub(crate) fn signing_key(&self) -> &[u8] {
-        &self.bytes[..16]
-    }
-
     /// A tag of `data` under this key (HMAC-SHA256, hex): equal data gives equal tags under one
     /// key, and tags under different keys say nothing about each other. The vault tags a file's
     /// SHA-256 with its patient's key to find duplicates within that patient only.

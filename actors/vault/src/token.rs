@@ -77,3 +77,21 @@ pub(crate) fn open_into(key: &[u8; 32], token: &[u8], plain: &mut Vec<u8>) -> bo
         Err(_) => false,
     }
 }
+
+/// The first 32 bytes of the plaintext of `token` (already verified), decrypted alone: enough
+/// to read a frame's binding (file id, index, last flag) without opening the frame.
+pub(crate) fn open_head(key: &[u8; 32], token: &[u8]) -> Option<[u8; 32]> {
+    use aes::cipher::generic_array::GenericArray;
+    let (_, encryption) = key.split_at(16);
+    if token.len() < PREFIX + 32 + TAG {
+        return None;
+    }
+    let iv: [u8; 16] = token[9..PREFIX].try_into().ok()?;
+    let mut head = [0u8; 32];
+    head.copy_from_slice(&token[PREFIX..PREFIX + 32]);
+    let mut decryptor = Decryptor::new(encryption.into(), &iv.into());
+    let (first, second) = head.split_at_mut(16);
+    decryptor.decrypt_block_mut(GenericArray::from_mut_slice(first));
+    decryptor.decrypt_block_mut(GenericArray::from_mut_slice(second));
+    Some(head)
+}

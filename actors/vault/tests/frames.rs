@@ -178,23 +178,31 @@ fn offsets_are_computed_exactly_and_a_range_opens_from_its_frame() {
 }
 
 #[test]
-fn the_checker_finds_any_changed_byte_without_the_encryption_key_half() {
+fn the_checker_finds_any_changed_byte_and_any_frame_out_of_place_without_opening() {
     let key = Key::generate();
     let id = [9u8; 16];
     let sealed = seal(&key, id, &content(3 * FRAME + 5), 11);
-    let mut c = Checker::new(&key, FRAME, 0);
+    let mut c = Checker::new(&key, id, FRAME, 0);
     c.push(&sealed[24..]).expect("intact");
     assert_eq!(c.index(), 4);
     c.finish().expect("whole frames");
     for at in (24..sealed.len()).step_by(7) {
         let mut bad = sealed.clone();
         bad[at] ^= 0x01;
-        let mut c = Checker::new(&key, FRAME, 0);
+        let mut c = Checker::new(&key, id, FRAME, 0);
         let found = c.push(&bad[24..]).is_err() || c.finish().is_err();
         assert!(found, "a change at byte {at} is found");
     }
     let other = Key::generate();
-    assert!(Checker::new(&other, FRAME, 0).push(&sealed[24..]).is_err(), "another key's frames fail");
+    assert!(Checker::new(&other, id, FRAME, 0).push(&sealed[24..]).is_err(), "another key's frames fail");
+    // Frames out of place keep their MACs; their binding gives them away, before any opening.
+    let (_, f) = frames(&sealed);
+    let swapped = [f[0].clone(), f[2].clone(), f[1].clone(), f[3].clone()].concat();
+    assert_eq!(Checker::new(&key, id, FRAME, 0).push(&swapped), Err(VaultError::Integrity(1)));
+    assert!(Checker::new(&key, [1u8; 16], FRAME, 0).push(&sealed[24..]).is_err(), "another file's frames fail");
+    let mut appended = sealed[24..].to_vec();
+    appended.extend_from_slice(&f[3]);
+    assert!(Checker::new(&key, id, FRAME, 0).push(&appended).is_err(), "nothing after the last frame");
 }
 
 #[test]

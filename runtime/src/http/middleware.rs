@@ -27,12 +27,14 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Clone, Copy)]
 pub struct RequestLimits {
     pub timeout: Duration,
-    /// For file uploads, which take as long as the network needs (`vault.upload_timeout_secs`).
+    /// For file transfers, which take as long as the file needs (`vault.upload_timeout_secs`).
     pub upload_timeout: Duration,
 }
 
-/// The routes whose request bodies are files.
-const UPLOAD_ROUTES: [&str; 1] = ["/api/v1/patients/{id}/records"];
+/// The routes that move files: an upload's body, and a download's check of every frame before
+/// its first byte, take as long as the file needs (`vault.upload_timeout_secs`).
+const FILE_ROUTES: [(&str, &str); 2] =
+    [("POST", "/api/v1/patients/{id}/records"), ("GET", "/api/v1/records/{id}/content")];
 
 /// careport's root span: no path, no query string.
 pub struct CareportRootSpan;
@@ -79,7 +81,7 @@ pub async fn observe(req: ServiceRequest, next: Next<BoxBody>) -> Result<Service
 
     let outcome = match limits {
         Some(l) => match tokio::time::timeout(
-            if method == "POST" && UPLOAD_ROUTES.contains(&route.as_str()) { l.upload_timeout } else { l.timeout },
+            if FILE_ROUTES.contains(&(method.as_str(), route.as_str())) { l.upload_timeout } else { l.timeout },
             next.call(req),
         )
         .await

@@ -64,7 +64,7 @@ fn range(req: &HttpRequest, size: u64) -> std::result::Result<Option<(u64, u64)>
         if n == 0 {
             return Err(unsatisfiable());
         }
-        (size.saturating_sub(n), size - 1)
+        (size.saturating_sub(n), size.saturating_sub(1))
     } else {
         let start: u64 = a.parse().map_err(|_| unsatisfiable())?;
         let end: u64 =
@@ -90,7 +90,22 @@ fn range(req: &HttpRequest, size: u64) -> std::result::Result<Option<(u64, u64)>
 pub async fn content(req: HttpRequest, services: web::Data<Services>) -> Result<HttpResponse> {
     let q: ContentQuery = super::authn::query(&req)?;
     let (caller, via_link) = match q.link.as_deref() {
-        Some(link) => (link_caller(&req, &services, link).await?, true),
+        Some(link) => match link_caller(&req, &services, link).await {
+            Ok(c) => (c, true),
+            Err(e) => {
+                // A refused link is a denial like any other: audited (without the token).
+                let id = req.match_info().get("id").unwrap_or_default().chars().take(36).collect::<String>();
+                let event = super::authn::client_info(&req)
+                    .context()
+                    .event("record.download", outcome::DENIED)
+                    .resource("document", id)
+                    .detail(format!("signed link refused: {}", e.code()));
+                if let Err(audit) = services.auth.audit(vec![event]).await {
+                    tracing::warn!(error = %audit, "could not audit a refused link");
+                }
+                return Err(e.into());
+            }
+        },
         None => (Authorized::<ReadDocument>::extract(&req).await?.caller, false),
     };
     let raw = req.match_info().get("id").unwrap_or_default();
@@ -158,6 +173,7 @@ pub async fn content(req: HttpRequest, services: web::Data<Services>) -> Result<
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .insert_header((header::CONTENT_SECURITY_POLICY, "default-src 'none'; sandbox"))
         .insert_header((header::CACHE_CONTROL, "private, no-store"))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
         .insert_header((header::ACCEPT_RANGES, "bytes"))
         .no_chunking(end - start + 1)
         .streaming(body))
@@ -192,8 +208,17 @@ async fn link_caller(req: &HttpRequest, services: &Services, link: &str) -> std:
         // A link is always narrowed; a plain access token does not belong in a URL.
         return Err(Error::new(Code::TokenInvalid));
     }
-    let maker = careport_store::users::find(&services.db, token.claims().user).await.map_err(store)?;
-    if !maker.is_some_and(|u| u.is_active()) {
+    // The maker's account as it is now: active, and still the role, staff role and department
+    // the link was made with (a nurse moved to another department no longer opens her links).
+    let claims = token.claims();
+    let maker = careport_store::users::find(&services.db, claims.user).await.map_err(store)?;
+    let unchanged = maker.is_some_and(|u| {
+        u.is_active()
+            && u.role == claims.role.as_str()
+            && u.staff_role.as_deref() == claims.staff_role.map(|r| r.as_str())
+            && u.department == claims.department
+    });
+    if !unchanged {
         return Err(Error::new(Code::TokenRevoked));
     }
     let mut ctx = super::authn::client_info(req).context();
@@ -336,6 +361,13 @@ pub async fn create_link(
     body: super::authn::JsonBody,
 ) -> Result<HttpResponse> {
     let id = path_id(&auth.resource_id)?;
+    // A link carries its maker's full identity: a narrowed token (itself perhaps a link) must
+    // not turn into a wider or longer-lived one.
+    if auth.caller.token.is_attenuated() {
+        return Err(
+            Error::with_message(Code::Forbidden, "A narrowed token cannot make links; use your own session.").into()
+        );
+    }
     let b = body.parse::<LinkBody>()?;
     let max = services.vault.config().max_link_secs;
     if b.expires_in == 0 || b.expires_in > max {

@@ -358,13 +358,9 @@ pub async fn list(
         .json(serde_json::json!({ "items": items, "next_cursor": next_cursor })))
 }
 
-/// The record `id` if it exists and is not deleted (a deleted record is 404 to everyone).
+/// The record `id` if it and its patient's record are not deleted (else 404 to everyone).
 pub(super) async fn live_record(services: &Services, id: Uuid) -> std::result::Result<RecordRow, Error> {
-    stored::record(&services.db, id)
-        .await
-        .map_err(store)?
-        .filter(|r| r.deleted_at.is_none())
-        .ok_or_else(|| Error::new(Code::NotFound))
+    stored::live_record(&services.db, id).await.map_err(store)?.ok_or_else(|| Error::new(Code::NotFound))
 }
 
 /// One record's metadata (its content is at `content_url`).

@@ -69,7 +69,7 @@ impl Download {
             .map_err(|e| {
                 if e.kind() == std::io::ErrorKind::NotFound { integrity(VaultError::Truncated) } else { storage_err(e) }
             })?;
-        let mut checker = Some(Checker::new(&self.key, self.frame_size(), first));
+        let mut checker = Some(Checker::new(&self.key, *self.file.id.as_bytes(), self.frame_size(), first));
         // Only the frames of the range: those after it are not sent, so not checked either.
         let mut left = frame_offset(self.frame_size(), last + 1) - frame_offset(self.frame_size(), first);
         let mut batch = Vec::new();

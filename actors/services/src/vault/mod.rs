@@ -315,17 +315,24 @@ impl Vault {
                 sensitive: meta.sensitive,
                 uploaded_by: meta.uploaded_by,
             };
-            let done = stored::commit_upload(&self.inner.db, &file, &record).await.map_err(store_err)?;
+            let done = match stored::commit_upload(&self.inner.db, &file, &record).await {
+                Ok(done) => done,
+                Err(sqlx::Error::RowNotFound) => {
+                    // Refused before anything was written: the object is certainly unused.
+                    self.delete_object(file_id).await;
+                    return Err(Error::with_message(
+                        Code::Conflict,
+                        "The patient's record was deleted during the upload; nothing was kept.",
+                    ));
+                }
+                // The commit may have reached the store even though its answer did not: the
+                // object is left to the janitor, which deletes it only if no row names it.
+                Err(e) => return Err(store_err(e)),
+            };
             Ok::<_, Error>((record.id, done))
         }
         .await;
-        let (record_id, done) = match committed {
-            Ok(v) => v,
-            Err(e) => {
-                self.delete_object(file_id).await;
-                return Err(e);
-            }
-        };
+        let (record_id, done) = committed?;
         if done.duplicate {
             self.delete_object(file_id).await;
         }
@@ -405,7 +412,7 @@ impl Vault {
             expires_at,
             created_by,
         };
-        stored::insert_grant(&self.inner.db, &grant).await.map_err(store_err)
+        stored::insert_grant(&self.inner.db, &grant).await.map_err(store_err)?.ok_or_else(|| Error::new(Code::Erased))
     }
 
     /// Crypto-shredding: the patient's key and every wrap of their files are deleted in one
@@ -425,6 +432,12 @@ impl Vault {
     pub async fn sweep(&self) -> Result<(usize, usize), Error> {
         let grace = Duration::from_secs(self.inner.cfg.orphan_grace_secs);
         let temporaries = self.inner.objects.sweep(grace).await.map_err(storage_err)?;
+        // An S3 object's time may be when its multipart upload began, not when it completed:
+        // an orphan there must also be older than the longest an upload may take.
+        let grace = match self.inner.objects.kind() {
+            "s3" => grace.max(Duration::from_secs(self.inner.cfg.upload_timeout_secs + 60)),
+            _ => grace,
+        };
         let listed = self.inner.objects.list().await.map_err(storage_err)?;
         let known: std::collections::HashSet<Uuid> =
             stored::file_ids(&self.inner.db).await.map_err(store_err)?.into_iter().collect();
