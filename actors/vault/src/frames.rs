@@ -44,6 +44,39 @@ pub const fn sealed_len(frame_size: usize, size: u64) -> u64 {
     frame_offset(frame_size, full) + 4 + token_len(last as usize) as u64
 }
 
+/// The stream's header: what [`Sealer`] writes first, for writing frames with [`seal_frames`].
+pub fn header(file_id: [u8; 16], frame_size: usize, out: &mut Vec<u8>) {
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&file_id);
+    out.extend_from_slice(&(frame_size.clamp(1, MAX_FRAME) as u32).to_be_bytes());
+}
+
+/// Seal `data` as frames `index`, `index + 1`, …: full frames, and with `last`, a final frame
+/// with the rest (1 to `frame_size` bytes) marked as the last. Without `last`, `data` must be a
+/// whole number of frames. Frames are independent, so parts of a file can be sealed side by
+/// side and their output joined in order after a [`header`].
+pub fn seal_frames(
+    key: &Key,
+    file_id: [u8; 16],
+    frame_size: usize,
+    index: u64,
+    data: &[u8],
+    last: bool,
+    out: &mut Vec<u8>,
+) {
+    let frame_size = frame_size.clamp(1, MAX_FRAME);
+    let mut sealer =
+        Sealer { key: Zeroizing::new(*key.bytes()), file_id, frame_size, pending: Vec::new(), index, started: true };
+    let mut chunks = data.chunks(frame_size).peekable();
+    while let Some(chunk) = chunks.next() {
+        let final_frame = last && chunks.peek().is_none();
+        sealer.frame(chunk, final_frame, out);
+    }
+    if last && data.is_empty() {
+        sealer.frame(&[], true, out);
+    }
+}
+
 /// Seals a file's content as it arrives.
 pub struct Sealer {
     key: Zeroizing<[u8; 32]>,

@@ -2,7 +2,7 @@
 //! way of tampering — a changed byte, reordered, dropped, duplicated or appended frames, a
 //! truncated stream, a frame from another file, the wrong key. Key wrapping and rotation.
 
-use careport_vault::frames::{Checker, frame_offset, open_legacy, sealed_len};
+use careport_vault::frames::{Checker, frame_offset, header, open_legacy, seal_frames, sealed_len};
 use careport_vault::{Key, MasterKey, Opener, Sealer, VaultError};
 
 const FRAME: usize = 64;
@@ -228,5 +228,25 @@ fn every_frame_is_a_standard_fernet_token() {
         let token = data_encoding::BASE64URL.encode(&frame[4..]);
         let plain = f.decrypt(&token).expect("a Fernet token");
         assert_eq!(plain[16..24], (i as u64).to_be_bytes(), "frame {i} carries its index");
+    }
+}
+
+#[test]
+fn frames_sealed_in_parts_side_by_side_make_the_same_stream() {
+    let key = Key::generate();
+    let id = [5u8; 16];
+    for len in [1, FRAME, FRAME + 1, 4 * FRAME, 7 * FRAME + 3] {
+        let data = content(len);
+        // Split at a frame boundary, as two workers would, and join in order.
+        let whole = (len - 1) / FRAME;
+        let cut = whole / 2 * FRAME;
+        let mut sealed = Vec::new();
+        header(id, FRAME, &mut sealed);
+        seal_frames(&key, id, FRAME, 0, &data[..cut], false, &mut sealed);
+        seal_frames(&key, id, FRAME, (cut / FRAME) as u64, &data[cut..], true, &mut sealed);
+        assert_eq!(open(&key, id, &sealed, 1000).expect("opens"), data, "{len} bytes");
+        assert_eq!(sealed.len() as u64, sealed_len(FRAME, len as u64));
+        let mut c = Checker::new(&key, id, FRAME, 0);
+        c.push(&sealed[24..]).expect("checks");
     }
 }

@@ -37,10 +37,11 @@ use careport_domain::{Code, Error};
 use careport_store::Db;
 use careport_store::objects::Objects;
 use careport_store::vault::{self as stored, FileRow, NewFile, NewGrant, NewRecord, RecordRow};
-use careport_vault::{Key, MasterKey, Sealer, VaultError};
+use careport_vault::{Key, MasterKey, VaultError, frames};
 use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
 use sha2::Digest;
+use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 pub use download::Download;
@@ -138,6 +139,9 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     tokio::task::spawn_blocking(f).await.map_err(|e| Error::internal(anyhow::anyhow!("vault task failed: {e}")))
 }
 
+/// A batch of an upload being sealed (its two halves) and hashed on the blocking pool.
+type InFlight = (JoinHandle<Vec<u8>>, JoinHandle<Vec<u8>>, JoinHandle<sha2::Sha256>);
+
 /// Plaintext gathered before each seal on the blocking pool.
 const BATCH: usize = 1 << 20;
 
@@ -229,12 +233,20 @@ impl Vault {
         let data_key = Key::generate();
         let mut writer = self.inner.objects.writer(file_id).await.map_err(storage_err)?;
         let sealed = async {
-            let mut state = Some((Sealer::new(&data_key, *file_id.as_bytes(), self.frame_size()), sha2::Sha256::new()));
+            let frame = self.frame_size();
+            let id = *file_id.as_bytes();
+            let mut head = Vec::with_capacity(32);
+            frames::header(id, frame, &mut head);
+            writer.write_owned(head).await.map_err(storage_err)?;
+            let mut hasher = Some(sha2::Sha256::new());
             let mut size = pending.len() as u64;
-            // One batch is sealed on the blocking pool while the next one arrives.
-            let mut sealing: Option<(tokio::task::JoinHandle<_>, tokio::task::JoinHandle<_>)> = None;
+            let mut index = 0u64;
+            // One batch is sealed — its two halves side by side, frames being independent — and
+            // hashed while the next one arrives.
+            let mut inflight: Option<InFlight> = None;
+            let want = (2 * BATCH).max(2 * frame + 1);
             loop {
-                while !ended && pending.len() < BATCH {
+                while !ended && pending.len() < want {
                     match body.next().await {
                         Some(Ok(b)) => {
                             size += b.len() as u64;
@@ -247,38 +259,45 @@ impl Vault {
                         None => ended = true,
                     }
                 }
-                if let Some((sealer_task, hasher_task)) = sealing.take() {
-                    let (sealer, out): (Option<Sealer>, Vec<u8>) = sealer_task.await.map_err(join_err)?;
-                    let hasher: sha2::Sha256 = hasher_task.await.map_err(join_err)?;
-                    state = sealer.map(|s| (s, hasher));
-                    writer.write_owned(out).await.map_err(storage_err)?;
+                if let Some((first, second, hashed)) = inflight.take() {
+                    let (first, second) = (first.await.map_err(join_err)?, second.await.map_err(join_err)?);
+                    hasher = Some(hashed.await.map_err(join_err)?);
+                    writer.write_owned(first).await.map_err(storage_err)?;
+                    writer.write_owned(second).await.map_err(storage_err)?;
                 }
-                let batch = Bytes::from(std::mem::replace(&mut pending, Vec::with_capacity(BATCH + (64 << 10))));
-                let (mut sealer, mut hasher) =
-                    state.take().ok_or_else(|| Error::internal(anyhow::anyhow!("the sealer was not handed back")))?;
-                // Sealing and hashing run side by side on the blocking pool.
-                let hashed = batch.clone();
-                let hasher_task = tokio::task::spawn_blocking(move || {
-                    hasher.update(&hashed);
-                    hasher
+                // Whole frames, keeping at least one byte back until the end: only the file's
+                // final frame may be short, and it is marked as the last.
+                let take = if ended { pending.len() } else { (pending.len() - 1) / frame * frame };
+                let rest = pending.split_off(take);
+                let batch = Bytes::from(std::mem::replace(&mut pending, rest));
+                let half = take / frame / 2 * frame;
+                let (a, b) = (batch.slice(..half), batch.slice(half..));
+                let (key_a, key_b) = (data_key.clone(), data_key.clone());
+                let (index_a, index_b, last) = (index, index + (half / frame) as u64, ended);
+                let seal = |key: Key, part: Bytes, at: u64, last: bool| {
+                    tokio::task::spawn_blocking(move || {
+                        let mut out = Vec::with_capacity(part.len() + part.len() / 8 + 256);
+                        frames::seal_frames(&key, id, frame, at, &part, last, &mut out);
+                        out
+                    })
+                };
+                let first = seal(key_a, a, index_a, false);
+                let second = seal(key_b, b, index_b, last);
+                let mut h =
+                    hasher.take().ok_or_else(|| Error::internal(anyhow::anyhow!("the hasher was not handed back")))?;
+                let hashed = tokio::task::spawn_blocking(move || {
+                    h.update(&batch);
+                    h
                 });
-                let last = ended;
-                let sealer_task = tokio::task::spawn_blocking(move || {
-                    let mut out = Vec::with_capacity(batch.len() + batch.len() / 8 + 256);
-                    sealer.push(&batch, &mut out);
-                    if last {
-                        sealer.finish(&mut out);
-                        return (None, out);
-                    }
-                    (Some(sealer), out)
-                });
+                index += (take / frame) as u64;
                 if last {
-                    let (_, out) = sealer_task.await.map_err(join_err)?;
-                    let digest: [u8; 32] = hasher_task.await.map_err(join_err)?.finalize().into();
-                    writer.write_owned(out).await.map_err(storage_err)?;
+                    let (first, second) = (first.await.map_err(join_err)?, second.await.map_err(join_err)?);
+                    let digest: [u8; 32] = hashed.await.map_err(join_err)?.finalize().into();
+                    writer.write_owned(first).await.map_err(storage_err)?;
+                    writer.write_owned(second).await.map_err(storage_err)?;
                     return Ok((size, digest));
                 }
-                sealing = Some((sealer_task, hasher_task));
+                inflight = Some((first, second, hashed));
             }
         }
         .await;
