@@ -208,19 +208,11 @@ async fn a_tampered_file_is_refused_with_its_code_and_no_plaintext() {
     let id = r["id"].as_str().expect("id").to_owned();
     let file_id = c.file_of(&id).await;
     // At rest the object is ciphertext: none of the content is in it.
-    let objects =
-        careport_store::objects::Objects::open(&c.app.settings.storage, &c.app.data_dir).await.expect("objects");
-    let mut sealed = Vec::new();
-    let mut stream = objects.read_from(file_id, 0).await.expect("read");
-    while let Some(b) = futures_util::StreamExt::next(&mut stream).await {
-        sealed.extend_from_slice(&b.expect("bytes"));
-    }
+    let mut sealed = c.sealed(file_id).await;
     assert!(!sealed.windows(9).any(|w| w == b"Potassium"), "no plaintext at rest");
     // Change one byte in the tenth frame (the second half), in place.
     sealed[careport_vault::frames::frame_offset(1024, 9) as usize + 50] ^= 0x01;
-    let mut w = objects.writer(file_id).await.expect("writer");
-    w.write(&sealed).await.expect("write");
-    w.commit().await.expect("commit");
+    c.overwrite(file_id, &sealed).await;
 
     let (s, h, body) = c.content(&id, Some(&c.doctor), None).await;
     assert_eq!(s, 500);
@@ -303,20 +295,12 @@ async fn frames_put_out_of_place_are_refused_before_any_byte_is_sent() {
     let r = c.upload_pdf(&c.doctor, c.patient_id, "Scan", &content).await;
     let id = r["id"].as_str().expect("id").to_owned();
     let file_id = c.file_of(&id).await;
-    let objects =
-        careport_store::objects::Objects::open(&c.app.settings.storage, &c.app.data_dir).await.expect("objects");
-    let mut sealed = Vec::new();
-    let mut stream = objects.read_from(file_id, 0).await.expect("read");
-    while let Some(b) = futures_util::StreamExt::next(&mut stream).await {
-        sealed.extend_from_slice(&b.expect("bytes"));
-    }
+    let mut sealed = c.sealed(file_id).await;
     // Swap frames 2 and 3: each keeps a valid HMAC, so only their place gives them away.
     let [a, b, end] = [2, 3, 4].map(|i| careport_vault::frames::frame_offset(1024, i) as usize);
     let (second, third) = (sealed[a..b].to_vec(), sealed[b..end].to_vec());
     sealed.splice(a..end, third.into_iter().chain(second));
-    let mut w = objects.writer(file_id).await.expect("writer");
-    w.write(&sealed).await.expect("write");
-    w.commit().await.expect("commit");
+    c.overwrite(file_id, &sealed).await;
 
     // The check before the first byte reads each frame's binding too: refused, nothing sent.
     let (s, _, body) = c.content(&id, Some(&c.doctor), None).await;

@@ -9,16 +9,10 @@ mod transfer;
 use careport_domain::Role;
 use careport_policy::StaffRole;
 use careport_tests::{TestApp, spawn_app_with};
+
+use crate::clinic::{token, unique};
 use serde_json::{Value, json};
 use uuid::Uuid;
-
-pub(super) fn unique(name: &str) -> String {
-    format!("{name}-{}@example.org", &Uuid::new_v4().simple().to_string()[..8])
-}
-
-pub(super) async fn token(app: &TestApp, email: &str) -> String {
-    app.login(email).await["access_token"].as_str().expect("token").to_owned()
-}
 
 /// A chart: a patient with an account in oncology, cared for by the oncology doctor; the
 /// oncology nurse, a cardiology nurse, another doctor, another patient and an administrator.
@@ -120,21 +114,29 @@ pub(super) fn pdf(seed: u64, len: usize) -> Vec<u8> {
 
 impl Chart {
     pub async fn send(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-        let url = self.app.url(path);
-        let mut req = match method {
-            "GET" => self.app.client.get(url),
-            "POST" => self.app.client.post(url),
-            "PATCH" => self.app.client.patch(url),
-            "DELETE" => self.app.client.delete(url),
-            m => panic!("method {m}"),
-        };
-        req = req.bearer_auth(token);
-        if let Some(b) = body {
-            req = req.json(&b);
+        crate::clinic::send(&self.app, method, path, token, body).await
+    }
+
+    /// The vault's object storage as the app has it configured.
+    pub async fn storage(&self) -> careport_store::objects::Objects {
+        careport_store::objects::Objects::open(&self.app.settings.storage, &self.app.data_dir).await.expect("objects")
+    }
+
+    /// A stored object's sealed bytes, whole.
+    pub async fn sealed(&self, file_id: Uuid) -> Vec<u8> {
+        let mut sealed = Vec::new();
+        let mut stream = self.storage().await.read_from(file_id, 0).await.expect("read");
+        while let Some(b) = futures_util::StreamExt::next(&mut stream).await {
+            sealed.extend_from_slice(&b.expect("bytes"));
         }
-        let res = req.send().await.expect("request");
-        let status = res.status().as_u16();
-        (status, res.json().await.unwrap_or(Value::Null))
+        sealed
+    }
+
+    /// Put other sealed bytes in an object's place (what an attacker with the storage would do).
+    pub async fn overwrite(&self, file_id: Uuid, sealed: &[u8]) {
+        let mut w = self.storage().await.writer(file_id).await.expect("writer");
+        w.write(sealed).await.expect("write");
+        w.commit().await.expect("commit");
     }
 
     /// Upload by multipart as `token`; (status, body).
@@ -237,10 +239,7 @@ impl Chart {
 
     /// Every stored object and temporary the vault has (local directory or S3 prefix).
     pub async fn objects(&self) -> (usize, usize) {
-        let objects = careport_store::objects::Objects::open(&self.app.settings.storage, &self.app.data_dir)
-            .await
-            .expect("objects");
-        let listed = objects.list().await.expect("list").len();
+        let listed = self.storage().await.list().await.expect("list").len();
         let tmp = std::fs::read_dir(self.app.data_dir.join("vault").join("tmp")).map(|d| d.count()).unwrap_or(0);
         (listed, tmp)
     }

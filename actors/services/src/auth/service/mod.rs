@@ -1,6 +1,7 @@
 //! The identity flows: register, login, refresh, logout, passwords, e-mail verification,
 //! sessions, MFA, invitations, administration of accounts, medical records' policy facts and
-//! signed links, and the authorization check every request passes through. The flows live in one file per area, each an `impl Auth` block.
+//! signed links, and the authorization check every request passes through. The flows live in one
+//! file per area, each an `impl Auth` block.
 
 mod account;
 mod admin;
