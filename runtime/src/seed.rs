@@ -243,7 +243,7 @@ pub async fn seed(db: &Db, settings: &Settings, size: Size) -> anyhow::Result<()
             department: Some(dept.to_owned()),
         };
         let id = Uuid::now_v7();
-        patients::create(db, id, &fields, None).await.with_context(|| format!("patient {i}"))?;
+        patients::create(db, id, &fields, None, None).await.with_context(|| format!("patient {i}"))?;
         if i <= size.patient_accounts {
             let linked = accounts.create(email, fields.full_name.clone(), Role::Patient, None, None).await?;
             if linked != id {

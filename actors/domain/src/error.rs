@@ -174,6 +174,14 @@ impl Error {
         Self::new(Code::Internal).caused_by(source)
     }
 
+    /// The data store failed (a lost connection, a timeout, a pool exhausted): 503
+    /// `store_unavailable`, retry in a second. The one mapping of a store failure, for every
+    /// crate; the cause is logged, never returned.
+    #[track_caller]
+    pub fn store(source: impl Into<anyhow::Error>) -> Self {
+        Self::new(Code::StoreUnavailable).caused_by(source).retry_after(1)
+    }
+
     /// Attach the internal cause (logged, never returned).
     pub fn caused_by(mut self, source: impl Into<anyhow::Error>) -> Self {
         self.source = Some(source.into());

@@ -8,7 +8,7 @@ use careport_store::Db;
 use careport_store::users::{self, CreateUserError, NewUser};
 use uuid::Uuid;
 
-pub use crate::auth::passwords::{Argon2Config, check_password, hash_password};
+pub use crate::identity::passwords::{Argon2Config, check_password, hash_password};
 
 /// Languages the portal speaks (DESIGN §10), in display order.
 pub const LANGUAGES: [&str; 6] = ["en", "ar", "zh", "fr", "hi", "es"];

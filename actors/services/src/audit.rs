@@ -165,3 +165,38 @@ impl Handler<Ping> for AuditActor {
         })
     }
 }
+
+/// The audit writer: what every service operation writes its events through. Cheap to clone.
+///
+/// [`Audit::write`] waits for the commit and fails closed (503 `audit_unavailable`): a read of
+/// patient data whose event cannot be written is refused. [`Audit::best_effort`] is for events
+/// whose loss must not change the answer (a refused login is still refused).
+#[derive(Clone)]
+pub struct Audit {
+    actor: crate::Handle<AuditActor>,
+}
+
+impl Audit {
+    pub fn new(actor: crate::Handle<AuditActor>) -> Self {
+        Self { actor }
+    }
+
+    /// Append events and wait for the commit (fail closed).
+    pub async fn write(&self, events: Vec<NewEvent>) -> Result<(), Error> {
+        self.actor.send(Append(events)).await.map_err(|e| {
+            Error::new(Code::AuditUnavailable).caused_by(anyhow::anyhow!("audit actor: {e}")).retry_after(5)
+        })?
+    }
+
+    /// Append one event and wait for the commit (fail closed).
+    pub async fn one(&self, event: NewEvent) -> Result<(), Error> {
+        self.write(vec![event]).await
+    }
+
+    /// Append an event whose loss must not change the answer, logging if it cannot be written.
+    pub async fn best_effort(&self, event: NewEvent) {
+        if let Err(e) = self.write(vec![event]).await {
+            tracing::error!(error = ?e, "could not write an audit event");
+        }
+    }
+}

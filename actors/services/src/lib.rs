@@ -4,9 +4,15 @@
 //! # Layout
 //! - [`jobs`]: the `JobRunner`, which claims jobs from the durable queue for the registered
 //!   [`JobHandler`]s, keeps their leases alive, retries, and hands leases back at shutdown.
-//! - [`auth`]: identity and access — accounts, sessions, MFA, throttling, revocation (the
-//!   `AuthActor` keeps revocations current on every node) and the authorization of requests.
-//! - [`audit`]: the `AuditActor`, which appends to the hash-chained audit trail.
+//! - [`door`]: the service operations — every read and change of the clinic's data, each
+//!   deciding, storing, invalidating, publishing and auditing in one call. Every adapter (HTTP,
+//!   CLI, chat tools) goes through it.
+//! - [`identity`]: accounts, sessions, MFA, throttling, revocation (the `AuthActor` keeps
+//!   revocations current on every node) and tokens.
+//! - [`access`]: access decisions — the policies, the store facts they need, list scopes, signed
+//!   links — and the `Pass` that proves a decision.
+//! - [`audit`]: the `AuditActor`, which appends to the hash-chained audit trail, and the `Audit`
+//!   writer every operation writes through.
 //! - [`accounts`]: the rules for creating accounts, shared by every path.
 //! - [`clinic`]: the clinic directory and scheduling rules (free slots, booking, reminders).
 //! - [`mail`]: e-mail through SMTP or the outbox folder.
@@ -18,11 +24,13 @@
 //! Actors run on the actix System's arbiter (one thread); blocking work is sent to Tokio's
 //! blocking pool or a `SyncArbiter`, never run inside a handler.
 
+pub mod access;
 pub mod accounts;
 pub mod audit;
-pub mod auth;
 pub mod clinic;
+pub mod door;
 pub mod handle;
+pub mod identity;
 pub mod jobs;
 pub mod mail;
 pub mod plugins;
@@ -37,9 +45,10 @@ use careport_ml::Embeddings;
 use careport_store::embeddings::{self as stored, Space};
 use careport_store::{Bus, Db, JobQueue, Redis};
 
-pub use audit::AuditActor;
-pub use auth::actor::AuthActor;
-pub use auth::{Auth, AuthConfig, Caller, ClientInfo};
+pub use access::{Access, Pass};
+pub use audit::{Audit, AuditActor};
+pub use identity::actor::AuthActor;
+pub use identity::{AuthConfig, Caller, ClientInfo, Identity};
 pub use handle::Handle;
 pub use jobs::{JobError, JobHandler, JobRunner};
 
@@ -55,10 +64,13 @@ pub struct ActorStatus {
     pub detail: String,
 }
 
-/// The address of every actor, shared with the HTTP layer as `web::Data<Services>`.
+/// The address of every actor and service, shared with the HTTP layer as `web::Data<Services>`.
+///
+/// The store handle is not public: adapters reach the data through the operations of
+/// [`door`] (`services.patients()`, `services.records()`, ...).
 #[derive(Clone)]
 pub struct Services {
-    pub db: Db,
+    pub(crate) db: Db,
     pub bus: Bus,
     pub queue: JobQueue,
     pub jobs: Handle<JobRunner>,
@@ -66,10 +78,14 @@ pub struct Services {
     pub embeddings: Arc<Embeddings>,
     /// Stored embeddings made by another model than the configured one (checked at start).
     pub stale_embeddings: Arc<RwLock<Vec<Space>>>,
-    /// Identity and access.
-    pub auth: Auth,
+    /// Accounts, sessions, MFA and tokens.
+    pub identity: Identity,
     pub auth_actor: Handle<AuthActor>,
-    pub audit: Handle<AuditActor>,
+    /// Access decisions.
+    pub access: Access,
+    /// The audit writer, and the actor behind it.
+    pub audit: Audit,
+    pub audit_actor: Handle<AuditActor>,
     /// Scheduling rules of the clinic directory.
     pub clinic: clinic::Clinic,
     /// Hot reads without patient data (reference data, clinicians), in Redis when configured.
@@ -131,15 +147,16 @@ impl Services {
         let master = careport_vault::MasterKey::from_text(master_text)
             .map_err(|_| careport_domain::Error::internal(anyhow::anyhow!("the master key is not a Fernet key")))?;
         let chain_key = vault::chain_key(&db, &master, master_text).await?;
-        let audit =
+        let audit_actor =
             Handle::new("audit", Supervisor::start(move |_| AuditActor::new(audit_db.clone(), chain_key.clone())));
-        let auth = Auth::new(auth::AuthDeps {
+        let audit = Audit::new(audit_actor.clone());
+        let policies = identity.policies.with_limits(identity.config.policy);
+        let auth = Identity::new(identity::AuthDeps {
             db: db.clone(),
             bus: bus.clone(),
             redis: identity.redis,
             audit: audit.clone(),
             mailer: identity.mailer,
-            policies: identity.policies,
             config: identity.config,
             token_key: identity.token_key,
             master_key: identity.master_key,
@@ -150,6 +167,7 @@ impl Services {
         auth.load_recent_revocations().await?;
         let actor_auth = auth.clone();
         let auth_actor = Handle::new("auth", Supervisor::start(move |_| AuthActor::new(actor_auth.clone())));
+        let access = Access::new(db.clone(), policies, audit.clone(), auth.clone());
         Ok(Self {
             db,
             bus,
@@ -157,9 +175,11 @@ impl Services {
             jobs,
             embeddings,
             stale_embeddings: Arc::default(),
-            auth,
+            identity: auth,
             auth_actor,
+            access,
             audit,
+            audit_actor,
             clinic,
             cache,
             plugins,
@@ -167,6 +187,26 @@ impl Services {
             vault,
             files,
         })
+    }
+
+    /// The store's backend (`sqlite` or `postgres`), for `/readyz` and `/metrics`.
+    pub fn store_backend(&self) -> &'static str {
+        self.db.backend().as_str()
+    }
+
+    /// Whether the store answers within `timeout`.
+    pub async fn ping_store(&self, timeout: Duration) -> anyhow::Result<()> {
+        self.db.ping(timeout).await
+    }
+
+    /// The store's connections: (open, idle).
+    pub fn store_pool_stats(&self) -> (u32, u32) {
+        self.db.pool_stats()
+    }
+
+    /// Close the store's connections (at shutdown).
+    pub async fn close_store(&self) {
+        self.db.close().await;
     }
 
     /// Find stored embeddings that the configured model cannot search (another model or
@@ -192,14 +232,14 @@ impl Services {
         let (jobs, auth, audit, plugins, files) = tokio::join!(
             self.jobs.ping(timeout),
             self.auth_actor.ping(timeout),
-            self.audit.ping(timeout),
+            self.audit_actor.ping(timeout),
             self.plugin_actor.ping(timeout),
             self.files.ping(timeout)
         );
         vec![
             (self.jobs.name(), jobs),
             (self.auth_actor.name(), auth),
-            (self.audit.name(), audit),
+            (self.audit_actor.name(), audit),
             (self.plugin_actor.name(), plugins),
             (self.files.name(), files),
         ]
@@ -210,7 +250,7 @@ impl Services {
         vec![
             (self.jobs.name(), self.jobs.depth()),
             (self.auth_actor.name(), self.auth_actor.depth()),
-            (self.audit.name(), self.audit.depth()),
+            (self.audit_actor.name(), self.audit_actor.depth()),
             (self.plugin_actor.name(), self.plugin_actor.depth()),
             (self.files.name(), self.files.depth()),
         ]

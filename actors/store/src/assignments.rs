@@ -12,7 +12,7 @@ use crate::{fetch, transaction};
 
 static CURRENT: Sql =
     Sql::new("SELECT cancer_type_id FROM care_assignments WHERE clinician_id = $1 AND patient_id = $2");
-static INSERT: Sql = Sql::new(
+pub(crate) static INSERT: Sql = Sql::new(
     "INSERT INTO care_assignments (clinician_id, patient_id, cancer_type_id, assigned_by, created_at)
      VALUES ($1, $2, $3, $4, $5)",
 );
@@ -20,7 +20,7 @@ static CHANGE: Sql = Sql::new(
     "UPDATE care_assignments SET cancer_type_id = $3, assigned_by = $4 WHERE clinician_id = $1 AND patient_id = $2",
 );
 static DELETE: Sql = Sql::new("DELETE FROM care_assignments WHERE clinician_id = $1 AND patient_id = $2");
-static HISTORY_INSERT: Sql = Sql::new(
+pub(crate) static HISTORY_INSERT: Sql = Sql::new(
     "INSERT INTO care_assignment_history (id, clinician_id, patient_id, cancer_type_id, action, actor_id, at)
      VALUES ($1, $2, $3, $4, $5, $6, $7)",
 );

@@ -171,31 +171,59 @@ pub struct ListFilter {
     pub include_deleted: bool,
 }
 
-/// Create a record with `id`.
-pub async fn create(db: &Db, id: Uuid, f: &PatientFields, created_by: Option<Uuid>) -> Result<(), PatientError> {
+/// Create a record with `id`; with `assign_to`, that clinician joins its care team (no cancer
+/// type yet) in the same transaction, with the step in the assignment history.
+pub async fn create(
+    db: &Db,
+    id: Uuid,
+    f: &PatientFields,
+    created_by: Option<Uuid>,
+    assign_to: Option<Uuid>,
+) -> Result<(), PatientError> {
     let now = now_ms();
-    exec!(
-        db.writer(),
-        &INSERT,
-        id,
-        f.mrn.as_str(),
-        f.full_name.as_str(),
-        f.date_of_birth.as_deref(),
-        f.sex.as_str(),
-        f.email.as_deref(),
-        f.phone.as_deref(),
-        f.address.as_deref(),
-        f.emergency_contact_name.as_deref(),
-        f.emergency_contact_phone.as_deref(),
-        f.emergency_contact_relation.as_deref(),
-        f.preferred_language.as_str(),
-        f.department.as_deref(),
-        search_text(&f.full_name, &f.mrn),
-        created_by,
-        now
-    )
-    .map_err(map_unique)?;
-    Ok(())
+    crate::transaction!(db, |tx, dialect| {
+        sqlx::query(INSERT.text(dialect))
+            .bind(id)
+            .bind(f.mrn.as_str())
+            .bind(f.full_name.as_str())
+            .bind(f.date_of_birth.as_deref())
+            .bind(f.sex.as_str())
+            .bind(f.email.as_deref())
+            .bind(f.phone.as_deref())
+            .bind(f.address.as_deref())
+            .bind(f.emergency_contact_name.as_deref())
+            .bind(f.emergency_contact_phone.as_deref())
+            .bind(f.emergency_contact_relation.as_deref())
+            .bind(f.preferred_language.as_str())
+            .bind(f.department.as_deref())
+            .bind(search_text(&f.full_name, &f.mrn))
+            .bind(created_by)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_unique)?;
+        if let Some(clinician) = assign_to {
+            sqlx::query(crate::assignments::INSERT.text(dialect))
+                .bind(clinician)
+                .bind(id)
+                .bind(None::<&str>)
+                .bind(created_by)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(crate::assignments::HISTORY_INSERT.text(dialect))
+                .bind(Uuid::now_v7())
+                .bind(clinician)
+                .bind(id)
+                .bind(None::<&str>)
+                .bind("assigned")
+                .bind(created_by)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok::<_, PatientError>(())
+    })
 }
 
 /// Replace the record's fields; false if there is no such record.

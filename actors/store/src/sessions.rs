@@ -65,6 +65,9 @@ static ACTIVE_FOR_USER: Sql = Sql::new(
     "SELECT id, user_id, created_at, last_used_at, expires_at, revoked_at, revoked_reason, ip, user_agent
      FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 ORDER BY created_at DESC",
 );
+static ENDED_ALL_SINCE: Sql = Sql::new(
+    "SELECT COUNT(*) FROM sessions WHERE user_id = $1 AND revoked_at >= $2 AND revoked_reason IN ($3, $4, $5, $6, $7)",
+);
 static REVOKED_SINCE: Sql = Sql::new(
     "SELECT id, user_id, created_at, last_used_at, expires_at, revoked_at, revoked_reason, ip, user_agent
      FROM sessions WHERE revoked_at IS NOT NULL AND revoked_at >= $1",
@@ -129,6 +132,25 @@ pub async fn revoke_user(db: &Db, user_id: Uuid, reason: &str, keep: Option<Uuid
 /// A user's live sessions, newest first.
 pub async fn active_for_user(db: &Db, user_id: Uuid) -> Result<Vec<SessionRow>, sqlx::Error> {
     fetch!(db.reader(), SessionRow, fetch_all, &ACTIVE_FOR_USER, user_id, now_ms())
+}
+
+/// Why every session of a user was ended at once ([`revoke_user`]): what signed links made
+/// before such an end stop working for (they are the maker's, like a session).
+pub mod ended_all {
+    pub const LOGOUT_ALL: &str = "logout (all sessions)";
+    pub const PASSWORD_CHANGED: &str = "password changed";
+    pub const PASSWORD_RESET: &str = "password reset";
+    pub const ACCOUNT_CHANGED: &str = "account changed by an administrator";
+    pub const MFA_RESET: &str = "MFA reset by an administrator";
+    pub const ALL: [&str; 5] = [LOGOUT_ALL, PASSWORD_CHANGED, PASSWORD_RESET, ACCOUNT_CHANGED, MFA_RESET];
+}
+
+/// Whether the user's sessions were ended all at once (for one of [`ended_all::ALL`]) at or
+/// after `since_ms`.
+pub async fn ended_all_since(db: &Db, user_id: Uuid, since_ms: i64) -> Result<bool, sqlx::Error> {
+    let [a, b, c, d, e] = ended_all::ALL;
+    let n = crate::scalar!(db.writer(), i64, fetch_one, &ENDED_ALL_SINCE, user_id, since_ms, a, b, c, d, e)?;
+    Ok(n > 0)
 }
 
 /// Sessions revoked at or after `since_ms` (a node loads these at start and on a timer).

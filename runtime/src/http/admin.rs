@@ -7,7 +7,7 @@ use actix_web::{HttpResponse, web};
 use careport_actors::Services;
 use careport_actors::accounts::{NewAccount, parse_staff};
 use careport_actors::audit::EventExt;
-use careport_actors::auth::service::{AccountChange, Invite};
+use careport_actors::identity::service::{AccountChange, Invite};
 use careport_domain::{Code, Email, Error, Role};
 use careport_store::audit::{self as trail, Filter};
 use serde::Deserialize;

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use careport_actors::Services;
-use careport_actors::auth::service::{Login, epoch_secs};
+use careport_actors::identity::service::{Login, epoch_secs};
 use careport_domain::{Code, Email, Error};
 use careport_policy::Narrowing;
 use serde::Deserialize;
@@ -89,7 +89,7 @@ pub async fn login(services: web::Data<Services>, client: Client, body: web::Jso
     Ok(token_response(&services, pair, body.use_cookie))
 }
 
-fn token_response(services: &Services, pair: careport_actors::auth::service::TokenPair, cookie: bool) -> HttpResponse {
+fn token_response(services: &Services, pair: careport_actors::identity::service::TokenPair, cookie: bool) -> HttpResponse {
     let mut res = HttpResponse::Ok();
     res.insert_header(("cache-control", "no-store"));
     let mut body = serde_json::to_value(&pair).unwrap_or_default();

@@ -11,7 +11,7 @@ mod tokens;
 
 use std::time::{Duration, SystemTime};
 
-use careport_actors::auth::totp;
+use careport_actors::identity::totp;
 use careport_domain::Role;
 use careport_policy::{Claims, KeyPair, KeyRing, StaffRole};
 use careport_tests::{PASSWORD, TestApp, spawn_app, spawn_app_with};

@@ -11,7 +11,7 @@ use careport_domain::time::now_ms;
 use careport_store::sessions;
 use uuid::Uuid;
 
-use super::Auth;
+use super::Identity;
 use super::revocation::CHANNEL;
 use crate::{ActorStatus, Ping};
 
@@ -19,14 +19,14 @@ use crate::{ActorStatus, Ping};
 pub const POLL: Duration = Duration::from_secs(5);
 
 pub struct AuthActor {
-    auth: Auth,
+    auth: Identity,
     /// Revocations at or after this time are known (store time, ms).
     synced_to: i64,
     last_error: Option<String>,
 }
 
 impl AuthActor {
-    pub fn new(auth: Auth) -> Self {
+    pub fn new(auth: Identity) -> Self {
         // At start, load every revocation whose tokens may still be alive.
         let horizon = now_ms() - (auth.config().access_token_ttl_secs as i64 + 60) * 1000;
         Self { auth, synced_to: horizon, last_error: None }

@@ -2,7 +2,7 @@
 
 use super::*;
 
-impl Auth {
+impl Identity {
     /// Start enrolment: a new secret, shown once, sealed in the store until confirmed.
     pub async fn mfa_enrol(&self, caller: &Caller, password: String) -> Result<Enrolment, Error> {
         let creds = self.reauthenticate(caller, password).await?;

@@ -2,7 +2,7 @@
 
 use super::*;
 
-impl Auth {
+impl Identity {
     pub async fn account(&self, id: Uuid) -> Result<Account, Error> {
         let u = users::find(&self.inner.db, id).await.map_err(store_err)?.ok_or_else(|| Error::new(Code::NotFound))?;
         Ok(u.into())
@@ -47,7 +47,7 @@ impl Auth {
         self.reauthenticate(caller, current).await?;
         let hash = passwords::hash_password(new, &self.inner.cfg.argon2).await?;
         users::set_password(db, caller.user(), &hash).await.map_err(store_err)?;
-        let revoked = self.revoke_user(caller.user(), "password changed", Some(caller.session())).await?;
+        let revoked = self.revoke_user(caller.user(), sessions::ended_all::PASSWORD_CHANGED, Some(caller.session())).await?;
         self.audit_best_effort(
             caller
                 .ctx
@@ -130,7 +130,7 @@ impl Auth {
         users::set_password(db, user, &hash).await.map_err(store_err)?;
         // The link proved control of the mailbox.
         users::set_verified(db, user).await.map_err(store_err)?;
-        self.revoke_user(user, "password reset", None).await?;
+        self.revoke_user(user, sessions::ended_all::PASSWORD_RESET, None).await?;
         self.inner.throttle.reset(&Throttle::account_key(&row.email)).await;
         let mut ctx = client.context();
         ctx.actor_id = Some(user);

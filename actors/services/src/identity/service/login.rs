@@ -2,8 +2,8 @@
 
 use super::*;
 
-impl Auth {
-    pub(super) fn throttled(&self, locked: crate::auth::throttle::Locked) -> Error {
+impl Identity {
+    pub(super) fn throttled(&self, locked: crate::identity::throttle::Locked) -> Error {
         Error::new(Code::TooManyAttempts).retry_after(u32::try_from(locked.retry_after_secs).unwrap_or(u32::MAX))
     }
 
@@ -246,7 +246,7 @@ impl Auth {
     /// Log out this session, or all of the caller's sessions.
     pub async fn logout(&self, caller: &Caller, all_sessions: bool) -> Result<(), Error> {
         if all_sessions {
-            self.revoke_user(caller.user(), "logout (all sessions)", None).await?;
+            self.revoke_user(caller.user(), sessions::ended_all::LOGOUT_ALL, None).await?;
         } else {
             self.revoke_sessions(&[caller.session()], "logout").await?;
         }

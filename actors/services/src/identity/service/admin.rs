@@ -2,7 +2,7 @@
 
 use super::*;
 
-impl Auth {
+impl Identity {
     /// Accounts, a page at a time.
     pub async fn list_accounts(
         &self,
@@ -71,7 +71,7 @@ impl Auth {
             details.push(if active { "activated".into() } else { "deactivated".into() });
         }
         if !details.is_empty() {
-            let ended = self.revoke_user(id, "account changed by an administrator", None).await?;
+            let ended = self.revoke_user(id, sessions::ended_all::ACCOUNT_CHANGED, None).await?;
             self.audit(vec![
                 caller
                     .ctx
@@ -90,7 +90,7 @@ impl Auth {
         users::find(db, id).await.map_err(store_err)?.ok_or_else(|| Error::new(Code::NotFound))?;
         users::clear_mfa(db, id).await.map_err(store_err)?;
         mfa::clear_recovery_codes(db, id).await.map_err(store_err)?;
-        self.revoke_user(id, "MFA reset by an administrator", None).await?;
+        self.revoke_user(id, sessions::ended_all::MFA_RESET, None).await?;
         self.audit(vec![caller.ctx.event("admin.mfa_reset", outcome::SUCCESS).resource("mfa", id)]).await
     }
 

@@ -1,4 +1,4 @@
-//! Cursor pagination, the same on every list route: `?limit=…&cursor=…` in, and
+//! Cursor pagination, the same on every list: `?limit=…&cursor=…` in, and
 //! `{"items": [...], "next_cursor": "…" | null}` out. A cursor is opaque to clients (base64url of
 //! the position after the last item); a malformed one is 400 `invalid_query`.
 
@@ -54,13 +54,40 @@ pub fn decode_seq(cursor: Option<&str>) -> Result<Option<i64>, Error> {
         .transpose()
 }
 
-/// A page of `items`; `next` is the position after the last one when the page is full.
-pub fn page<T: Serialize>(items: Vec<T>, limit: i64, next: impl FnOnce(&T) -> String) -> serde_json::Value {
-    let next_cursor = if items.len() as i64 == limit { items.last().map(|l| encode(&next(l))) } else { None };
-    serde_json::json!({ "items": items, "next_cursor": next_cursor })
+
+/// `?limit=…&cursor=…` as a list operation takes it.
+#[derive(Debug, Clone, Default)]
+pub struct PageRequest {
+    /// 1 to [`MAX_LIMIT`] (default [`DEFAULT_LIMIT`]).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
 }
 
-/// 503 `store_unavailable` (retry in a second) for a store failure.
-pub fn store(e: impl Into<anyhow::Error>) -> Error {
-    Error::new(Code::StoreUnavailable).caused_by(e).retry_after(1)
+impl PageRequest {
+    /// The checked page size.
+    pub fn limit(&self) -> Result<i64, Error> {
+        limit(self.limit)
+    }
+}
+
+/// A page of a list: `{"items": [...], "next_cursor": "…" | null}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// `items`, with a next cursor at the position `next` gives of the last item when the page
+    /// is full.
+    pub fn of(items: Vec<T>, limit: i64, next: impl FnOnce(&T) -> String) -> Self {
+        let next_cursor = if items.len() as i64 == limit { items.last().map(|l| encode(&next(l))) } else { None };
+        Self { items, next_cursor }
+    }
+
+    /// Map the items, keeping the cursor.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page { items: self.items.into_iter().map(f).collect(), next_cursor: self.next_cursor }
+    }
 }

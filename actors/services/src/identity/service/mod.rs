@@ -1,13 +1,13 @@
 //! The identity flows: register, login, refresh, logout, passwords, e-mail verification,
-//! sessions, MFA, invitations, administration of accounts, medical records' policy facts and
-//! signed links, and the authorization check every request passes through. The flows live in one
-//! file per area, each an `impl Auth` block.
+//! sessions, MFA, invitations, administration of accounts, and the tokens (access tokens and
+//! signed links' tokens). The flows live in one file per area. Who may do what is not decided
+//! here but in [`crate::access`]; events are written through [`crate::audit::Audit`].
 
 mod account;
 mod admin;
 mod login;
 mod mfa_flows;
-mod records;
+mod tokens;
 mod registration;
 
 use std::str::FromStr;
@@ -17,14 +17,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use careport_domain::time::now_ms;
 use careport_domain::{Code, Email, Error, Role};
 use careport_policy::{
-    Claims, Decision, KeyPair, KeyRing, Narrowing, Policies, PrivateKey, PublicKey, Request, Resource, StaffRole,
-    StoreFact, TokenCache, TokenError, VerifiedToken,
+    Claims, KeyPair, KeyRing, Narrowing, PrivateKey, PublicKey, StaffRole, TokenCache, TokenError, VerifiedToken,
 };
 use careport_store::audit::NewEvent;
 use careport_store::auth_links::{self, NewInvitation, Purpose};
 use careport_store::sessions::{self, RefreshLookup};
 use careport_store::users::{self, Credentials, UserRow};
-use careport_store::{Bus, Db, Redis, appointments, assignments, mfa};
+use careport_store::{Bus, Db, Redis, mfa};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use uuid::Uuid;
@@ -32,19 +31,17 @@ use uuid::Uuid;
 use super::revocation::{self, Revocations};
 use super::throttle::Throttle;
 use super::{AuthConfig, Caller, ClientInfo, passwords, secret, store_err, totp};
-use crate::Handle;
 use crate::accounts::{self, NewAccount, check_profile, parse_staff};
-use crate::audit::{Append, AuditActor, EventExt, outcome};
+use crate::audit::{Audit, EventExt, outcome};
 use crate::mail::{Mail, Mailer};
 
-/// What [`Auth`] is built from.
+/// What [`Identity`] is built from.
 pub struct AuthDeps {
     pub db: Db,
     pub bus: Bus,
     pub redis: Option<Redis>,
-    pub audit: Handle<AuditActor>,
+    pub audit: Audit,
     pub mailer: Arc<Mailer>,
-    pub policies: Policies,
     pub config: AuthConfig,
     /// Biscuit root key (`ed25519-private/<hex>`).
     pub token_key: SecretString,
@@ -56,16 +53,15 @@ pub struct AuthDeps {
 
 /// The identity service. Cheap to clone.
 #[derive(Clone)]
-pub struct Auth {
+pub struct Identity {
     inner: Arc<Inner>,
 }
 
 struct Inner {
     db: Db,
     bus: Bus,
-    audit: Handle<AuditActor>,
+    audit: Audit,
     mailer: Arc<Mailer>,
-    policies: Policies,
     cfg: AuthConfig,
     keys: KeyRing,
     cache: TokenCache,
@@ -212,7 +208,7 @@ fn token_error(e: TokenError) -> Error {
     }
 }
 
-impl Auth {
+impl Identity {
     /// Build the service: key ring, dummy hash, throttle.
     pub async fn new(deps: AuthDeps) -> Result<Self, Error> {
         let keys = key_ring(&deps.token_key, &deps.config.tokens)
@@ -221,7 +217,6 @@ impl Auth {
             .ok_or_else(|| Error::internal(anyhow::anyhow!("the master key is not a Fernet key")))?;
         let dummy_hash = passwords::dummy_hash(&deps.config.argon2).await?;
         let throttle = Throttle::new(deps.config.throttle.clone(), deps.redis.clone());
-        let policies = deps.policies.with_limits(deps.config.policy);
         // The CSRF key is derived, not stored: a new token key makes old CSRF values invalid.
         let csrf_key: [u8; 32] = {
             use sha2::Digest;
@@ -236,7 +231,6 @@ impl Auth {
                 bus: deps.bus,
                 audit: deps.audit,
                 mailer: deps.mailer,
-                policies,
                 keys,
                 cache: TokenCache::default(),
                 throttle,
@@ -289,24 +283,7 @@ impl Auth {
         })
     }
 
-    // ----- audit -------------------------------------------------------------------------
-
-    /// Append events and wait for the commit (fail closed).
-    pub async fn audit(&self, events: Vec<NewEvent>) -> Result<(), Error> {
-        self.inner.audit.send(Append(events)).await.map_err(|e| {
-            Error::new(Code::AuditUnavailable).caused_by(anyhow::anyhow!("audit actor: {e}")).retry_after(5)
-        })?
-    }
-
-    /// Append an event whose loss must not change the answer (a failed login is still a
-    /// failed login), logging if it cannot be written.
-    pub async fn audit_best_effort(&self, event: NewEvent) {
-        if let Err(e) = self.audit(vec![event]).await {
-            tracing::error!(error = ?e, "could not write an audit event");
-        }
-    }
-
-    // ----- tokens and authorization ------------------------------------------------------
+    // ----- tokens -------------------------------------------------------------------------
 
     /// Verify an access token: signature (cached per node), expiry, revocation.
     pub fn authenticate(&self, raw: &str) -> Result<Arc<VerifiedToken>, Error> {
@@ -326,120 +303,6 @@ impl Auth {
             self.inner.revocations.insert([s.id], s.revoked_at.unwrap_or(since));
         }
         Ok(rows.len())
-    }
-
-    /// Decide whether `caller` may do `operation` on `(kind, id)`. A denial is audited and
-    /// answers 404 when `hide` (a resource instance: its existence is not told) or 403.
-    pub async fn authorize(
-        &self,
-        caller: &Caller,
-        operation: &str,
-        kind: &str,
-        id: &str,
-        hide: bool,
-    ) -> Result<(), Error> {
-        let claims = caller.token.claims();
-        if claims.mfa_pending && kind != "mfa" {
-            return Err(Error::new(Code::MfaEnrolmentRequired));
-        }
-        let facts = self.facts_for(caller, kind, id).await?;
-        self.authorize_with_facts(caller, operation, kind, id, hide, &facts).await
-    }
-
-    /// [`Auth::authorize`] with the store facts already at hand: a route that must load the
-    /// very rows the facts come from loads them once (the facts must be those `facts_for`
-    /// would return).
-    pub async fn authorize_with_facts(
-        &self,
-        caller: &Caller,
-        operation: &str,
-        kind: &str,
-        id: &str,
-        hide: bool,
-        facts: &[StoreFact],
-    ) -> Result<(), Error> {
-        let claims = caller.token.claims();
-        if claims.mfa_pending && kind != "mfa" {
-            return Err(Error::new(Code::MfaEnrolmentRequired));
-        }
-        if self.decide(caller, operation, kind, id, facts)? {
-            return Ok(());
-        }
-        let mut event = caller.ctx.event(&format!("{kind}.{operation}"), outcome::DENIED).resource(kind, id);
-        // A record's patient comes with its facts: the denial goes into that patient's log.
-        let record_patient = facts.iter().find_map(|f| match f {
-            StoreFact::DocumentPatient { patient, .. } => Some(*patient),
-            _ => None,
-        });
-        if let Some(p) = patient_of(kind, id).or(record_patient) {
-            event = event.patient(p);
-        }
-        self.audit_best_effort(event).await;
-        Err(Error::new(if hide { Code::NotFound } else { Code::Forbidden }))
-    }
-
-    /// The policies' decision, nothing else: no MFA gate, no audit.
-    fn decide(
-        &self,
-        caller: &Caller,
-        operation: &str,
-        kind: &str,
-        id: &str,
-        facts: &[StoreFact],
-    ) -> Result<bool, Error> {
-        let req = Request { operation, resource: Resource { kind, id }, now: SystemTime::now(), facts };
-        let decision = self
-            .inner
-            .policies
-            .authorize(&caller.token, &req)
-            .map_err(|e| Error::internal(anyhow::anyhow!("policy evaluation failed: {e}")))?;
-        Ok(decision == Decision::Allow)
-    }
-
-    /// The store facts a decision about `(kind, id)` needs, and no more.
-    async fn facts_for(&self, caller: &Caller, kind: &str, id: &str) -> Result<Vec<StoreFact>, Error> {
-        let db = &self.inner.db;
-        let mut facts = Vec::new();
-        match kind {
-            "patient" | "access_log" => {
-                let Ok(patient) = Uuid::parse_str(id) else { return Ok(facts) };
-                patient_facts(db, patient, &mut facts).await?;
-            }
-            "appointment" => {
-                let Ok(aid) = Uuid::parse_str(id) else { return Ok(facts) };
-                let Some(a) = appointments::get(db, aid).await.map_err(store_err)? else { return Ok(facts) };
-                facts.push(StoreFact::Appointment {
-                    appointment: aid,
-                    patient: a.patient_id,
-                    clinician: a.clinician_id,
-                });
-                patient_facts(db, a.patient_id, &mut facts).await?;
-            }
-            "document" => {
-                let Ok(rid) = Uuid::parse_str(id) else { return Ok(facts) };
-                let Some(r) = careport_store::vault::record(db, rid).await.map_err(store_err)? else {
-                    return Ok(facts);
-                };
-                // A deleted record is nobody's to open: no facts, so only the families that
-                // need none (administrators' delete and share) can reach it, and they 404 on it.
-                if r.deleted_at.is_none() {
-                    facts = self.document_facts(caller, &r, true).await?;
-                }
-            }
-            "session" => {
-                let Ok(sid) = Uuid::parse_str(id) else { return Ok(facts) };
-                // The token itself proves its own session; other sessions are looked up.
-                if sid == caller.session() {
-                    facts.push(StoreFact::Owner { user: caller.user(), kind: "session".into(), id: id.to_owned() });
-                } else if let Some(s) = sessions::get(db, sid).await.map_err(store_err)?
-                    && s.user_id == caller.user()
-                {
-                    facts.push(StoreFact::Owner { user: s.user_id, kind: "session".into(), id: id.to_owned() });
-                }
-            }
-            _ => {}
-        }
-        Ok(facts)
     }
 
     fn mint(&self, user: &UserRow, session: Uuid, mfa_pending: bool) -> Result<(String, u64), Error> {
@@ -468,23 +331,6 @@ impl Auth {
     }
 }
 
-/// `assigned` and `patient_department` facts of one patient.
-async fn patient_facts(db: &Db, patient: Uuid, facts: &mut Vec<StoreFact>) -> Result<(), Error> {
-    let mut departments: Vec<String> = Vec::new();
-    for (clinician, dept) in assignments::care_team(db, patient).await.map_err(store_err)? {
-        if let Some(clinician) = clinician {
-            facts.push(StoreFact::Assigned { clinician, patient });
-        }
-        if let Some(d) = dept
-            && !departments.contains(&d)
-        {
-            departments.push(d);
-        }
-    }
-    facts.extend(departments.into_iter().map(|department| StoreFact::PatientDepartment { patient, department }));
-    Ok(())
-}
-
 fn truncate(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
@@ -496,15 +342,19 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// The patient an event is about, for the patient's access log.
-pub fn patient_of(kind: &str, id: &str) -> Option<Uuid> {
-    match kind {
-        "patient" | "access_log" => Uuid::parse_str(id).ok(),
-        _ => None,
-    }
-}
-
 /// Seconds since the epoch of a `SystemTime`, for responses.
 pub fn epoch_secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+impl Identity {
+    /// Append events and wait for the commit (fail closed).
+    pub(super) async fn audit(&self, events: Vec<NewEvent>) -> Result<(), Error> {
+        self.inner.audit.write(events).await
+    }
+
+    /// Append an event whose loss must not change the answer.
+    pub(super) async fn audit_best_effort(&self, event: NewEvent) {
+        self.inner.audit.best_effort(event).await
+    }
 }

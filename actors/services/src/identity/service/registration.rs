@@ -2,13 +2,13 @@
 
 use super::*;
 
-impl Auth {
+impl Identity {
     pub(super) fn link(&self, page: &str, token: &str) -> String {
         format!("{}/{page}?token={token}", self.inner.public_url)
     }
 
     /// Create an account after checking the rules. Used by the CLI, administrators and
-    /// invitations; registration goes through [`Auth::register`].
+    /// invitations; registration goes through [`Identity::register`].
     pub async fn create_account(&self, acct: NewAccount) -> Result<Uuid, Error> {
         accounts::create_account(&self.inner.db, &self.inner.cfg.argon2, acct).await
     }

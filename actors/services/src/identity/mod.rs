@@ -1,7 +1,8 @@
-//! Identity and access: accounts, sessions with rotating refresh tokens, MFA, e-mail links,
-//! throttling, revocation, and the authorization of every request against the policies.
+//! Identity: accounts, sessions with rotating refresh tokens, MFA, e-mail links, throttling,
+//! revocation, and the tokens that say who a caller is. What a caller may do is decided in
+//! [`crate::access`].
 //!
-//! [`Auth`] is shared by the HTTP handlers (cheap to clone). Hashing runs on the blocking pool;
+//! [`Identity`] is shared by the HTTP handlers (cheap to clone). Hashing runs on the blocking pool;
 //! everything else is a few store round trips. The [`AuthActor`](actor::AuthActor) keeps this
 //! node's view of revoked sessions current (bus events and a poll of the store).
 //!
@@ -19,13 +20,13 @@ pub mod totp;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use careport_domain::{Code, Error, Role};
+use careport_domain::Role;
 use careport_policy::VerifiedToken;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use passwords::{Argon2Config, check_password, hash_password};
-pub use service::{Auth, AuthDeps};
+pub use service::{Identity, AuthDeps};
 pub use throttle::ThrottleConfig;
 
 use crate::audit;
@@ -106,6 +107,14 @@ impl std::fmt::Debug for Caller {
 }
 
 impl Caller {
+    /// The caller a verified token stands for, with the request's side of its audit events.
+    pub fn new(token: Arc<VerifiedToken>, client: &ClientInfo) -> Self {
+        let mut ctx = client.context();
+        ctx.actor_id = Some(token.claims().user);
+        ctx.actor_role = Some(token.claims().role.as_str().to_owned());
+        Self { token, ctx }
+    }
+
     pub fn user(&self) -> Uuid {
         self.token.claims().user
     }
@@ -140,6 +149,4 @@ impl ClientInfo {
     }
 }
 
-fn store_err(e: sqlx::Error) -> Error {
-    Error::new(Code::StoreUnavailable).caused_by(e).retry_after(1)
-}
+pub(crate) use crate::door::store_err;

@@ -1,0 +1,44 @@
+//! The door: every operation on the clinic's data, one module per domain.
+//!
+//! An operation takes the caller — as a [`Pass`](crate::access::Pass) when the decision can be
+//! made before the input is read, or as a [`Caller`](crate::Caller) when the decision needs the
+//! rows the operation loads anyway — and typed input, and does the whole job in one call:
+//! decide (through [`crate::access`]), do the store work (in one transaction where it writes),
+//! invalidate caches, publish events, write the audit event (failing closed for reads of
+//! patient data), and return domain types or a domain [`Error`]. HTTP handlers, the CLI and chat
+//! tools are adapters over these operations: none of them touches the store, checks a role or
+//! writes an audit event itself (`.ci/check-architecture.sh` enforces it for `runtime/src/http`).
+//!
+//! # Layout
+//! - [`patients`]: patients' records, a user's record, a patient's access log.
+//! - [`care_team`]: care teams and assignments.
+//! - [`clinicians`]: the clinician directory, profiles, hours, absences, free slots.
+//! - [`appointments`]: booking, the list, rescheduling, outcomes, cancelling.
+//! - [`records`]: medical records (upload, list, read, content, delete).
+//! - [`sharing`]: grants, signed links and erasure.
+//! - [`reference`]: languages, departments, cancer types, record types.
+//! - [`admin`]: accounts, invitations, the MFA policy, the audit trail, statistics, plugins.
+//! - [`dashboard`]: each role's start page.
+//! - [`page`]: cursor pagination, the same on every list.
+//! - [`views`]: what operations return, shaped as the API shows it.
+
+pub mod page;
+
+use careport_domain::Error;
+
+pub use page::{Page, PageRequest};
+
+/// 503 `store_unavailable` (retry in a second) for a store failure: the one mapping.
+pub fn store_err(e: impl Into<anyhow::Error>) -> Error {
+    Error::store(e)
+}
+
+pub mod patients;
+pub mod views;
+
+impl crate::Services {
+    /// Patients' records, a user's record, a patient's access log.
+    pub fn patients(&self) -> patients::Patients<'_> {
+        patients::Patients(self)
+    }
+}

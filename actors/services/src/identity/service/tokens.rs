@@ -1,0 +1,49 @@
+//! Tokens the identity service mints beyond login: signed links' tokens. Whether a link still
+//! opens anything is an access decision ([`crate::access::links`]).
+
+use std::time::SystemTime;
+
+use careport_domain::Error;
+use careport_policy::{Claims, Narrowing};
+use uuid::Uuid;
+
+use super::Identity;
+use crate::identity::Caller;
+
+impl Identity {
+    /// The address users reach the portal at (no trailing slash).
+    pub fn public_url(&self) -> &str {
+        &self.inner.public_url
+    }
+
+    /// A signed link's token: the caller's identity, valid until `expires_at`, narrowed by an
+    /// attenuation block to reading one resource. It has a session of its own, a UUIDv7 whose
+    /// time is when the link was made (a link outlives the login that made it, not the caller's
+    /// right to read: the policies still run with the caller's claims at each use, and
+    /// [`crate::access::links`] refuses it once its maker changed or ended all sessions), and it
+    /// is refused once its time is up.
+    pub fn mint_link(&self, caller: &Caller, kind: &str, id: &str, expires_at: SystemTime) -> Result<String, Error> {
+        let c = caller.token.claims();
+        let claims = Claims {
+            user: c.user,
+            role: c.role,
+            staff_role: c.staff_role,
+            department: c.department.clone(),
+            session: Uuid::now_v7(),
+            expires_at,
+            mfa_pending: false,
+        };
+        let minted =
+            self.inner.keys.mint(&claims).map_err(|e| Error::internal(anyhow::anyhow!("minting a link: {e}")))?;
+        let token = self.authenticate(&minted)?;
+        careport_policy::attenuate(
+            &token,
+            &Narrowing {
+                operations: Some(vec!["read".to_owned()]),
+                resources: Some(vec![(kind.to_owned(), id.to_owned())]),
+                expires_at: Some(expires_at),
+            },
+        )
+        .map_err(|e| Error::internal(anyhow::anyhow!("attenuating a link: {e}")))
+    }
+}
