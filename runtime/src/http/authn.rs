@@ -3,19 +3,21 @@
 //! A handler that touches anything but public routes takes `Authorized<SomeOperation>`; the
 //! extractor finds the token (`Authorization: Bearer`, or the `__Host-careport_access` cookie
 //! of the web UI), verifies it (signature, expiry, revocation), checks CSRF for
-//! cookie-authenticated writes, and runs the policies for the operation's resource before the
-//! handler runs. A handler cannot skip it: without the extractor it has no [`Caller`].
+//! cookie-authenticated writes, refuses a narrowed token whose maker changed, and asks the
+//! access service for the operation's [`Pass`] before the handler runs (so a caller who may not
+//! act is refused before the body is read). The handler hands the pass to one service
+//! operation (`careport_actors::door`), which does the rest. The operations themselves are
+//! listed in `careport_actors::access::operations`.
 //!
 //! A denial on a resource instance (a path id) answers 404; on a collection or admin family, 403.
 
 use std::future::Future;
-use std::marker::PhantomData;
 use std::pin::Pin;
 
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::http::{Method, header};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponseBuilder, web};
-use careport_actors::{Caller, ClientInfo, Services};
+use careport_actors::{Caller, ClientInfo, Pass, Services};
 use careport_domain::{Code, Error};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -36,120 +38,18 @@ pub struct ClientConfig {
     pub trust_forwarded_for: bool,
 }
 
-/// Where the id of the resource comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target {
-    /// The caller's own user id (`/me`, MFA, password change).
-    OwnUser,
-    /// The caller's current session.
-    OwnSession,
-    /// A collection or family (`*`): denial answers 403.
-    Family,
-    /// A path parameter: a resource instance; denial answers 404.
-    Path(&'static str),
-}
+pub use careport_actors::access::operations::*;
 
-/// An operation a route performs: what the policies are asked.
-pub trait Operation: 'static {
-    const OPERATION: &'static str;
-    const KIND: &'static str;
-    const TARGET: Target;
-}
-
-macro_rules! operations {
-    ($($(#[$doc:meta])* $name:ident => $op:literal on $kind:literal at $target:expr;)*) => {
-        $(
-            $(#[$doc])*
-            pub struct $name;
-            impl Operation for $name {
-                const OPERATION: &'static str = $op;
-                const KIND: &'static str = $kind;
-                const TARGET: Target = $target;
-            }
-        )*
-    };
-}
-
-operations! {
-    /// Read one's own account.
-    ReadSelf => "read" on "user" at Target::OwnUser;
-    /// Change one's own account (password).
-    WriteSelf => "write" on "user" at Target::OwnUser;
-    /// End one's own current session.
-    EndOwnSession => "delete" on "session" at Target::OwnSession;
-    /// End one of one's sessions by id.
-    DeleteSession => "delete" on "session" at Target::Path("id");
-    /// Enrol, confirm or disable one's MFA.
-    ManageOwnMfa => "manage" on "mfa" at Target::OwnUser;
-    /// Read a user record by id.
-    ReadUser => "read" on "user" at Target::Path("id");
-    /// Read a patient (their record summary).
-    ReadPatient => "read" on "patient" at Target::Path("id");
-    /// Read one's own access log (patients).
-    ReadOwnAccessLog => "read" on "access_log" at Target::OwnUser;
-    /// Manage accounts, invitations and the MFA policy (administrators).
-    ManageUsers => "manage" on "users" at Target::Family;
-    /// Read the audit trail (administrators).
-    ReadAudit => "read" on "audit" at Target::Family;
-    /// Read the clinic's reference data (departments, cancer types).
-    ReadReference => "read" on "reference" at Target::Family;
-    /// Change the clinic's reference data (administrators).
-    ManageReference => "manage" on "reference" at Target::Family;
-    /// List patients (each caller sees those they may read).
-    ListPatients => "list" on "patient" at Target::Family;
-    /// Open a new patient record.
-    CreatePatient => "create" on "patient" at Target::Family;
-    /// Update a patient record.
-    WritePatient => "write" on "patient" at Target::Path("id");
-    /// Soft-delete a patient record.
-    DeletePatient => "delete" on "patient" at Target::Path("id");
-    /// Restore a soft-deleted patient record.
-    RestorePatient => "restore" on "patient" at Target::Path("id");
-    /// Change a patient's care team.
-    AssignPatient => "assign" on "patient" at Target::Path("id");
-    /// Book an appointment for a patient.
-    BookForPatient => "book" on "patient" at Target::Path("id");
-    /// Read the clinician directory.
-    ListClinicians => "read" on "clinician" at Target::Family;
-    /// Read a clinician's profile, hours and slots.
-    ReadClinician => "read" on "clinician" at Target::Path("id");
-    /// Change a clinician's profile, hours or absences.
-    WriteClinician => "write" on "clinician" at Target::Path("id");
-    /// List appointments (each caller sees those they may read).
-    ListAppointments => "list" on "appointment" at Target::Family;
-    /// Read an appointment.
-    ReadAppointment => "read" on "appointment" at Target::Path("id");
-    /// Reschedule an appointment or record its outcome.
-    WriteAppointment => "write" on "appointment" at Target::Path("id");
-    /// Cancel an appointment.
-    CancelAppointment => "cancel" on "appointment" at Target::Path("id");
-    /// Read the clinic's statistics (administrators).
-    ReadStats => "read" on "stats" at Target::Family;
-    /// List, upload, enable, disable and reload plugins (administrators).
-    ManagePlugins => "manage" on "plugins" at Target::Family;
-    /// Upload a file into a patient's chart.
-    UploadToPatient => "upload" on "patient" at Target::Path("id");
-    /// Read a medical record (its metadata and content).
-    ReadDocument => "read" on "document" at Target::Path("id");
-    /// Soft-delete a medical record.
-    DeleteDocument => "delete" on "document" at Target::Path("id");
-    /// Grant access to a medical record, or make a signed link to it.
-    ShareDocument => "share" on "document" at Target::Path("id");
-    /// Erase a patient's files (crypto-shredding; administrators).
-    ErasePatient => "erase" on "patient" at Target::Path("id");
-}
-
-/// A caller authorized for `O`. The resource id the decision was about is in `resource_id`.
+/// A caller authorized for `O`: the pass the access service made. For an operation on one
+/// resource, the pass carries the path's `{id}`, parsed.
 pub struct Authorized<O: Operation> {
-    pub caller: Caller,
-    pub resource_id: String,
-    _op: PhantomData<O>,
+    pub pass: Pass<O>,
 }
 
-/// A caller whose token is valid, with no resource decision: only for minting a narrower
-/// token (attenuation cannot widen anything, so it needs no policy decision).
-pub struct Authenticated {
-    pub caller: Caller,
+impl<O: Operation> Authorized<O> {
+    pub fn caller(&self) -> &Caller {
+        self.pass.caller()
+    }
 }
 
 fn services(req: &HttpRequest) -> Result<web::Data<Services>, ApiError> {
@@ -199,7 +99,7 @@ fn is_safe(method: &Method) -> bool {
 /// The CSRF token of a session: HMAC-SHA256 of the session id under a key derived from the
 /// token signing key. Bound to the session, so a value planted from elsewhere does not match.
 pub fn csrf_token(services: &Services, session: uuid::Uuid) -> String {
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(services.auth.csrf_key()) else { return String::new() };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(services.identity.csrf_key()) else { return String::new() };
     mac.update(session.as_bytes());
     data_encoding::BASE64URL_NOPAD.encode(&mac.finalize().into_bytes())
 }
@@ -209,7 +109,7 @@ pub fn check_csrf(req: &HttpRequest, services: &Services, session: uuid::Uuid) -
     let Some(presented) = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()) else {
         return Err(Error::new(Code::CsrfRejected));
     };
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(services.auth.csrf_key()) else {
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(services.identity.csrf_key()) else {
         return Err(Error::new(Code::CsrfRejected));
     };
     mac.update(session.as_bytes());
@@ -223,15 +123,27 @@ pub fn check_csrf(req: &HttpRequest, services: &Services, session: uuid::Uuid) -
 async fn authenticate(req: &HttpRequest) -> Result<(web::Data<Services>, Caller), ApiError> {
     let services = services(req)?;
     let (raw, via_cookie) = presented_token(req)?;
-    let token = services.auth.authenticate(&raw)?;
-    let claims = token.claims();
+    let token = services.identity.authenticate(&raw)?;
+    // A narrowed token (a signed link presented as a bearer token among them) takes the same
+    // checks however it arrives.
+    services.access.check_narrowed(&token).await?;
     if via_cookie && !is_safe(req.method()) {
-        check_csrf(req, &services, claims.session)?;
+        check_csrf(req, &services, token.claims().session)?;
     }
-    let mut ctx = client_info(req).context();
-    ctx.actor_id = Some(claims.user);
-    ctx.actor_role = Some(claims.role.as_str().to_owned());
-    Ok((services.clone(), Caller { token, ctx }))
+    let caller = Caller::new(token, &client_info(req));
+    Ok((services.clone(), caller))
+}
+
+/// A path parameter that names a resource: a UUID, or nothing (404). Only the canonical form
+/// reaches the policies and the audit trail.
+pub fn path_id(req: &HttpRequest, name: &str) -> Result<uuid::Uuid, Error> {
+    uuid::Uuid::parse_str(req.match_info().get(name).unwrap_or_default()).map_err(|_| Error::new(Code::NotFound))
+}
+
+/// The caller behind a request's token (no decision yet), for operations that decide with
+/// the rows they load (`GET /patients/{id}`).
+pub struct Authenticated {
+    pub caller: Caller,
 }
 
 impl<O: Operation> FromRequest for Authorized<O> {
@@ -242,73 +154,12 @@ impl<O: Operation> FromRequest for Authorized<O> {
         let req = req.clone();
         Box::pin(async move {
             let (services, caller) = authenticate(&req).await?;
-            let (id, hide) = match O::TARGET {
-                Target::OwnUser => (caller.user().to_string(), false),
-                Target::OwnSession => (caller.session().to_string(), false),
-                Target::Family => ("*".to_owned(), false),
-                // Every resource id is a UUID: anything else names nothing (404), and only the
-                // canonical form reaches the policies and the audit trail.
-                Target::Path(name) => {
-                    let raw = req.match_info().get(name).unwrap_or_default();
-                    let id = uuid::Uuid::parse_str(raw).map_err(|_| Error::new(Code::NotFound))?;
-                    (id.to_string(), true)
-                }
+            let id = match O::TARGET {
+                Target::Instance => Some(path_id(&req, "id")?),
+                _ => None,
             };
-            if O::TARGET == Target::OwnSession && !caller.token.is_attenuated() {
-                // Ending one's own session needs only one's own, unnarrowed token; an account
-                // that must still enrol MFA can log out too.
-                return Ok(Self { caller, resource_id: id, _op: PhantomData });
-            }
-            services.auth.authorize(&caller, O::OPERATION, O::KIND, &id, hide).await?;
-            Ok(Self { caller, resource_id: id, _op: PhantomData })
-        })
-    }
-}
-
-/// A patient read authorized with the facts of the record it loaded: the record and its care
-/// team come from one query, and the `assigned` and `patient_department` facts are taken from
-/// them, so the hot read `GET /api/v1/patients/{id}` costs one store round trip before its
-/// audit event. The decision is the one `Authorized<ReadPatient>` makes.
-pub struct AuthorizedPatientRead {
-    pub services: web::Data<Services>,
-    pub caller: Caller,
-    pub id: uuid::Uuid,
-    /// The record and its team (`None`: no such record).
-    pub loaded: Option<(careport_store::patients::PatientRow, Vec<careport_store::assignments::TeamMember>)>,
-}
-
-impl FromRequest for AuthorizedPatientRead {
-    type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
-
-    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move {
-            let (services, caller) = authenticate(&req).await?;
-            let raw = req.match_info().get("id").unwrap_or_default();
-            let id = uuid::Uuid::parse_str(raw).map_err(|_| Error::new(Code::NotFound))?;
-            let loaded = careport_store::patients::get_with_team(&services.db, id)
-                .await
-                .map_err(|e| Error::new(Code::StoreUnavailable).caused_by(e).retry_after(1))?;
-            let mut facts = Vec::new();
-            if let Some((p, team)) = &loaded {
-                let mut departments: Vec<&str> = Vec::new();
-                for m in team {
-                    facts.push(careport_policy::StoreFact::Assigned { clinician: m.clinician_id, patient: id });
-                    departments.extend(m.department.as_deref());
-                }
-                departments.extend(p.department.as_deref());
-                departments.sort_unstable();
-                departments.dedup();
-                facts.extend(
-                    departments.into_iter().map(|d| careport_policy::StoreFact::PatientDepartment {
-                        patient: id,
-                        department: d.to_owned(),
-                    }),
-                );
-            }
-            services.auth.authorize_with_facts(&caller, "read", "patient", &id.to_string(), true, &facts).await?;
-            Ok(Self { services, caller, id, loaded })
+            let pass = services.access.pass::<O>(caller, id).await?;
+            Ok(Self { pass })
         })
     }
 }
