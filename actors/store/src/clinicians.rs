@@ -129,9 +129,32 @@ pub async fn list(db: &Db, f: &ListFilter, after: Option<Uuid>, limit: i64) -> R
 }
 
 /// Set bio and appointment length.
-pub async fn set_profile(db: &Db, id: Uuid, bio: &str, slot_minutes: i64) -> Result<(), sqlx::Error> {
-    exec!(db.writer(), &UPSERT_PROFILE, id, bio, slot_minutes, now_ms())?;
-    Ok(())
+///
+/// With `specs`, the specializations are replaced in the same transaction: a profile is never
+/// half-changed.
+pub async fn set_profile(
+    db: &Db,
+    id: Uuid,
+    bio: &str,
+    slot_minutes: i64,
+    specs: Option<&[Specialization]>,
+) -> Result<(), sqlx::Error> {
+    let now = now_ms();
+    transaction!(db, |tx, dialect| {
+        sqlx::query(UPSERT_PROFILE.text(dialect)).bind(id).bind(bio).bind(slot_minutes).bind(now).execute(&mut *tx).await?;
+        if let Some(specs) = specs {
+            sqlx::query(SPECS_DELETE.text(dialect)).bind(id).execute(&mut *tx).await?;
+            for s in specs {
+                sqlx::query(SPECS_INSERT.text(dialect))
+                    .bind(id)
+                    .bind(s.cancer_type_id.as_str())
+                    .bind(s.is_primary)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        Ok::<_, sqlx::Error>(())
+    })
 }
 
 /// A clinician's specializations, primary first.

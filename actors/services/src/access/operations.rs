@@ -51,6 +51,10 @@ operations! {
     ReadSelf => "read" on "user" at Target::OwnUser;
     /// Change one's own account (password).
     WriteSelf => "write" on "user" at Target::OwnUser;
+    /// List one's own sessions.
+    ListOwnSessions => "read" on "sessions" at Target::OwnUser;
+    /// Read one's start page (it shows patients' data: not the same as one's own profile).
+    ReadDashboard => "read" on "dashboard" at Target::OwnUser;
     /// End one's own current session.
     EndOwnSession => "delete" on "session" at Target::OwnSession;
     /// End one of one's sessions by id.

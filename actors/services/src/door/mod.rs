@@ -33,12 +33,48 @@ pub fn store_err(e: impl Into<anyhow::Error>) -> Error {
     Error::store(e)
 }
 
+pub mod admin;
+pub mod appointments;
+pub mod care_team;
+pub mod clinicians;
+pub mod dashboard;
 pub mod patients;
+pub mod reference;
 pub mod views;
 
 impl crate::Services {
     /// Patients' records, a user's record, a patient's access log.
     pub fn patients(&self) -> patients::Patients<'_> {
         patients::Patients(self)
+    }
+
+    /// Care teams and assignments.
+    pub fn care_team(&self) -> care_team::CareTeam<'_> {
+        care_team::CareTeam(self)
+    }
+
+    /// The clinician directory.
+    pub fn clinicians(&self) -> clinicians::Clinicians<'_> {
+        clinicians::Clinicians(self)
+    }
+
+    /// Appointments.
+    pub fn appointments(&self) -> appointments::Appointments<'_> {
+        appointments::Appointments(self)
+    }
+
+    /// Reference data.
+    pub fn reference(&self) -> reference::Reference<'_> {
+        reference::Reference(self)
+    }
+
+    /// Administration.
+    pub fn admin(&self) -> admin::Admin<'_> {
+        admin::Admin(self)
+    }
+
+    /// Start pages and statistics.
+    pub fn dashboard(&self) -> dashboard::Dashboard<'_> {
+        dashboard::Dashboard(self)
     }
 }

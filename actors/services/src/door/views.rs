@@ -240,3 +240,15 @@ impl From<&Exception> for Absence {
         }
     }
 }
+
+/// A list without paging: `{"items": [...]}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Items<T> {
+    pub items: Vec<T>,
+}
+
+impl<T> From<Vec<T>> for Items<T> {
+    fn from(items: Vec<T>) -> Self {
+        Self { items }
+    }
+}

@@ -3,17 +3,6 @@
 use super::*;
 
 impl Identity {
-    /// Accounts, a page at a time.
-    pub async fn list_accounts(
-        &self,
-        filter: &users::ListFilter<'_>,
-        after: Option<Uuid>,
-        limit: i64,
-    ) -> Result<Vec<Account>, Error> {
-        let rows = users::list(&self.inner.db, filter, after, limit.clamp(1, 200)).await.map_err(store_err)?;
-        Ok(rows.into_iter().map(Account::from).collect())
-    }
-
     /// Create an account as an administrator (audited).
     pub async fn admin_create(&self, caller: &Caller, acct: NewAccount) -> Result<Account, Error> {
         let role = acct.role;
