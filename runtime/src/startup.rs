@@ -205,7 +205,7 @@ impl Application {
             }
         };
         tokio::join!(http, services.shutdown(grace));
-        services.db.close().await;
+        services.close_store().await;
         tracing::info!("stopped");
         Ok(())
     }

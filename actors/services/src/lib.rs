@@ -71,6 +71,8 @@ pub struct ActorStatus {
 #[derive(Clone)]
 pub struct Services {
     pub(crate) db: Db,
+    /// Redis, when configured (cache, revocations, the bus); checked by `/readyz`.
+    pub(crate) redis: Option<Redis>,
     pub bus: Bus,
     pub queue: JobQueue,
     pub jobs: Handle<JobRunner>,
@@ -137,6 +139,7 @@ impl Services {
         let plugin_actor =
             Handle::new("plugins", Supervisor::start(move |_| plugins_actor::PluginActor::new(actor_plugins.clone())));
         let cache = careport_store::Cache::new(identity.redis.clone(), CACHE_TTL_SECS);
+        let redis = identity.redis.clone();
         let clinic = clinic::Clinic::new(db.clone(), queue.clone(), cache.clone(), clinic)
             .map_err(careport_domain::Error::internal)?;
         let runner_queue = queue.clone();
@@ -170,6 +173,7 @@ impl Services {
         let access = Access::new(db.clone(), policies, audit.clone(), auth.clone());
         Ok(Self {
             db,
+            redis,
             bus,
             queue,
             jobs,
@@ -189,6 +193,13 @@ impl Services {
         })
     }
 
+    /// The store handle itself, for tests that arrange data and for the operator's CLI
+    /// (migrations, key rotation). Adapters of the door (HTTP, chat tools) never use it;
+    /// `.ci/check-architecture.sh` fails if `runtime/src/http` does.
+    pub fn store_handle(&self) -> &Db {
+        &self.db
+    }
+
     /// The store's backend (`sqlite` or `postgres`), for `/readyz` and `/metrics`.
     pub fn store_backend(&self) -> &'static str {
         self.db.backend().as_str()
@@ -202,6 +213,14 @@ impl Services {
     /// The store's connections: (open, idle).
     pub fn store_pool_stats(&self) -> (u32, u32) {
         self.db.pool_stats()
+    }
+
+    /// Whether Redis answers within `timeout`; `None` when none is configured.
+    pub async fn ping_redis(&self, timeout: Duration) -> Option<anyhow::Result<()>> {
+        match &self.redis {
+            Some(r) => Some(r.ping(timeout).await),
+            None => None,
+        }
     }
 
     /// Close the store's connections (at shutdown).

@@ -6,10 +6,10 @@ use std::str::FromStr;
 use actix_web::{HttpResponse, web};
 use careport_actors::Services;
 use careport_actors::accounts::{NewAccount, parse_staff};
-use careport_actors::audit::EventExt;
+use careport_actors::door::PageRequest;
+use careport_actors::door::admin::{AccountQuery, AuditQuery as TrailQuery};
 use careport_actors::identity::service::{AccountChange, Invite};
 use careport_domain::{Code, Email, Error, Role};
-use careport_store::audit::{self as trail, Filter};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -57,35 +57,13 @@ pub async fn list_users(
     req: actix_web::HttpRequest,
 ) -> Result<HttpResponse> {
     let q: ListQuery = super::authn::query(&req)?;
-    let r = q.role.as_deref().map(role).transpose()?;
-    let limit = super::page::limit(q.limit)?;
-    let after = super::page::decode_uuid(q.cursor.as_deref())?;
-    if let Some(st) = q.status.as_deref()
-        && !["active", "inactive"].contains(&st)
-    {
-        return Err(Error::with_message(Code::InvalidQuery, "status must be active or inactive.").into());
-    }
-    if q.email.as_deref().is_some_and(|e| e.chars().count() > 254) {
-        return Err(Error::with_message(Code::InvalidQuery, "email must be at most 254 characters.").into());
-    }
-    let filter = careport_store::users::ListFilter {
-        role: r.map(Role::as_str),
-        status: q.status.as_deref(),
-        email_contains: q.email.as_deref().map(str::trim).filter(|e| !e.is_empty()),
+    let query = AccountQuery {
+        role: q.role.as_deref().map(role).transpose()?,
+        status: q.status,
+        email: q.email,
+        page: PageRequest { limit: q.limit, cursor: q.cursor },
     };
-    let users = services.auth.list_accounts(&filter, after, limit).await?;
-    // The list holds patients' names and addresses: reading it is audited, and fails closed.
-    services
-        .auth
-        .audit(vec![
-            auth.caller.ctx.event("admin.user_list", careport_actors::audit::outcome::SUCCESS).detail(format!(
-                "{} account(s), role filter {:?}",
-                users.len(),
-                q.role
-            )),
-        ])
-        .await?;
-    Ok(HttpResponse::Ok().json(super::page::page(users, limit, |u| u.id.to_string())))
+    Ok(HttpResponse::Ok().json(services.admin().accounts(auth.pass, query).await?))
 }
 
 /// `POST /api/v1/admin/users`.
@@ -122,8 +100,7 @@ pub async fn create_user(
         email_verified: true,
         link_record: true,
     };
-    let account = services.auth.admin_create(&auth.caller, acct).await?;
-    Ok(HttpResponse::Created().json(account))
+    Ok(HttpResponse::Created().json(services.admin().create_account(auth.pass, acct).await?))
 }
 
 /// `PATCH /api/v1/admin/users/{id}`: absent fields stay; `null` clears department or staff role.
@@ -170,16 +147,7 @@ pub async fn update_user(
         department: b.department,
         active: b.active,
     };
-    let account = services.auth.admin_update(&auth.caller, id, change).await?;
-    // Every patient account has its record; one that became a patient gets it now.
-    if account.role == "patient" {
-        careport_store::patients::ensure_for_account(&services.db, id)
-            .await
-            .map_err(|e| Error::new(Code::StoreUnavailable).caused_by(e))?;
-    }
-    // Department, status or role may have changed what the directory shows.
-    services.clinic.forget_clinician(id).await;
-    Ok(HttpResponse::Ok().json(account))
+    Ok(HttpResponse::Ok().json(services.admin().update_account(auth.pass, id, change).await?))
 }
 
 /// Reset a user's MFA: they must enrol again; their sessions end; audited.
@@ -191,7 +159,7 @@ pub async fn reset_mfa(
     id: web::Path<String>,
 ) -> Result<HttpResponse> {
     let id = Uuid::parse_str(&id).map_err(|_| Error::new(Code::NotFound))?;
-    services.auth.admin_reset_mfa(&auth.caller, id).await?;
+    services.admin().reset_mfa(auth.pass, id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -206,8 +174,8 @@ pub struct MfaPolicyBody {
 /// The roles that must use MFA.
 #[utoipa::path(get, path = "/api/v1/admin/mfa-policy", tag = "admin",
     responses((status = 200, description = "Roles that must use MFA")), security(("bearer" = [])))]
-pub async fn get_mfa_policy(_: Authorized<ManageUsers>, services: web::Data<Services>) -> Result<HttpResponse> {
-    let roles = services.auth.mfa_required_roles().await?;
+pub async fn get_mfa_policy(auth: Authorized<ManageUsers>, services: web::Data<Services>) -> Result<HttpResponse> {
+    let roles = services.admin().mfa_policy(auth.pass).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "required_roles": roles })))
 }
 
@@ -225,7 +193,7 @@ pub async fn put_mfa_policy(
         .iter()
         .map(|r| role(r))
         .collect::<std::result::Result<Vec<_>, _>>()?;
-    let now = services.auth.set_mfa_required_roles(&auth.caller, roles).await?;
+    let now = services.admin().set_mfa_policy(auth.pass, roles).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "required_roles": now })))
 }
 
@@ -255,7 +223,7 @@ pub async fn invite(
         staff_role: staff(b.staff_role.as_deref())?,
         department: b.department,
     };
-    services.auth.invite(&auth.caller, inv).await?;
+    services.admin().invite(auth.pass, inv).await?;
     Ok(HttpResponse::Accepted().json(serde_json::json!({ "message": "Invitation sent." })))
 }
 
@@ -283,23 +251,15 @@ pub async fn audit(
     req: actix_web::HttpRequest,
 ) -> Result<HttpResponse> {
     let q: AuditQuery = super::authn::query(&req)?;
-    let limit = super::page::limit(q.limit)?;
-    let before = super::page::decode_seq(q.cursor.as_deref())?;
-    let filter = Filter { actor: q.actor, patient: q.patient, action: q.action, from: q.from, to: q.to, before, limit };
-    let events = trail::list(&services.db, &filter)
-        .await
-        .map_err(|e| Error::new(Code::StoreUnavailable).caused_by(e).retry_after(1))?;
-    // Reading the trail is itself an access worth recording.
-    services
-        .auth
-        .audit(vec![
-            auth.caller
-                .ctx
-                .event("audit.read", careport_actors::audit::outcome::SUCCESS)
-                .detail(format!("{} event(s)", events.len())),
-        ])
-        .await?;
-    Ok(HttpResponse::Ok().json(super::page::page(events, limit, |e| e.seq.to_string())))
+    let query = TrailQuery {
+        actor: q.actor,
+        patient: q.patient,
+        action: q.action,
+        from: q.from,
+        to: q.to,
+        page: PageRequest { limit: q.limit, cursor: q.cursor },
+    };
+    Ok(HttpResponse::Ok().json(services.admin().audit_trail(auth.pass, query).await?))
 }
 
 /// Register the routes.

@@ -10,10 +10,9 @@ use careport_domain::{Code, Email, Error};
 use careport_policy::Narrowing;
 use serde::Deserialize;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::authn::{
-    Authenticated, Authorized, Client, DeleteSession, EndOwnSession, JsonBody, ManageOwnMfa, REFRESH_COOKIE, ReadSelf,
+    Authenticated, Authorized, Client, DeleteSession, EndOwnSession, JsonBody, ListOwnSessions, ManageOwnMfa, REFRESH_COOKIE, ReadSelf,
     WriteSelf, check_csrf, clear_session_cookies, csrf_token, set_session_cookies,
 };
 use super::error::ApiError;
@@ -54,7 +53,7 @@ pub async fn register(
     if name.as_ref().is_some_and(|n| n.chars().count() > 200) {
         return Err(Error::with_message(Code::InvalidValue, "full_name must be at most 200 characters.").into());
     }
-    services.auth.register(&client.0, email, body.password, name, body.preferred_language).await?;
+    services.identity.register(&client.0, email, body.password, name, body.preferred_language).await?;
     Ok(accepted("If the address can receive mail, a message is on its way: follow its link to verify your address."))
 }
 
@@ -79,9 +78,7 @@ pub struct LoginBody {
         (status = 429, description = "Too many failed attempts", body = super::error::ErrorBody)))]
 pub async fn login(services: web::Data<Services>, client: Client, body: web::Json<LoginBody>) -> Result<HttpResponse> {
     let body = body.into_inner();
-    let pair = services
-        .auth
-        .login(
+    let pair = services.identity.login(
             &client.0,
             Login { email: body.email, password: body.password, totp: body.totp, recovery_code: body.recovery_code },
         )
@@ -100,7 +97,7 @@ fn token_response(services: &Services, pair: careport_actors::identity::service:
             &pair.access_token,
             pair.expires_in,
             &pair.refresh_token,
-            services.auth.config().session_max_age_secs,
+            services.identity.config().session_max_age_secs,
             &csrf,
         );
         body["csrf_token"] = serde_json::Value::String(csrf);
@@ -133,12 +130,12 @@ pub async fn refresh(
             let c = req.cookie(REFRESH_COOKIE).ok_or_else(|| Error::new(Code::RefreshTokenInvalid))?;
             let token = c.value().to_owned();
             let session =
-                services.auth.session_of_refresh(&token).await?.ok_or_else(|| Error::new(Code::RefreshTokenInvalid))?;
+                services.identity.session_of_refresh(&token).await?.ok_or_else(|| Error::new(Code::RefreshTokenInvalid))?;
             check_csrf(&req, &services, session)?;
             (token, true)
         }
     };
-    let pair = services.auth.refresh(&client.0, &token).await?;
+    let pair = services.identity.refresh(&client.0, &token).await?;
     Ok(token_response(&services, pair, cookie))
 }
 
@@ -160,7 +157,7 @@ pub async fn logout(
     body: JsonBody,
 ) -> Result<HttpResponse> {
     let all = body.parse_optional::<LogoutBody>()?.map(|b| b.all_sessions).unwrap_or(false);
-    services.auth.logout(&auth.caller, all).await?;
+    services.identity.logout(auth.caller(), all).await?;
     let mut res = HttpResponse::NoContent();
     clear_session_cookies(&mut res);
     Ok(res.finish())
@@ -170,10 +167,10 @@ pub async fn logout(
 #[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth",
     responses((status = 200, description = "The account")), security(("bearer" = [])))]
 pub async fn me(auth: Authorized<ReadSelf>, services: web::Data<Services>) -> Result<HttpResponse> {
-    let account = services.auth.account(auth.caller.user()).await?;
+    let account = services.identity.account(auth.caller().user()).await?;
     let mut body = serde_json::to_value(account).unwrap_or_default();
-    body["session_id"] = serde_json::Value::String(auth.caller.session().to_string());
-    body["token_expires_at"] = serde_json::Value::from(epoch_secs(auth.caller.expires_at()));
+    body["session_id"] = serde_json::Value::String(auth.caller().session().to_string());
+    body["token_expires_at"] = serde_json::Value::from(epoch_secs(auth.caller().expires_at()));
     Ok(HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(body))
 }
 
@@ -195,7 +192,7 @@ pub async fn change_password(
     body: JsonBody,
 ) -> Result<HttpResponse> {
     let body = body.parse::<ChangePasswordBody>()?;
-    services.auth.change_password(&auth.caller, body.current_password, body.new_password).await?;
+    services.identity.change_password(auth.caller(), body.current_password, body.new_password).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -215,7 +212,7 @@ pub async fn forgot_password(
     body: web::Json<EmailBody>,
 ) -> Result<HttpResponse> {
     let email = email(&body.email)?;
-    services.auth.forgot_password(&client.0, email).await;
+    services.identity.forgot_password(&client.0, email).await;
     Ok(accepted("If an account uses this address, a reset link is on its way."))
 }
 
@@ -224,7 +221,7 @@ pub async fn forgot_password(
     responses((status = 202, description = "If the account needs it, a link was sent")))]
 pub async fn resend_verification(services: web::Data<Services>, body: web::Json<EmailBody>) -> Result<HttpResponse> {
     let email = email(&body.email)?;
-    services.auth.resend_verification(email).await;
+    services.identity.resend_verification(email).await;
     Ok(accepted("If an unverified account uses this address, a new link is on its way."))
 }
 
@@ -245,7 +242,7 @@ pub async fn reset_password(
     body: web::Json<ResetPasswordBody>,
 ) -> Result<HttpResponse> {
     let body = body.into_inner();
-    services.auth.reset_password(&client.0, &body.token, body.new_password).await?;
+    services.identity.reset_password(&client.0, &body.token, body.new_password).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -264,15 +261,15 @@ pub async fn verify_email(
     client: Client,
     body: web::Json<TokenBody>,
 ) -> Result<HttpResponse> {
-    services.auth.verify_email(&client.0, &body.token).await?;
+    services.identity.verify_email(&client.0, &body.token).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// The caller's live sessions.
 #[utoipa::path(get, path = "/api/v1/auth/sessions", tag = "auth",
     responses((status = 200, description = "Sessions, newest first")), security(("bearer" = [])))]
-pub async fn list_sessions(auth: Authorized<ReadSelf>, services: web::Data<Services>) -> Result<HttpResponse> {
-    let sessions = services.auth.sessions(&auth.caller).await?;
+pub async fn list_sessions(auth: Authorized<ListOwnSessions>, services: web::Data<Services>) -> Result<HttpResponse> {
+    let sessions = services.identity.sessions(auth.caller()).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "sessions": sessions })))
 }
 
@@ -281,8 +278,7 @@ pub async fn list_sessions(auth: Authorized<ReadSelf>, services: web::Data<Servi
     responses((status = 204, description = "Ended"), (status = 404, description = "No such session of yours", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn delete_session(auth: Authorized<DeleteSession>, services: web::Data<Services>) -> Result<HttpResponse> {
-    let id = Uuid::parse_str(&auth.resource_id).map_err(|_| Error::new(Code::NotFound))?;
-    services.auth.end_session(&auth.caller, id).await?;
+    services.identity.end_session(auth.caller(), auth.pass.id()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -302,7 +298,7 @@ pub async fn mfa_enrol(
     services: web::Data<Services>,
     body: JsonBody,
 ) -> Result<HttpResponse> {
-    let e = services.auth.mfa_enrol(&auth.caller, body.parse::<PasswordBody>()?.password).await?;
+    let e = services.identity.mfa_enrol(auth.caller(), body.parse::<PasswordBody>()?.password).await?;
     Ok(HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(e))
 }
 
@@ -323,7 +319,7 @@ pub async fn mfa_confirm(
     body: JsonBody,
 ) -> Result<HttpResponse> {
     let body = body.parse::<CodeBody>()?;
-    let codes = services.auth.mfa_confirm(&auth.caller, &body.code).await?;
+    let codes = services.identity.mfa_confirm(auth.caller(), &body.code).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("cache-control", "no-store"))
         .json(serde_json::json!({ "recovery_codes": codes })))
@@ -346,7 +342,7 @@ pub async fn mfa_disable(
     body: JsonBody,
 ) -> Result<HttpResponse> {
     let body = body.parse::<PasswordCodeBody>()?;
-    services.auth.mfa_disable(&auth.caller, body.password, &body.code).await?;
+    services.identity.mfa_disable(auth.caller(), body.password, &body.code).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -359,7 +355,7 @@ pub async fn mfa_recovery_codes(
     body: JsonBody,
 ) -> Result<HttpResponse> {
     let body = body.parse::<PasswordCodeBody>()?;
-    let codes = services.auth.mfa_recovery_codes(&auth.caller, body.password, &body.code).await?;
+    let codes = services.identity.mfa_recovery_codes(auth.caller(), body.password, &body.code).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("cache-control", "no-store"))
         .json(serde_json::json!({ "recovery_codes": codes })))
@@ -383,7 +379,7 @@ pub async fn accept_invitation(
     body: web::Json<AcceptInvitationBody>,
 ) -> Result<HttpResponse> {
     let body = body.into_inner();
-    let account = services.auth.accept_invitation(&client.0, &body.token, body.full_name, body.password).await?;
+    let account = services.identity.accept_invitation(&client.0, &body.token, body.full_name, body.password).await?;
     Ok(HttpResponse::Created().json(account))
 }
 
@@ -427,11 +423,7 @@ pub async fn attenuate(auth: Authenticated, services: web::Data<Services>, body:
         resources: body.resources.map(|r| r.into_iter().map(|r| (r.kind, r.id)).collect()),
         expires_at,
     };
-    let token = services.auth.attenuate(&auth.caller, &narrowing)?;
-    services
-        .auth
-        .audit_best_effort(auth.caller.ctx.event("auth.token_attenuated", careport_actors::audit::outcome::SUCCESS))
-        .await;
+    let token = services.identity.attenuate(&auth.caller, &narrowing).await?;
     Ok(HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(serde_json::json!({
         "token": token,
         "token_type": "Bearer",

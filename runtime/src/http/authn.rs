@@ -17,7 +17,7 @@ use std::pin::Pin;
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::http::{Method, header};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponseBuilder, web};
-use careport_actors::{Caller, ClientInfo, Pass, Services};
+use careport_actors::{Caller, ClientInfo, Services};
 use careport_domain::{Code, Error};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;

@@ -9,7 +9,6 @@ use std::time::Duration;
 use actix_web::{HttpResponse, web};
 use careport_actors::Services;
 use careport_ml::ModelStatus;
-use careport_store::Redis;
 use serde::Serialize;
 
 use crate::metrics::Metrics;
@@ -72,7 +71,6 @@ pub async fn healthz() -> HttpResponse {
 )]
 pub async fn readyz(
     services: web::Data<Services>,
-    redis: web::Data<Option<Redis>>,
     shutdown: web::Data<ShutdownFlag>,
     metrics: web::Data<Metrics>,
 ) -> HttpResponse {
@@ -81,17 +79,12 @@ pub async fn readyz(
     let mut optional_down = false;
 
     let (store, redis_check, actors) = futures_util::join!(
-        services.db.ping(CHECK_TIMEOUT),
-        async {
-            match redis.as_ref() {
-                Some(r) => Some(r.ping(CHECK_TIMEOUT).await),
-                None => None,
-            }
-        },
+        services.ping_store(CHECK_TIMEOUT),
+        services.ping_redis(CHECK_TIMEOUT),
         services.actor_health(CHECK_TIMEOUT),
     );
 
-    let backend = services.db.backend().as_str();
+    let backend = services.store_backend();
     let mut put = |name: String, status: Status, detail: String, required: bool| {
         let up = matches!(status, Status::Ok | Status::Disabled);
         metrics.component_up.with_label_values(&[name.as_str()]).set(i64::from(up));
@@ -202,7 +195,7 @@ pub async fn metrics(services: web::Data<Services>, metrics: web::Data<Metrics>)
         metrics.plugin_errors.with_label_values(&[name]).set(p.errors as i64);
         metrics.plugin_p99_us.with_label_values(&[name]).set(p.p99_us.unwrap_or(0) as i64);
     }
-    let (open, idle) = services.db.pool_stats();
+    let (open, idle) = services.store_pool_stats();
     metrics.db_connections.with_label_values(&["open"]).set(i64::from(open));
     metrics.db_connections.with_label_values(&["idle"]).set(i64::from(idle));
     match metrics.render() {

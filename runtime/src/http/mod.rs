@@ -12,7 +12,6 @@ pub mod error;
 pub mod health;
 pub mod i18n;
 pub mod middleware;
-pub mod page;
 pub mod pages;
 pub mod patients;
 pub mod plugins;

@@ -87,7 +87,7 @@ pub async fn verify_email_submit(
     client: Client,
     form: web::Form<TokenForm>,
 ) -> HttpResponse {
-    match services.auth.verify_email(&client.0, &form.token).await {
+    match services.identity.verify_email(&client.0, &form.token).await {
         Ok(()) => {
             ok("Address verified", "<p class=\"ok\">Thank you: your address is verified. You can now log in.</p>")
         }
@@ -130,7 +130,7 @@ pub async fn reset_password_submit(
     form: web::Form<PasswordForm>,
 ) -> HttpResponse {
     let form = form.into_inner();
-    match services.auth.reset_password(&client.0, &form.token, form.password).await {
+    match services.identity.reset_password(&client.0, &form.token, form.password).await {
         Ok(()) => ok(
             "Password changed",
             "<p class=\"ok\">Your password is changed and every session was signed out. Log in with the new password.</p>",
@@ -153,7 +153,7 @@ pub async fn accept_invitation_submit(
 ) -> HttpResponse {
     let form = form.into_inner();
     let name = form.full_name.clone().map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
-    match services.auth.accept_invitation(&client.0, &form.token, name, form.password).await {
+    match services.identity.accept_invitation(&client.0, &form.token, name, form.password).await {
         Ok(_) => ok("Welcome to careport", "<p class=\"ok\">Your account is ready. You can now log in.</p>"),
         Err(e) => failed("Join careport", &e, &password_form("/accept-invitation", &form.token, true)),
     }
@@ -178,7 +178,7 @@ pub async fn forgot_password_submit(
 ) -> HttpResponse {
     match Email::parse(&form.email) {
         Ok(email) => {
-            services.auth.forgot_password(&client.0, email).await;
+            services.identity.forgot_password(&client.0, email).await;
             ok("Check your e-mail", "<p class=\"ok\">If an account uses this address, a reset link is on its way.</p>")
         }
         Err(e) => failed("Forgot your password?", &e, FORGOT_FORM),

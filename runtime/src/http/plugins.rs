@@ -67,9 +67,7 @@ pub async fn upload(
         Ok(m) => (outcome::SUCCESS, format!("{} {}", m.name, m.version)),
         Err(e) => (outcome::FAILURE, e.to_string()),
     };
-    services
-        .auth
-        .audit(vec![auth.caller.ctx.event("admin.plugin_upload", outcome_text).resource("plugins", "*").detail(detail)])
+    services.audit.write(vec![auth.caller().ctx.event("admin.plugin_upload", outcome_text).resource("plugins", "*").detail(detail)])
         .await?;
     let m = result.map_err(refused)?;
     Ok(HttpResponse::Created()
@@ -93,9 +91,7 @@ async fn change(
     };
     if !matches!(result, Err(PluginError::NotFound(_))) {
         let o = if result.is_ok() { outcome::SUCCESS } else { outcome::FAILURE };
-        services
-            .auth
-            .audit(vec![auth.caller.ctx.event(&format!("admin.plugin_{action}"), o).resource("plugins", &name)])
+        services.audit.write(vec![auth.caller().ctx.event(&format!("admin.plugin_{action}"), o).resource("plugins", &name)])
             .await?;
     }
     result.map_err(refused)?;
@@ -155,7 +151,7 @@ pub async fn call(
     let result = services.plugins.call(&name, input).await;
     if !matches!(result, Err(PluginError::NotFound(_))) {
         let o = if result.is_ok() { outcome::SUCCESS } else { outcome::FAILURE };
-        services.auth.audit(vec![auth.caller.ctx.event("admin.plugin_call", o).resource("plugins", &name)]).await?;
+        services.audit.write(vec![auth.caller().ctx.event("admin.plugin_call", o).resource("plugins", &name)]).await?;
     }
     Ok(HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(result.map_err(refused)?))
 }

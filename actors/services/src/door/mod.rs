@@ -78,3 +78,18 @@ impl crate::Services {
         dashboard::Dashboard(self)
     }
 }
+
+pub mod records;
+pub mod sharing;
+
+impl crate::Services {
+    /// Medical records: upload, a chart's list, metadata, content, delete.
+    pub fn records(&self) -> records::Records<'_> {
+        records::Records(self)
+    }
+
+    /// Grants, signed links and erasing a patient's files.
+    pub fn sharing(&self) -> sharing::Sharing<'_> {
+        sharing::Sharing(self)
+    }
+}

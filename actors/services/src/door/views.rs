@@ -5,7 +5,7 @@
 use careport_domain::time::now_ms;
 use careport_store::appointments::AppointmentRow;
 use careport_store::assignments::TeamMember;
-use careport_store::clinicians::{ClinicianRow, Exception, Specialization};
+use careport_store::clinicians::{ClinicianRow, Exception};
 use careport_store::patients::PatientRow;
 use careport_store::vault::{GrantRow, RecordRow};
 use serde::Serialize;
@@ -252,3 +252,4 @@ impl<T> From<Vec<T>> for Items<T> {
         Self { items }
     }
 }
+pub use careport_store::clinicians::{Hours, Specialization};

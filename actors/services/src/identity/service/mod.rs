@@ -322,12 +322,18 @@ impl Identity {
         Ok((token, ttl))
     }
 
-    /// A token narrowed as asked; never wider than the caller's.
-    pub fn attenuate(&self, caller: &Caller, narrowing: &Narrowing) -> Result<String, Error> {
-        careport_policy::attenuate(&caller.token, narrowing).map_err(|e| match e {
+    /// A token narrowed as asked; never wider than the caller's. An account that must still
+    /// enrol MFA makes none (its token reaches only the MFA routes). Audited.
+    pub async fn attenuate(&self, caller: &Caller, narrowing: &Narrowing) -> Result<String, Error> {
+        if caller.token.claims().mfa_pending {
+            return Err(Error::new(Code::MfaEnrolmentRequired));
+        }
+        let token = careport_policy::attenuate(&caller.token, narrowing).map_err(|e| match e {
             careport_policy::PolicyError::Invalid(m) => Error::with_message(Code::InvalidValue, m),
             other => Error::internal(anyhow::anyhow!("attenuation: {other}")),
-        })
+        })?;
+        self.audit_best_effort(caller.ctx.event("auth.token_attenuated", outcome::SUCCESS)).await;
+        Ok(token)
     }
 }
 
