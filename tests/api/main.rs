@@ -15,3 +15,4 @@ mod records;
 mod reference;
 mod resilience;
 mod runner;
+mod visibility;
