@@ -16,3 +16,4 @@ mod reference;
 mod resilience;
 mod runner;
 mod schema;
+mod visibility;
