@@ -320,7 +320,7 @@ async fn generate(app: &TestApp, seed: u64) -> Clinic {
     // The app's own store handle, not the test's `app.db`: on SQLite each handle has one writer
     // connection, and a read-then-write transaction (`assignments::assign`) on a second handle
     // fails with "database is locked" when the app commits in between (seen here at start-up).
-    let db = &app.services.db;
+    let db = app.services.store_handle();
     let now = now_ms();
 
     let mut pool = SEEDED_DEPARTMENTS.to_vec();
