@@ -3,8 +3,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use careport_actors::Services;
-use careport_actors::audit::{EventExt, outcome};
-use careport_actors::plugins::PluginError;
+use careport_actors::door::plugins::Change;
 use careport_domain::{Code, Error};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -14,13 +13,6 @@ use super::error::ApiError;
 
 type Result<T> = std::result::Result<T, ApiError>;
 
-fn refused(e: PluginError) -> Error {
-    match e {
-        PluginError::NotFound(_) => Error::new(Code::NotFound),
-        other => Error::with_message(Code::PluginRefused, other.to_string()),
-    }
-}
-
 fn name_of(req: &HttpRequest) -> String {
     req.match_info().get("name").unwrap_or_default().to_owned()
 }
@@ -28,14 +20,8 @@ fn name_of(req: &HttpRequest) -> String {
 /// The installed plugins with their statistics, and the directories that failed to load.
 #[utoipa::path(get, path = "/api/v1/admin/plugins", tag = "admin",
     responses((status = 200, description = "`{items, failed}`")), security(("bearer" = [])))]
-pub async fn list(_: Authorized<ManagePlugins>, services: web::Data<Services>) -> Result<HttpResponse> {
-    let failed: Vec<_> = services
-        .plugins
-        .failed()
-        .into_iter()
-        .map(|(dir, error)| serde_json::json!({ "dir": dir, "error": error }))
-        .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": services.plugins.list(), "failed": failed })))
+pub async fn list(auth: Authorized<ManagePlugins>, services: web::Data<Services>) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(services.plugins().list(auth.pass)))
 }
 
 /// `POST /api/v1/admin/plugins`.
@@ -62,14 +48,7 @@ pub async fn upload(
     let module = data_encoding::BASE64
         .decode(b.module_base64.trim().as_bytes())
         .map_err(|_| Error::with_message(Code::InvalidValue, "module_base64 is not base64."))?;
-    let result = services.plugins.upload(b.manifest, module).await;
-    let (outcome_text, detail) = match &result {
-        Ok(m) => (outcome::SUCCESS, format!("{} {}", m.name, m.version)),
-        Err(e) => (outcome::FAILURE, e.to_string()),
-    };
-    services.audit.write(vec![auth.caller().ctx.event("admin.plugin_upload", outcome_text).resource("plugins", "*").detail(detail)])
-        .await?;
-    let m = result.map_err(refused)?;
+    let m = services.plugins().upload(auth.pass, b.manifest, module).await?;
     Ok(HttpResponse::Created()
         .json(serde_json::json!({ "name": m.name, "version": m.version, "kind": m.kind, "contract": m.contract })))
 }
@@ -78,24 +57,9 @@ async fn change(
     auth: Authorized<ManagePlugins>,
     services: web::Data<Services>,
     req: HttpRequest,
-    action: &str,
+    change: Change,
 ) -> Result<HttpResponse> {
-    let name = name_of(&req);
-    let result = match action {
-        "enable" | "disable" => match services.plugins.set_enabled(&name, action == "enable").await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(PluginError::NotFound(name.clone())),
-            Err(e) => Err(e),
-        },
-        _ => services.plugins.reload(&name).await.map(|_| ()),
-    };
-    if !matches!(result, Err(PluginError::NotFound(_))) {
-        let o = if result.is_ok() { outcome::SUCCESS } else { outcome::FAILURE };
-        services.audit.write(vec![auth.caller().ctx.event(&format!("admin.plugin_{action}"), o).resource("plugins", &name)])
-            .await?;
-    }
-    result.map_err(refused)?;
-    let item = services.plugins.list().into_iter().find(|p| p.name == name);
+    let item = services.plugins().change(auth.pass, &name_of(&req), change).await?;
     Ok(HttpResponse::Ok().json(item))
 }
 
@@ -107,7 +71,7 @@ pub async fn enable(
     services: web::Data<Services>,
     req: HttpRequest,
 ) -> Result<HttpResponse> {
-    change(auth, services, req, "enable").await
+    change(auth, services, req, Change::Enable).await
 }
 
 /// Disable a plugin: its calls fail at once with `disabled` until it is enabled again.
@@ -118,7 +82,7 @@ pub async fn disable(
     services: web::Data<Services>,
     req: HttpRequest,
 ) -> Result<HttpResponse> {
-    change(auth, services, req, "disable").await
+    change(auth, services, req, Change::Disable).await
 }
 
 /// Load a plugin's directory again (after its files were replaced on disk).
@@ -130,7 +94,7 @@ pub async fn reload(
     services: web::Data<Services>,
     req: HttpRequest,
 ) -> Result<HttpResponse> {
-    change(auth, services, req, "reload").await
+    change(auth, services, req, Change::Reload).await
 }
 
 /// Call a plugin with a JSON input and see its output: for integrators and operators to try a
@@ -146,14 +110,9 @@ pub async fn call(
     req: HttpRequest,
     body: JsonBody,
 ) -> Result<HttpResponse> {
-    let name = name_of(&req);
     let input = body.parse::<serde_json::Value>()?;
-    let result = services.plugins.call(&name, input).await;
-    if !matches!(result, Err(PluginError::NotFound(_))) {
-        let o = if result.is_ok() { outcome::SUCCESS } else { outcome::FAILURE };
-        services.audit.write(vec![auth.caller().ctx.event("admin.plugin_call", o).resource("plugins", &name)]).await?;
-    }
-    Ok(HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(result.map_err(refused)?))
+    let output = services.plugins().call(auth.pass, &name_of(&req), input).await?;
+    Ok(HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(output))
 }
 
 /// Register the routes.

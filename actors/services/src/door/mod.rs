@@ -17,8 +17,9 @@
 //! - [`records`]: medical records (upload, list, read, content, delete).
 //! - [`sharing`]: grants, signed links and erasure.
 //! - [`reference`]: languages, departments, cancer types, record types.
-//! - [`admin`]: accounts, invitations, the MFA policy, the audit trail, statistics, plugins.
-//! - [`dashboard`]: each role's start page.
+//! - [`admin`]: accounts, invitations, the MFA policy, the audit trail.
+//! - [`plugins`]: plugin administration.
+//! - [`dashboard`]: each role's start page and the clinic's statistics.
 //! - [`page`]: cursor pagination, the same on every list.
 //! - [`views`]: what operations return, shaped as the API shows it.
 
@@ -39,6 +40,7 @@ pub mod care_team;
 pub mod clinicians;
 pub mod dashboard;
 pub mod patients;
+pub mod plugins;
 pub mod reference;
 pub mod views;
 
@@ -71,6 +73,11 @@ impl crate::Services {
     /// Administration.
     pub fn admin(&self) -> admin::Admin<'_> {
         admin::Admin(self)
+    }
+
+    /// Plugin administration.
+    pub fn plugins(&self) -> plugins::Plugins<'_> {
+        plugins::Plugins(self)
     }
 
     /// Start pages and statistics.
