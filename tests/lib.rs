@@ -267,7 +267,7 @@ impl TestApp {
         department: Option<&str>,
     ) -> uuid::Uuid {
         self.services
-            .auth
+            .identity
             .create_account(careport_actors::accounts::NewAccount {
                 email: careport_domain::Email::parse(email).expect("email"),
                 password: PASSWORD.to_owned(),

@@ -194,7 +194,8 @@ pub async fn seed(db: &Db, settings: &Settings, size: Size) -> anyhow::Result<()
         let email = format!("{}{i}@{DEMO_DOMAIN}", staff.as_str());
         let id = accounts.create(email, name, Role::Clinician, Some(staff), Some(dept)).await?;
         let slot = [20, 30, 30, 45][rng.below(4)];
-        clinicians::set_profile(db, id, &format!("{} in {}.", staff.as_str(), dept.replace('-', " ")), slot, None).await?;
+        clinicians::set_profile(db, id, &format!("{} in {}.", staff.as_str(), dept.replace('-', " ")), slot, None)
+            .await?;
         let mut hours: Vec<Hours> = Vec::new();
         for weekday in 1..=5 {
             if rng.below(6) == 0 {

@@ -28,9 +28,9 @@
 //! Seeds: three fixed ones and one from the clock, each on a fresh app on the harness's backend;
 //! `CAREPORT_TEST_VISIBILITY_SEED=n` runs seed `n` alone. A failure names the seed, the caller
 //! (role, staff role, department), the family and the ids only in the list or only in single
-//! reads, each with its data shape. Disagreements reported and not fixed yet are listed, shape by
-//! shape, in [`KNOWN_BUGS`]; an entry that no longer matches anything fails the test, so the list
-//! goes when the bugs do.
+//! reads, each with its data shape. Every seed's clinic holds the shapes that once disagreed (an
+//! appointment of a deleted patient, a granted record of a deleted patient, a record granted to
+//! someone outside its chart), so they stay covered.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -64,50 +64,6 @@ const SEEDED_DEPARTMENTS: [&str; 9] = [
     "palliative-care",
     "radiology",
     "pathology",
-];
-
-/// A disagreement between a list and single reads that has been reported and is not fixed yet,
-/// described by its exact data shape (see [`known_bug`]). Only the shapes in [`KNOWN_BUGS`] are
-/// let through; everything else fails.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum KnownBug {
-    /// Appointments of a soft-deleted patient, read by anyone but an administrator:
-    /// `GET /appointments` leaves them out (`appointments::list` has `p.deleted_at IS NULL`), but
-    /// `GET /appointments/{id}` answers 200 to everyone `clinic.datalog` lets read it (the
-    /// patient themself, the clinician seen, the assigned doctors, the department's nurses): the
-    /// handler never looks at the patient's record. Issue #13, "deleted means invisible
-    /// everywhere (404)", and `GET /patients/{id}` (404 once deleted): the single read is wrong.
-    AppointmentOfDeletedPatient,
-    /// The same shape read by an administrator: the list leaves it out (administrators too, and
-    /// `GET /appointments` has no `include_deleted`), the single read answers 200. Administrators
-    /// do read a deleted patient by id (`GET /patients/{id}`, and the list with
-    /// `include_deleted=true`), so either the appointment list gains `include_deleted` for them,
-    /// or the single read answers 404 to them too; either way the two must agree.
-    AppointmentOfDeletedPatientForAdmin,
-    /// A record of a soft-deleted patient, granted (live grant) to an administrator: the chart's
-    /// list shows it (administrators pass `visible`, the row passes the grant), but
-    /// `GET /records/{id}` answers 404 (`vault::live_record` closes a deleted patient's chart).
-    /// Issue #13 (deleted means invisible, 404) and the README ("a deleted patient's records do
-    /// not open until the patient record is restored"): the list is wrong.
-    GrantedRecordOfDeletedPatient,
-    /// A record granted (live grant) to someone who may not read its patient (another patient, a
-    /// clinician outside the care team): `GET /records/{id}` answers 200 (`sharing.datalog`: a
-    /// grant allows reading that one record), but the chart's list answers 404, because
-    /// `records::list` is `Authorized<ReadPatient>` (read on the patient) before it filters rows.
-    /// The README ("anyone else … only through a grant"; "the chart list shows each caller exactly
-    /// the records they may open") makes the list the wrong side: it should answer 200 with the
-    /// granted records only (and no patient data), unless the rule becomes "a grant opens a
-    /// record only to those who may read the chart".
-    RecordGrantedOutsideTheChart,
-}
-
-/// Reported, not fixed yet: delete an entry (and its variant) when its fix lands. An entry that
-/// no longer matches any disagreement fails the test.
-const KNOWN_BUGS: &[KnownBug] = &[
-    KnownBug::AppointmentOfDeletedPatient,
-    KnownBug::AppointmentOfDeletedPatientForAdmin,
-    KnownBug::GrantedRecordOfDeletedPatient,
-    KnownBug::RecordGrantedOutsideTheChart,
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -219,16 +175,6 @@ impl Clinic {
         patients.chain(self.staff.iter().filter(|m| m.active).cloned()).collect()
     }
 
-    /// The short name of a generated resource.
-    fn label(&self, family: Family, id: Uuid) -> String {
-        let label = match family {
-            Family::Patients => self.patients.iter().find(|p| p.id == id).map(|p| &p.label),
-            Family::Appointments => self.appointments.iter().find(|a| a.id == id).map(|a| &a.label),
-            Family::Records => self.records.iter().find(|r| r.id == id).map(|r| &r.label),
-        };
-        label.cloned().unwrap_or_else(|| id.to_string())
-    }
-
     fn describe_patient(&self, p: &PatientInfo) -> String {
         let team: Vec<String> = p
             .team
@@ -313,8 +259,8 @@ fn email(seed: u64, label: &str) -> String {
 
 /// Build the clinic of `seed` in `app`'s store. The first patient is always soft-deleted and
 /// has the first appointment and the first record (granted to the first administrator); the
-/// second record, of a patient who is not deleted, is granted to another patient: the shapes of
-/// [`KNOWN_BUGS`] are in every seed's clinic (so a stale entry shows), whatever else it makes.
+/// second record, of a patient who is not deleted, is granted to another patient: shapes that
+/// once disagreed are in every seed's clinic, whatever else it makes.
 async fn generate(app: &TestApp, seed: u64) -> Clinic {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
     // The app's own store handle, not the test's `app.db`: on SQLite each handle has one writer
@@ -375,7 +321,7 @@ async fn generate(app: &TestApp, seed: u64) -> Clinic {
                 department: department.clone(),
                 ..Default::default()
             };
-            patients::create(db, id, &fields, None).await.expect("create patient");
+            patients::create(db, id, &fields, None, None).await.expect("create patient");
             id
         };
         pats.push(PatientInfo { label, id, account, department, deleted: false, team: Vec::new() });
@@ -615,64 +561,19 @@ async fn readable(
     ok
 }
 
-/// One id on one side of one caller's family, and the known bug its shape is, if any.
+/// One id on one side of one caller's family.
 struct Disagreement {
     family: Family,
     side: Side,
     id: Uuid,
-    known: Option<KnownBug>,
 }
 
-/// The known bug (in [`KNOWN_BUGS`] or not) whose exact shape this disagreement has.
-fn known_bug(
-    clinic: &Clinic,
-    caller: &Member,
-    family: Family,
-    side: Side,
-    id: Uuid,
-    chart_readable: bool,
-) -> Option<KnownBug> {
-    match (family, side) {
-        (Family::Appointments, Side::OnlyInSingleReads) => {
-            let a = clinic.appointments.iter().find(|a| a.id == id)?;
-            clinic.patients[a.patient].deleted.then_some(if caller.role == Role::Admin {
-                KnownBug::AppointmentOfDeletedPatientForAdmin
-            } else {
-                KnownBug::AppointmentOfDeletedPatient
-            })
-        }
-        (Family::Records, side) => {
-            let r = clinic.records.iter().find(|r| r.id == id)?;
-            let live_grant = r.grants.iter().any(|&(g, e)| g == caller.id && e == Expiry::Live);
-            if !live_grant || r.deleted {
-                return None;
-            }
-            match side {
-                Side::OnlyInList => (caller.role == Role::Admin && clinic.patients[r.patient].deleted)
-                    .then_some(KnownBug::GrantedRecordOfDeletedPatient),
-                Side::OnlyInSingleReads => (!chart_readable && !clinic.patients[r.patient].deleted)
-                    .then_some(KnownBug::RecordGrantedOutsideTheChart),
-            }
-        }
-        _ => None,
-    }
-}
-
-/// Record every id on one side only, with the known bug its shape is, if any.
-fn compare(
-    clinic: &Clinic,
-    caller: &Member,
-    family: Family,
-    listed: &BTreeSet<Uuid>,
-    read: &BTreeSet<Uuid>,
-    chart_readable: bool,
-    found: &mut Vec<Disagreement>,
-) {
+/// Record every id on one side only.
+fn compare(family: Family, listed: &BTreeSet<Uuid>, read: &BTreeSet<Uuid>, found: &mut Vec<Disagreement>) {
     for (side, ids) in [(Side::OnlyInList, listed.difference(read)), (Side::OnlyInSingleReads, read.difference(listed))]
     {
         for &id in ids {
-            let known = known_bug(clinic, caller, family, side, id, chart_readable);
-            found.push(Disagreement { family, side, id, known });
+            found.push(Disagreement { family, side, id });
         }
     }
 }
@@ -695,7 +596,7 @@ async fn check_caller(
     let mut universe: BTreeSet<Uuid> = clinic.patients.iter().map(|p| p.id).collect();
     universe.extend(&listed);
     let read = readable(app, &token, "/api/v1/patients/", &universe, errors).await;
-    compare(clinic, caller, Family::Patients, &listed, &read, true, &mut found);
+    compare(Family::Patients, &listed, &read, &mut found);
     reads[0] = read.len();
 
     // Appointments.
@@ -703,56 +604,42 @@ async fn check_caller(
     let mut universe: BTreeSet<Uuid> = clinic.appointments.iter().map(|a| a.id).collect();
     universe.extend(&listed);
     let read = readable(app, &token, "/api/v1/appointments/", &universe, errors).await;
-    compare(clinic, caller, Family::Appointments, &listed, &read, true, &mut found);
+    compare(Family::Appointments, &listed, &read, &mut found);
     reads[1] = read.len();
 
     // Records, chart by chart.
     for (i, p) in clinic.patients.iter().enumerate() {
-        let listed = list_ids(app, &token, &format!("/api/v1/patients/{}/records", p.id), errors).await;
-        let chart_readable = listed.is_some();
-        let listed = listed.unwrap_or_default();
+        let listed =
+            list_ids(app, &token, &format!("/api/v1/patients/{}/records", p.id), errors).await.unwrap_or_default();
         let mut universe: BTreeSet<Uuid> = clinic.records.iter().filter(|r| r.patient == i).map(|r| r.id).collect();
         universe.extend(&listed);
         let read = readable(app, &token, "/api/v1/records/", &universe, errors).await;
-        compare(clinic, caller, Family::Records, &listed, &read, chart_readable, &mut found);
+        compare(Family::Records, &listed, &read, &mut found);
         reads[2] += read.len();
     }
     (found, reads)
 }
 
-/// One family's disagreements for one caller, as a failure message (the ids not excused by
-/// [`KNOWN_BUGS`]), and the excused ones as a note.
-fn report(clinic: &Clinic, caller: &Member, family: Family, ds: &[&Disagreement]) -> (Option<String>, Option<String>) {
-    let ids = |side: Side, excused: bool| -> Option<String> {
-        let ids: Vec<String> = ds
-            .iter()
-            .filter(|d| d.side == side && d.known.is_some_and(|k| KNOWN_BUGS.contains(&k)) == excused)
-            .map(|d| match d.known {
-                Some(k) if excused => format!("{} ({k:?})", clinic.label(family, d.id)),
-                _ => clinic.describe(family, d.id, caller),
-            })
-            .collect();
-        let sep = if excused { ", " } else { "\n      " };
-        (!ids.is_empty()).then(|| ids.join(sep))
+/// One family's disagreements for one caller, as a failure message.
+fn report(clinic: &Clinic, caller: &Member, family: Family, ds: &[&Disagreement]) -> Option<String> {
+    let ids = |side: Side| -> Option<String> {
+        let ids: Vec<String> =
+            ds.iter().filter(|d| d.side == side).map(|d| clinic.describe(family, d.id, caller)).collect();
+        (!ids.is_empty()).then(|| ids.join("\n      "))
     };
-    let mut out = [None, None];
-    for (excused, slot) in [(false, 0), (true, 1)] {
-        let (list, single) = (ids(Side::OnlyInList, excused), ids(Side::OnlyInSingleReads, excused));
-        if list.is_none() && single.is_none() {
-            continue;
-        }
-        let seed = clinic.seed;
-        let mut msg = format!("seed {seed} (rerun: {SEED_VAR}={seed}), caller {}, {family:?}:", caller.describe());
-        if let Some(ids) = list {
-            let _ = write!(msg, "\n    only in the list:\n      {ids}");
-        }
-        if let Some(ids) = single {
-            let _ = write!(msg, "\n    only in single reads:\n      {ids}");
-        }
-        out[slot] = Some(msg);
+    let (list, single) = (ids(Side::OnlyInList), ids(Side::OnlyInSingleReads));
+    if list.is_none() && single.is_none() {
+        return None;
     }
-    let [fail, note] = out;
-    (fail, note)
+    let seed = clinic.seed;
+    let mut msg = format!("seed {seed} (rerun: {SEED_VAR}={seed}), caller {}, {family:?}:", caller.describe());
+    if let Some(ids) = list {
+        let _ = write!(msg, "\n    only in the list:\n      {ids}");
+    }
+    if let Some(ids) = single {
+        let _ = write!(msg, "\n    only in single reads:\n      {ids}");
+    }
+    Some(msg)
 }
 
 #[actix_web::test]
@@ -760,7 +647,6 @@ async fn visibility_lists_agree_with_single_reads_for_every_caller() {
     let seeds = seeds();
     eprintln!("visibility: seeds {seeds:?} (rerun one with {SEED_VAR}=<seed>)");
     let mut failures = Vec::new();
-    let mut seen_known: BTreeSet<KnownBug> = BTreeSet::new();
     for seed in seeds {
         let started = std::time::Instant::now();
         let app = spawn_app().await;
@@ -778,14 +664,9 @@ async fn visibility_lists_agree_with_single_reads_for_every_caller() {
                     *total += n;
                 }
             }
-            seen_known.extend(found.iter().filter_map(|d| d.known));
             for family in [Family::Patients, Family::Appointments, Family::Records] {
                 let ds: Vec<&Disagreement> = found.iter().filter(|d| d.family == family).collect();
-                let (fail, note) = report(&clinic, caller, family, &ds);
-                failures.extend(fail);
-                if let Some(note) = note {
-                    eprintln!("visibility: known bug (KNOWN_BUGS): {note}");
-                }
+                failures.extend(report(&clinic, caller, family, &ds));
             }
         }
         failures.extend(errors.into_iter().map(|e| format!("seed {seed}: {e}")));
@@ -802,13 +683,6 @@ async fn visibility_lists_agree_with_single_reads_for_every_caller() {
             callers.len(),
             started.elapsed() - generated
         );
-    }
-    for k in KNOWN_BUGS {
-        if !seen_known.contains(k) {
-            failures.push(format!(
-                "KNOWN_BUGS lists {k:?}, but no seed's clinic shows it any more: delete the entry (and its variant)"
-            ));
-        }
     }
     assert!(
         failures.is_empty(),

@@ -47,9 +47,9 @@ use careport_store::{Bus, Db, JobQueue, Redis};
 
 pub use access::{Access, Pass};
 pub use audit::{Audit, AuditActor};
+pub use handle::Handle;
 pub use identity::actor::AuthActor;
 pub use identity::{AuthConfig, Caller, ClientInfo, Identity};
-pub use handle::Handle;
 pub use jobs::{JobError, JobHandler, JobRunner};
 
 /// Answered by every actor: proves its mailbox is being served.

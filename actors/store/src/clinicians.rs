@@ -141,7 +141,13 @@ pub async fn set_profile(
 ) -> Result<(), sqlx::Error> {
     let now = now_ms();
     transaction!(db, |tx, dialect| {
-        sqlx::query(UPSERT_PROFILE.text(dialect)).bind(id).bind(bio).bind(slot_minutes).bind(now).execute(&mut *tx).await?;
+        sqlx::query(UPSERT_PROFILE.text(dialect))
+            .bind(id)
+            .bind(bio)
+            .bind(slot_minutes)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         if let Some(specs) = specs {
             sqlx::query(SPECS_DELETE.text(dialect)).bind(id).execute(&mut *tx).await?;
             for s in specs {

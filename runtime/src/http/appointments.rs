@@ -43,7 +43,11 @@ pub struct BookBody {
     responses((status = 201, description = "Booked"), (status = 409, description = "Slot taken or clinician away", body = super::error::ErrorBody),
         (status = 422, description = "In the past or outside working hours", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn book(auth: Authorized<BookForPatient>, services: web::Data<Services>, body: JsonBody) -> Result<HttpResponse> {
+pub async fn book(
+    auth: Authorized<BookForPatient>,
+    services: web::Data<Services>,
+    body: JsonBody,
+) -> Result<HttpResponse> {
     let b = body.parse::<BookBody>()?;
     let booking = NewAppointment { clinician_id: b.clinician_id, starts_at: b.starts_at, reason: b.reason };
     let booked = services.appointments().book(auth.pass, booking).await?;
@@ -70,7 +74,11 @@ pub struct ListQuery {
 /// assigned patients'; a nurse's own and their department's; all for an administrator.
 #[utoipa::path(get, path = "/api/v1/appointments", tag = "appointments", params(ListQuery),
     responses((status = 200, description = "`{items, next_cursor}`")), security(("bearer" = [])))]
-pub async fn list(auth: Authorized<ListAppointments>, services: web::Data<Services>, req: HttpRequest) -> Result<HttpResponse> {
+pub async fn list(
+    auth: Authorized<ListAppointments>,
+    services: web::Data<Services>,
+    req: HttpRequest,
+) -> Result<HttpResponse> {
     let q: ListQuery = super::authn::query(&req)?;
     let query = AppointmentQuery {
         status: q.status,
@@ -107,7 +115,11 @@ pub struct UpdateBody {
     params(("id" = Uuid, Path, description = "Appointment id")),
     responses((status = 200, description = "The appointment"), (status = 409, description = "Not scheduled, or the slot is taken", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn update(auth: Authorized<WriteAppointment>, services: web::Data<Services>, body: JsonBody) -> Result<HttpResponse> {
+pub async fn update(
+    auth: Authorized<WriteAppointment>,
+    services: web::Data<Services>,
+    body: JsonBody,
+) -> Result<HttpResponse> {
     let b = body.parse::<UpdateBody>()?;
     let change = AppointmentChange { starts_at: b.starts_at, status: b.status, reason: b.reason };
     Ok(ok_no_store().json(services.appointments().update(auth.pass, change).await?))
@@ -126,7 +138,11 @@ pub struct CancelBody {
     params(("id" = Uuid, Path, description = "Appointment id")),
     responses((status = 200, description = "Cancelled"), (status = 409, description = "Not scheduled", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn cancel(auth: Authorized<CancelAppointment>, services: web::Data<Services>, body: JsonBody) -> Result<HttpResponse> {
+pub async fn cancel(
+    auth: Authorized<CancelAppointment>,
+    services: web::Data<Services>,
+    body: JsonBody,
+) -> Result<HttpResponse> {
     let b = body.parse::<CancelBody>()?;
     Ok(ok_no_store().json(services.appointments().cancel(auth.pass, &b.reason).await?))
 }

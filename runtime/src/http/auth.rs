@@ -12,8 +12,8 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::authn::{
-    Authenticated, Authorized, Client, DeleteSession, EndOwnSession, JsonBody, ListOwnSessions, ManageOwnMfa, REFRESH_COOKIE, ReadSelf,
-    WriteSelf, check_csrf, clear_session_cookies, csrf_token, set_session_cookies,
+    Authenticated, Authorized, Client, DeleteSession, EndOwnSession, JsonBody, ListOwnSessions, ManageOwnMfa,
+    REFRESH_COOKIE, ReadSelf, WriteSelf, check_csrf, clear_session_cookies, csrf_token, set_session_cookies,
 };
 use super::error::ApiError;
 
@@ -78,7 +78,9 @@ pub struct LoginBody {
         (status = 429, description = "Too many failed attempts", body = super::error::ErrorBody)))]
 pub async fn login(services: web::Data<Services>, client: Client, body: web::Json<LoginBody>) -> Result<HttpResponse> {
     let body = body.into_inner();
-    let pair = services.identity.login(
+    let pair = services
+        .identity
+        .login(
             &client.0,
             Login { email: body.email, password: body.password, totp: body.totp, recovery_code: body.recovery_code },
         )
@@ -86,7 +88,11 @@ pub async fn login(services: web::Data<Services>, client: Client, body: web::Jso
     Ok(token_response(&services, pair, body.use_cookie))
 }
 
-fn token_response(services: &Services, pair: careport_actors::identity::service::TokenPair, cookie: bool) -> HttpResponse {
+fn token_response(
+    services: &Services,
+    pair: careport_actors::identity::service::TokenPair,
+    cookie: bool,
+) -> HttpResponse {
     let mut res = HttpResponse::Ok();
     res.insert_header(("cache-control", "no-store"));
     let mut body = serde_json::to_value(&pair).unwrap_or_default();
@@ -129,8 +135,11 @@ pub async fn refresh(
         None => {
             let c = req.cookie(REFRESH_COOKIE).ok_or_else(|| Error::new(Code::RefreshTokenInvalid))?;
             let token = c.value().to_owned();
-            let session =
-                services.identity.session_of_refresh(&token).await?.ok_or_else(|| Error::new(Code::RefreshTokenInvalid))?;
+            let session = services
+                .identity
+                .session_of_refresh(&token)
+                .await?
+                .ok_or_else(|| Error::new(Code::RefreshTokenInvalid))?;
             check_csrf(&req, &services, session)?;
             (token, true)
         }

@@ -28,7 +28,11 @@ pub struct CareTeamQuery {
 #[utoipa::path(get, path = "/api/v1/patients/{id}/care-team", tag = "patients", params(("id" = Uuid, Path, description = "Patient id"), CareTeamQuery),
     responses((status = 200, description = "`{items, history?}`"), (status = 404, description = "No such patient, or not yours", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn care_team(auth: Authorized<ReadPatient>, services: web::Data<Services>, req: HttpRequest) -> Result<HttpResponse> {
+pub async fn care_team(
+    auth: Authorized<ReadPatient>,
+    services: web::Data<Services>,
+    req: HttpRequest,
+) -> Result<HttpResponse> {
     let q: CareTeamQuery = super::authn::query(&req)?;
     let team = services.care_team().read(auth.pass, q.history).await?;
     Ok(HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(team))
@@ -51,7 +55,11 @@ pub struct AssignBody {
     responses((status = 201, description = "Assigned"), (status = 200, description = "Changed or unchanged"),
         (status = 422, description = "Not a subtype", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn assign(auth: Authorized<AssignPatient>, services: web::Data<Services>, body: JsonBody) -> Result<HttpResponse> {
+pub async fn assign(
+    auth: Authorized<AssignPatient>,
+    services: web::Data<Services>,
+    body: JsonBody,
+) -> Result<HttpResponse> {
     let b = body.parse::<AssignBody>()?;
     let (done, team) = services.care_team().assign(auth.pass, b.clinician_id, &b.cancer_type_id).await?;
     let status = if done == AssignOutcome::Created { StatusCode::CREATED } else { StatusCode::OK };
@@ -63,7 +71,11 @@ pub async fn assign(auth: Authorized<AssignPatient>, services: web::Data<Service
     params(("id" = Uuid, Path, description = "Patient id"), ("clinician_id" = Uuid, Path, description = "Clinician id")),
     responses((status = 204, description = "Ended"), (status = 404, description = "No such assignment", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn unassign(auth: Authorized<AssignPatient>, services: web::Data<Services>, req: HttpRequest) -> Result<HttpResponse> {
+pub async fn unassign(
+    auth: Authorized<AssignPatient>,
+    services: web::Data<Services>,
+    req: HttpRequest,
+) -> Result<HttpResponse> {
     let clinician = path_id(&req, "clinician_id")?;
     services.care_team().unassign(auth.pass, clinician).await?;
     Ok(HttpResponse::NoContent().finish())

@@ -34,7 +34,11 @@ pub struct ListQuery {
 /// The clinician directory.
 #[utoipa::path(get, path = "/api/v1/clinicians", tag = "clinicians", params(ListQuery),
     responses((status = 200, description = "`{items, next_cursor}`")), security(("bearer" = [])))]
-pub async fn list(auth: Authorized<ListClinicians>, services: web::Data<Services>, req: HttpRequest) -> Result<HttpResponse> {
+pub async fn list(
+    auth: Authorized<ListClinicians>,
+    services: web::Data<Services>,
+    req: HttpRequest,
+) -> Result<HttpResponse> {
     let q: ListQuery = super::authn::query(&req)?;
     let query = ClinicianQuery {
         specialization: q.specialization,
@@ -69,7 +73,11 @@ pub struct SlotsQuery {
     params(("id" = Uuid, Path, description = "Clinician id"), SlotsQuery),
     responses((status = 200, description = "`{items: [{starts_at, ends_at}]}`"), (status = 404, description = "No such clinician", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn free_slots(auth: Authorized<ReadClinician>, services: web::Data<Services>, req: HttpRequest) -> Result<HttpResponse> {
+pub async fn free_slots(
+    auth: Authorized<ReadClinician>,
+    services: web::Data<Services>,
+    req: HttpRequest,
+) -> Result<HttpResponse> {
     let q: SlotsQuery = super::authn::query(&req)?;
     Ok(HttpResponse::Ok().json(services.clinicians().free_slots(auth.pass, &q.from, &q.to).await?))
 }
@@ -99,7 +107,11 @@ pub struct SpecializationBody {
     params(("id" = Uuid, Path, description = "Clinician id")),
     responses((status = 200, description = "The clinician"), (status = 404, description = "No such clinician", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn update(auth: Authorized<WriteClinician>, services: web::Data<Services>, body: JsonBody) -> Result<HttpResponse> {
+pub async fn update(
+    auth: Authorized<WriteClinician>,
+    services: web::Data<Services>,
+    body: JsonBody,
+) -> Result<HttpResponse> {
     let b = body.parse::<ProfileBody>()?;
     let change = ProfileChange {
         bio: b.bio,
@@ -135,7 +147,11 @@ pub struct HoursItem {
     params(("id" = Uuid, Path, description = "Clinician id")),
     responses((status = 200, description = "The hours"), (status = 422, description = "Overlapping hours", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn set_hours(auth: Authorized<WriteClinician>, services: web::Data<Services>, body: JsonBody) -> Result<HttpResponse> {
+pub async fn set_hours(
+    auth: Authorized<WriteClinician>,
+    services: web::Data<Services>,
+    body: JsonBody,
+) -> Result<HttpResponse> {
     let b = body.parse::<HoursBody>()?;
     let hours = b
         .hours
@@ -164,7 +180,11 @@ pub struct ExceptionBody {
 #[utoipa::path(post, path = "/api/v1/clinicians/{id}/exceptions", tag = "clinicians", request_body = ExceptionBody,
     params(("id" = Uuid, Path, description = "Clinician id")),
     responses((status = 201, description = "The absence, and appointments inside it")), security(("bearer" = [])))]
-pub async fn add_exception(auth: Authorized<WriteClinician>, services: web::Data<Services>, body: JsonBody) -> Result<HttpResponse> {
+pub async fn add_exception(
+    auth: Authorized<WriteClinician>,
+    services: web::Data<Services>,
+    body: JsonBody,
+) -> Result<HttpResponse> {
     let b = body.parse::<ExceptionBody>()?;
     let absence = NewAbsence { starts_at: b.starts_at, ends_at: b.ends_at, kind: b.kind, note: b.note };
     Ok(HttpResponse::Created().json(services.clinicians().add_absence(auth.pass, absence).await?))
@@ -175,7 +195,11 @@ pub async fn add_exception(auth: Authorized<WriteClinician>, services: web::Data
     params(("id" = Uuid, Path, description = "Clinician id"), ("exception_id" = Uuid, Path, description = "Absence id")),
     responses((status = 204, description = "Removed"), (status = 404, description = "No such absence", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn delete_exception(auth: Authorized<WriteClinician>, services: web::Data<Services>, req: HttpRequest) -> Result<HttpResponse> {
+pub async fn delete_exception(
+    auth: Authorized<WriteClinician>,
+    services: web::Data<Services>,
+    req: HttpRequest,
+) -> Result<HttpResponse> {
     let absence = path_id(&req, "exception_id")?;
     services.clinicians().remove_absence(auth.pass, absence).await?;
     Ok(HttpResponse::NoContent().finish())

@@ -15,7 +15,9 @@ type Result<T> = std::result::Result<T, ApiError>;
 #[utoipa::path(get, path = "/api/v1/admin/stats", tag = "admin",
     responses((status = 200, description = "Statistics")), security(("bearer" = [])))]
 pub async fn admin_stats(auth: Authorized<ReadStats>, services: web::Data<Services>) -> Result<HttpResponse> {
-    Ok(HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(services.dashboard().stats(auth.pass).await?))
+    Ok(HttpResponse::Ok()
+        .insert_header(("cache-control", "no-store"))
+        .json(services.dashboard().stats(auth.pass).await?))
 }
 
 /// The caller's start page, by role.

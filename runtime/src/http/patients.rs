@@ -60,7 +60,11 @@ pub struct ListQuery {
 /// nurse their department's, an administrator everyone.
 #[utoipa::path(get, path = "/api/v1/patients", tag = "patients", params(ListQuery),
     responses((status = 200, description = "`{items, next_cursor}`")), security(("bearer" = [])))]
-pub async fn list(auth: Authorized<ListPatients>, services: web::Data<Services>, req: HttpRequest) -> Result<HttpResponse> {
+pub async fn list(
+    auth: Authorized<ListPatients>,
+    services: web::Data<Services>,
+    req: HttpRequest,
+) -> Result<HttpResponse> {
     let q: ListQuery = super::authn::query(&req)?;
     let query = PatientQuery {
         q: q.q,
@@ -97,7 +101,11 @@ pub struct PatientBody {
 #[utoipa::path(post, path = "/api/v1/patients", tag = "patients", request_body = PatientBody,
     responses((status = 201, description = "The record"), (status = 409, description = "MRN taken", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn create(auth: Authorized<CreatePatient>, services: web::Data<Services>, body: JsonBody) -> Result<HttpResponse> {
+pub async fn create(
+    auth: Authorized<CreatePatient>,
+    services: web::Data<Services>,
+    body: JsonBody,
+) -> Result<HttpResponse> {
     let body = object(body)?;
     let p = services.patients().create(auth.pass, body).await?;
     Ok(HttpResponse::Created().insert_header(("cache-control", "no-store")).json(p))
@@ -118,7 +126,11 @@ pub async fn get_patient(auth: Authenticated, services: web::Data<Services>, req
     params(("id" = Uuid, Path, description = "Patient id")),
     responses((status = 200, description = "The record"), (status = 404, description = "No such patient, or not yours", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn update(auth: Authorized<WritePatient>, services: web::Data<Services>, body: JsonBody) -> Result<HttpResponse> {
+pub async fn update(
+    auth: Authorized<WritePatient>,
+    services: web::Data<Services>,
+    body: JsonBody,
+) -> Result<HttpResponse> {
     let body = object(body)?;
     Ok(ok_no_store().json(services.patients().update(auth.pass, body).await?))
 }

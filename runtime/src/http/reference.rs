@@ -40,7 +40,11 @@ pub struct TypesQuery {
 /// The cancer-type tree (or, with `q`, the types matching it).
 #[utoipa::path(get, path = "/api/v1/cancer-types", tag = "reference", params(TypesQuery),
     responses((status = 200, description = "Tree of types")), security(("bearer" = [])))]
-pub async fn cancer_types(auth: Authorized<ReadReference>, services: web::Data<Services>, req: HttpRequest) -> Result<HttpResponse> {
+pub async fn cancer_types(
+    auth: Authorized<ReadReference>,
+    services: web::Data<Services>,
+    req: HttpRequest,
+) -> Result<HttpResponse> {
     let q: TypesQuery = super::authn::query(&req)?;
     Ok(HttpResponse::Ok().json(services.reference().cancer_types(auth.pass, q.q.as_deref(), q.include_retired).await?))
 }
@@ -50,7 +54,11 @@ pub async fn cancer_types(auth: Authorized<ReadReference>, services: web::Data<S
     params(("id" = String, Path, description = "Cancer type id (a slug)")),
     responses((status = 200, description = "Subtypes"), (status = 404, description = "No such type", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn subtypes(auth: Authorized<ReadReference>, services: web::Data<Services>, id: web::Path<String>) -> Result<HttpResponse> {
+pub async fn subtypes(
+    auth: Authorized<ReadReference>,
+    services: web::Data<Services>,
+    id: web::Path<String>,
+) -> Result<HttpResponse> {
     Ok(HttpResponse::Ok().json(services.reference().subtypes(auth.pass, &id).await?))
 }
 
@@ -68,7 +76,11 @@ pub struct NewTypeBody {
 #[utoipa::path(post, path = "/api/v1/admin/cancer-types", tag = "reference", request_body = NewTypeBody,
     responses((status = 201, description = "Added"), (status = 409, description = "Name taken", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn add_type(auth: Authorized<ManageReference>, services: web::Data<Services>, body: JsonBody) -> Result<HttpResponse> {
+pub async fn add_type(
+    auth: Authorized<ManageReference>,
+    services: web::Data<Services>,
+    body: JsonBody,
+) -> Result<HttpResponse> {
     let b = body.parse::<NewTypeBody>()?;
     let new = NewCancerType { parent_id: b.parent_id, name: b.name, description: b.description };
     Ok(HttpResponse::Created().json(services.reference().add_type(auth.pass, new).await?))
@@ -121,7 +133,11 @@ pub struct MatchQuery {
     responses((status = 200, description = "`{items: [{id, name, description, score}]}`"),
         (status = 400, description = "q missing or too long", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn match_record_type(auth: Authorized<ReadReference>, services: web::Data<Services>, req: HttpRequest) -> Result<HttpResponse> {
+pub async fn match_record_type(
+    auth: Authorized<ReadReference>,
+    services: web::Data<Services>,
+    req: HttpRequest,
+) -> Result<HttpResponse> {
     let q: MatchQuery = super::authn::query(&req)?;
     Ok(HttpResponse::Ok().json(services.reference().match_record_type(auth.pass, &q.q).await?))
 }

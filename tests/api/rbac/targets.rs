@@ -99,7 +99,9 @@ fn link_token() -> (String, String) {
 /// A single-use e-mail link of `purpose` for `p`, stored as the app would: the token.
 async fn email_link(w: &World, p: &Person, purpose: careport_store::auth_links::Purpose) -> String {
     let (token, digest) = link_token();
-    careport_store::auth_links::issue(&w.app.db, p.id, purpose, &digest, 3_600_000).await.expect("link");
+    careport_store::auth_links::issue(w.app.services.store_handle(), p.id, purpose, &digest, 3_600_000)
+        .await
+        .expect("link");
     token
 }
 
@@ -151,7 +153,7 @@ pub async fn prepare(
                 invited_by: w.admin.id,
                 ttl_ms: 3_600_000,
             };
-            careport_store::auth_links::invite(&w.app.db, invitation).await.expect("invitation");
+            careport_store::auth_links::invite(w.app.services.store_handle(), invitation).await.expect("invitation");
             json_cell(path, json!({"token": token, "password": PASSWORD, "full_name": "New Nurse"}))
         }
 
@@ -164,9 +166,17 @@ pub async fn prepare(
         ("delete", "/api/v1/auth/sessions/{id}") => {
             // A session of the patient's, made for this cell.
             let (id, (_, refresh_digest)) = (Uuid::now_v7(), link_token());
-            careport_store::sessions::create(&w.app.db, id, patient, i64::MAX / 2, &refresh_digest, None, None)
-                .await
-                .expect("session");
+            careport_store::sessions::create(
+                w.app.services.store_handle(),
+                id,
+                patient,
+                i64::MAX / 2,
+                &refresh_digest,
+                None,
+                None,
+            )
+            .await
+            .expect("session");
             cell(with_id(id), Body::None)
         }
         ("post", "/api/v1/auth/mfa/enrol") => json_cell(path, json!({"password": PASSWORD})),
@@ -234,12 +244,16 @@ pub async fn prepare(
         ("patch", "/api/v1/patients/{id}") => json_cell(with_id(patient), json!({"phone": "+44 20 7946 0000"})),
         ("post", "/api/v1/patients/{id}/assignments") => {
             // Not assigned before the cell: assigning answers 201.
-            careport_store::assignments::unassign(&w.app.db, w.spare.id, patient, None).await.expect("unassign");
+            careport_store::assignments::unassign(w.app.services.store_handle(), w.spare.id, patient, None)
+                .await
+                .expect("unassign");
             json_cell(with_id(patient), json!({"clinician_id": w.spare.id, "cancer_type_id": SUBTYPE}))
         }
         ("delete", "/api/v1/patients/{id}/assignments/{clinician_id}") => {
             // Assigned before the cell (oncology, like the patient's team: no one's access changes).
-            careport_store::assignments::assign(&w.app.db, w.spare.id, patient, None, None).await.expect("assign");
+            careport_store::assignments::assign(w.app.services.store_handle(), w.spare.id, patient, None, None)
+                .await
+                .expect("assign");
             cell(with_id(patient).replace("{clinician_id}", &w.spare.id.to_string()), Body::None)
         }
         ("post", "/api/v1/patients/{id}/appointments") => json_cell(

@@ -199,7 +199,7 @@ impl World {
             created_at: now,
             updated_at: now,
         };
-        appointments::insert(&self.app.db, &row).await.expect("appointment");
+        appointments::insert(self.app.services.store_handle(), &row).await.expect("appointment");
         id
     }
 
@@ -216,11 +216,15 @@ impl World {
     /// relate to them as to the world's patient), soft-deleted or not.
     pub async fn patient_of_doctor(&self, deleted: bool) -> Uuid {
         let p = self.person(crate::clinic::unique("cellpat"), Role::Patient, None, None).await;
-        assignments::assign(&self.app.db, self.doctor.id, p.id, None, None).await.expect("assign");
+        assignments::assign(self.app.services.store_handle(), self.doctor.id, p.id, None, None).await.expect("assign");
         if deleted {
-            careport_store::patients::set_deleted(&self.app.db, p.id, Some(careport_domain::time::now_ms()))
-                .await
-                .expect("delete");
+            careport_store::patients::set_deleted(
+                self.app.services.store_handle(),
+                p.id,
+                Some(careport_domain::time::now_ms()),
+            )
+            .await
+            .expect("delete");
         }
         p.id
     }
@@ -326,7 +330,7 @@ pub async fn world() -> World {
         moved_link: String::new(),
         revoked: String::new(),
     };
-    let db = &w.app.db;
+    let db = w.app.services.store_handle();
     // The patient is treated in oncology by the assigned doctor (and by the two link makers);
     // the deleted patient too.
     for d in [&w.doctor, &w.gone_maker, &w.moved_maker] {
@@ -370,7 +374,7 @@ pub async fn world() -> World {
 /// Make a grant expired (a second ago), as time would.
 async fn expire_grant(app: &TestApp, grant: Uuid) {
     let past = careport_domain::time::now_ms() - 1000;
-    match app.db.writer() {
+    match app.services.store_handle().writer() {
         careport_store::db::Pool::Sqlite(p) => {
             let sql = "UPDATE record_grants SET expires_at = ?1 WHERE id = ?2";
             sqlx::query(sql).bind(past).bind(grant).execute(p).await.expect("expire grant");

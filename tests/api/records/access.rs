@@ -74,8 +74,14 @@ async fn the_care_team_reads_others_need_a_grant_that_expires_and_can_be_revoked
         assert_eq!(s, 200, "{v}");
         v["id"].as_str().expect("id").to_owned()
     };
-    let (s, v) =
-        c.send("POST", &grants, &c.patient, Some(json!({"user_id": other_doctor_id, "expires_at": in_hours(2)}))).await;
+    let (s, v) = c
+        .send(
+            "POST",
+            &grants,
+            &c.patient,
+            Some(json!({"user_id": other_doctor_id, "expires_at": in_hours(2), "reason": "second opinion"})),
+        )
+        .await;
     assert_eq!(s, 201, "{v}");
     assert_eq!(c.content(&id, Some(&c.other_doctor), None).await.0, 200);
     let (s, v) = c.send("GET", &grants, &c.doctor, None).await;

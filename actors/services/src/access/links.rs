@@ -80,7 +80,10 @@ impl Access {
     /// whole identity and must not turn a narrow token into a wider or longer-lived one.
     pub(crate) fn mint_link(&self, pass: &Pass<ShareDocument>, ttl: Duration) -> Result<(String, SystemTime), Error> {
         if pass.caller().token.is_attenuated() {
-            return Err(Error::with_message(Code::Forbidden, "A narrowed token cannot make links; use your own session."));
+            return Err(Error::with_message(
+                Code::Forbidden,
+                "A narrowed token cannot make links; use your own session.",
+            ));
         }
         let expires = SystemTime::now() + ttl;
         let token = self.inner.identity.mint_link(pass.caller(), "document", &pass.id().to_string(), expires)?;

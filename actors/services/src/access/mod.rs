@@ -86,8 +86,15 @@ impl Access {
         id: Uuid,
         facts: &[StoreFact],
     ) -> Result<Pass<O>, Error> {
-        self.authorize_with_facts(&caller, O::OPERATION, O::KIND, &id.to_string(), O::TARGET == Target::Instance, facts)
-            .await?;
+        self.authorize_with_facts(
+            &caller,
+            O::OPERATION,
+            O::KIND,
+            &id.to_string(),
+            O::TARGET == Target::Instance,
+            facts,
+        )
+        .await?;
         Ok(Pass::new(caller, id))
     }
 
@@ -154,7 +161,14 @@ impl Access {
     }
 
     /// The policies' decision, nothing else: no MFA gate, no audit.
-    fn decide(&self, caller: &Caller, operation: &str, kind: &str, id: &str, facts: &[StoreFact]) -> Result<bool, Error> {
+    fn decide(
+        &self,
+        caller: &Caller,
+        operation: &str,
+        kind: &str,
+        id: &str,
+        facts: &[StoreFact],
+    ) -> Result<bool, Error> {
         let req = Request { operation, resource: Resource { kind, id }, now: SystemTime::now(), facts };
         let decision = self
             .inner

@@ -82,7 +82,12 @@ impl Admin<'_> {
     /// Change an account's role, staff role, department or status. Its sessions end (their
     /// tokens carry the old facts); one that became a patient's gets its clinic record; the
     /// directory forgets what it cached of it.
-    pub async fn update_account(&self, pass: Pass<ManageUsers>, id: Uuid, change: AccountChange) -> Result<Account, Error> {
+    pub async fn update_account(
+        &self,
+        pass: Pass<ManageUsers>,
+        id: Uuid,
+        change: AccountChange,
+    ) -> Result<Account, Error> {
         let account = self.0.identity.admin_update(pass.caller(), id, change).await?;
         if account.role == Role::Patient.as_str() {
             patients::ensure_for_account(&self.0.db, id).await.map_err(store_err)?;
@@ -115,7 +120,8 @@ impl Admin<'_> {
     pub async fn audit_trail(&self, pass: Pass<ReadAudit>, q: AuditQuery) -> Result<Page<EventRow>, Error> {
         let limit = q.page.limit()?;
         let before = page::decode_seq(q.page.cursor.as_deref())?;
-        let filter = Filter { actor: q.actor, patient: q.patient, action: q.action, from: q.from, to: q.to, before, limit };
+        let filter =
+            Filter { actor: q.actor, patient: q.patient, action: q.action, from: q.from, to: q.to, before, limit };
         let events = trail::list(&self.0.db, &filter).await.map_err(store_err)?;
         self.0
             .audit

@@ -58,7 +58,10 @@ pub struct AppointmentChange {
 fn reason_text(field: &str, v: &str, max: usize) -> Result<String, Error> {
     let v = v.trim();
     if v.chars().count() > max || v.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(Error::with_message(Code::InvalidValue, format!("{field} must be at most {max} characters of text.")));
+        return Err(Error::with_message(
+            Code::InvalidValue,
+            format!("{field} must be at most {max} characters of text."),
+        ));
     }
     Ok(v.to_owned())
 }
@@ -173,7 +176,10 @@ impl Appointments<'_> {
         let caller = pass.caller();
         let a = self.load(pass.id()).await?;
         if b.reason.is_some() {
-            return Err(Error::with_message(Code::InvalidValue, "The reason is set at booking; cancel and book again."));
+            return Err(Error::with_message(
+                Code::InvalidValue,
+                "The reason is set at booking; cancel and book again.",
+            ));
         }
         match (b.starts_at, b.status) {
             (Some(_), Some(_)) | (None, None) => {

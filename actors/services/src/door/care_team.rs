@@ -96,8 +96,9 @@ impl CareTeam<'_> {
         if !c.is_some_and(|c| c.role == Role::Clinician.as_str() && c.is_active()) {
             return Err(invalid("clinician_id names no active clinician."));
         }
-        let done =
-            assignments::assign(&self.0.db, clinician, id, Some(&t.id), Some(caller.user())).await.map_err(store_err)?;
+        let done = assignments::assign(&self.0.db, clinician, id, Some(&t.id), Some(caller.user()))
+            .await
+            .map_err(store_err)?;
         let action = match done {
             Assigned::Created => "assignment.create",
             Assigned::Changed => "assignment.change",

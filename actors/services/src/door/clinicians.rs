@@ -261,7 +261,8 @@ impl Clinicians<'_> {
         clinicians::add_exception(&self.0.db, &e, pass.caller().user()).await.map_err(store_err)?;
         self.0.clinic.forget_clinician(id).await;
         self.audit(pass.caller(), "clinician.exception_add", id).await?;
-        let affected = careport_store::appointments::busy(&self.0.db, id, starts_at, ends_at).await.map_err(store_err)?;
+        let affected =
+            careport_store::appointments::busy(&self.0.db, id, starts_at, ends_at).await.map_err(store_err)?;
         let mut v = Absence::from(&e);
         v.appointments_inside = Some(affected.len());
         Ok(v)

@@ -40,20 +40,9 @@ pub struct SeenPatient {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "role", rename_all = "lowercase")]
 pub enum StartPage {
-    Admin {
-        stats: Value,
-    },
-    Patient {
-        patient_id: Uuid,
-        next_appointment: Option<Appointment>,
-        care_team: Vec<TeamMember>,
-    },
-    Clinician {
-        patients: i64,
-        today: Vec<Appointment>,
-        upcoming: Vec<Appointment>,
-        recently_seen: Vec<SeenPatient>,
-    },
+    Admin { stats: Value },
+    Patient { patient_id: Uuid, next_appointment: Option<Appointment>, care_team: Vec<TeamMember> },
+    Clinician { patients: i64, today: Vec<Appointment>, upcoming: Vec<Appointment>, recently_seen: Vec<SeenPatient> },
 }
 
 impl Dashboard<'_> {
@@ -112,11 +101,7 @@ impl Dashboard<'_> {
                 let next =
                     appointments::list(db, &AppointmentScope::Own(me), &filter, None, 1).await.map_err(store_err)?;
                 let care_team = assignments::team(db, me).await.map_err(store_err)?;
-                StartPage::Patient {
-                    patient_id: me,
-                    next_appointment: next.first().map(Appointment::from),
-                    care_team,
-                }
+                StartPage::Patient { patient_id: me, next_appointment: next.first().map(Appointment::from), care_team }
             }
             Role::Clinician => {
                 let patient_count = patients::count(db, &scope::patients(caller), &patients::ListFilter::default())

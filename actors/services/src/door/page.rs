@@ -54,7 +54,6 @@ pub fn decode_seq(cursor: Option<&str>) -> Result<Option<i64>, Error> {
         .transpose()
 }
 
-
 /// `?limit=…&cursor=…` as a list operation takes it.
 #[derive(Debug, Clone, Default)]
 pub struct PageRequest {

@@ -141,7 +141,10 @@ impl Patients<'_> {
                 Err(e) => return Err(patient_error(e)),
             }
         }
-        self.0.audit.one(caller.ctx.event("patient.create", outcome::SUCCESS).resource("patient", id).patient(id)).await?;
+        self.0
+            .audit
+            .one(caller.ctx.event("patient.create", outcome::SUCCESS).resource("patient", id).patient(id))
+            .await?;
         let p = patients::get(&self.0.db, id).await.map_err(store_err)?.ok_or_else(|| Error::new(Code::NotFound))?;
         Ok(Patient::from(&p))
     }
@@ -158,7 +161,10 @@ impl Patients<'_> {
             .filter(|(p, _)| p.deleted_at.is_none() || scope::sees_deleted(caller))
             .ok_or_else(|| Error::new(Code::NotFound))?;
         // Fail closed: no audit event, no data.
-        self.0.audit.one(caller.ctx.event("patient.read", outcome::SUCCESS).resource("patient", id).patient(id)).await?;
+        self.0
+            .audit
+            .one(caller.ctx.event("patient.read", outcome::SUCCESS).resource("patient", id).patient(id))
+            .await?;
         let mut v = Patient::from(&p);
         v.care_team = Some(team);
         Ok(v)

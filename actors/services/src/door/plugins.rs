@@ -63,7 +63,12 @@ impl Plugins<'_> {
 
     /// Upload a plugin or a new version: validated and compiled first, then swapped in
     /// atomically (422 `plugin_refused` with the reason otherwise).
-    pub async fn upload(&self, pass: Pass<ManagePlugins>, manifest: String, module: Vec<u8>) -> Result<Manifest, Error> {
+    pub async fn upload(
+        &self,
+        pass: Pass<ManagePlugins>,
+        manifest: String,
+        module: Vec<u8>,
+    ) -> Result<Manifest, Error> {
         let result = self.0.plugins.upload(manifest, module).await;
         let (o, detail) = match &result {
             Ok(m) => (outcome::SUCCESS, format!("{} {}", m.name, m.version)),
@@ -77,13 +82,20 @@ impl Plugins<'_> {
     }
 
     /// Enable, disable or reload a plugin; answers it as it now is.
-    pub async fn change(&self, pass: Pass<ManagePlugins>, name: &str, change: Change) -> Result<Option<PluginStats>, Error> {
+    pub async fn change(
+        &self,
+        pass: Pass<ManagePlugins>,
+        name: &str,
+        change: Change,
+    ) -> Result<Option<PluginStats>, Error> {
         let result = match change {
-            Change::Enable | Change::Disable => match self.0.plugins.set_enabled(name, change == Change::Enable).await {
-                Ok(true) => Ok(()),
-                Ok(false) => Err(PluginError::NotFound(name.to_owned())),
-                Err(e) => Err(e),
-            },
+            Change::Enable | Change::Disable => {
+                match self.0.plugins.set_enabled(name, change == Change::Enable).await {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(PluginError::NotFound(name.to_owned())),
+                    Err(e) => Err(e),
+                }
+            }
             Change::Reload => self.0.plugins.reload(name).await.map(|_| ()),
         };
         if !matches!(result, Err(PluginError::NotFound(_))) {

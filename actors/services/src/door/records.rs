@@ -17,6 +17,7 @@ use std::pin::Pin;
 
 use bytes::Bytes;
 use careport_domain::{Code, Error, Role};
+use careport_store::patients;
 use careport_store::vault::{self as stored, RecordFilter, RecordRow};
 use futures_util::Stream;
 use uuid::Uuid;
@@ -25,7 +26,7 @@ use super::page::{self, Page, PageRequest};
 use super::patients::{invalid, visible};
 use super::store_err;
 use super::views::Record;
-use crate::access::{DeleteDocument, Operation, ReadDocument, ReadPatient, UploadToPatient};
+use crate::access::{DeleteDocument, Operation, ReadDocument, ReadPatient, UploadToPatient, scope};
 use crate::audit::{EventExt, outcome};
 use crate::vault::{Download, UploadMeta};
 use crate::{Caller, ClientInfo, Pass, Services};
@@ -193,11 +194,33 @@ impl<'a> Records<'a> {
     }
 
     /// The records of the chart that the caller may open, newest first, one audit event naming
-    /// the patient and the count. A nurse does not see records marked sensitive; an
-    /// administrator sees those granted to them.
-    pub async fn list(&self, pass: Pass<ReadPatient>, q: RecordQuery) -> Result<Page<Record>, Error> {
-        let (caller, patient) = (pass.caller(), pass.id());
-        visible(self.0, caller, patient).await?;
+    /// the patient and the count: exactly the records `GET /records/{id}` opens for them (the
+    /// visibility property test holds the two together). A nurse does not see records marked
+    /// sensitive; an administrator sees those granted to them; someone who may not read the
+    /// chart but holds grants on some of its records sees those records, and no one else learns
+    /// that the chart exists (404, audited as a refused read of the patient). A deleted
+    /// patient's records do not open, so their chart lists none.
+    pub async fn list(&self, caller: Caller, patient: Uuid, q: RecordQuery) -> Result<Page<Record>, Error> {
+        let caller = &caller;
+        let record = patients::get(&self.0.db, patient).await.map_err(store_err)?;
+        let chart = self.0.access.chart_facts(patient).await?;
+        let reads_chart = record.is_some()
+            && self.0.access.permits(
+                caller,
+                ReadPatient::OPERATION,
+                ReadPatient::KIND,
+                &patient.to_string(),
+                &chart,
+            )?;
+        let deleted = record.as_ref().is_some_and(|p| p.deleted_at.is_some());
+        if !reads_chart || (deleted && !scope::sees_deleted(caller)) {
+            // Only records granted to the caller can still show; with none, the chart is not
+            // theirs to know of.
+            if deleted || !self.any_readable(caller, patient, &chart).await? {
+                self.0.access.pass::<ReadPatient>(caller.clone(), Some(patient)).await?;
+                return Err(Error::new(Code::NotFound));
+            }
+        }
         let limit = q.page.limit()?;
         let mut before = page::decode_uuid(q.page.cursor.as_deref())?;
         let filter = RecordFilter {
@@ -210,8 +233,10 @@ impl<'a> Records<'a> {
         // The page holds only what the caller may open: each row is asked of the policies (a
         // nurse's sensitive rows, an administrator's ungranted ones drop out), reading on until
         // the page is full or the chart ends. The chart's care-team facts are loaded once.
-        let chart = self.0.access.chart_facts(patient).await?;
         let mut items: Vec<RecordRow> = Vec::new();
+        if deleted {
+            return self.listed(caller, patient, items, None).await;
+        }
         let mut next = None;
         for round in 0..LIST_ROUNDS {
             let rows = stored::records(&self.0.db, patient, &filter, before, limit + 1).await.map_err(store_err)?;
@@ -220,8 +245,13 @@ impl<'a> Records<'a> {
             for r in rows.into_iter().take(limit as usize) {
                 before = Some(r.id);
                 let facts = self.0.access.record_facts(caller, &r, &chart, true).await?;
-                if self.0.access.permits(caller, ReadDocument::OPERATION, ReadDocument::KIND, &r.id.to_string(), &facts)?
-                {
+                if self.0.access.permits(
+                    caller,
+                    ReadDocument::OPERATION,
+                    ReadDocument::KIND,
+                    &r.id.to_string(),
+                    &facts,
+                )? {
                     items.push(r);
                     if items.len() as i64 == limit {
                         full = true;
@@ -241,6 +271,17 @@ impl<'a> Records<'a> {
                 next = before;
             }
         }
+        self.listed(caller, patient, items, next).await
+    }
+
+    /// Audit a chart list (fail closed) and shape its page.
+    async fn listed(
+        &self,
+        caller: &Caller,
+        patient: Uuid,
+        items: Vec<RecordRow>,
+        next: Option<Uuid>,
+    ) -> Result<Page<Record>, Error> {
         self.0
             .audit
             .one(
@@ -252,7 +293,42 @@ impl<'a> Records<'a> {
                     .detail(format!("{} records", items.len())),
             )
             .await?;
-        Ok(Page { items: items.iter().map(Record::from).collect(), next_cursor: next.map(|id| page::encode(&id.to_string())) })
+        Ok(Page {
+            items: items.iter().map(Record::from).collect(),
+            next_cursor: next.map(|id| page::encode(&id.to_string())),
+        })
+    }
+
+    /// Whether any live record of the chart opens for `caller` (through a grant, when they may
+    /// not read the chart itself).
+    async fn any_readable(
+        &self,
+        caller: &Caller,
+        patient: Uuid,
+        chart: &[careport_policy::StoreFact],
+    ) -> Result<bool, Error> {
+        let filter = RecordFilter::default();
+        let mut before = None;
+        loop {
+            let rows = stored::records(&self.0.db, patient, &filter, before, 200).await.map_err(store_err)?;
+            let more = rows.len() == 200;
+            for r in &rows {
+                before = Some(r.id);
+                let facts = self.0.access.record_facts(caller, r, chart, true).await?;
+                if self.0.access.permits(
+                    caller,
+                    ReadDocument::OPERATION,
+                    ReadDocument::KIND,
+                    &r.id.to_string(),
+                    &facts,
+                )? {
+                    return Ok(true);
+                }
+            }
+            if !more {
+                return Ok(false);
+            }
+        }
     }
 
     /// One record's metadata.
@@ -326,13 +402,13 @@ impl<'a> Records<'a> {
 }
 
 /// A download's audit event.
-fn download_event(caller: &Caller, r: &RecordRow, result: &str, detail: impl Into<String>) -> careport_store::audit::NewEvent {
-    caller
-        .ctx
-        .event("record.download", result)
-        .resource("document", r.id)
-        .patient(r.patient_id)
-        .detail(detail)
+fn download_event(
+    caller: &Caller,
+    r: &RecordRow,
+    result: &str,
+    detail: impl Into<String>,
+) -> careport_store::audit::NewEvent {
+    caller.ctx.event("record.download", result).resource("document", r.id).patient(r.patient_id).detail(detail)
 }
 
 /// An upload whose chart was found open, waiting for its metadata and body. Taken by value by

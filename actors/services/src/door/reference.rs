@@ -94,15 +94,23 @@ impl Reference<'_> {
     /// The clinic's departments.
     pub async fn departments(&self, _: Pass<ReadReference>) -> Result<Items<Department>, Error> {
         let db = &self.0.db;
-        let items =
-            self.0.cache.get_or_load("reference", "departments", || reference::departments(db)).await.map_err(store_err)?;
+        let items = self
+            .0
+            .cache
+            .get_or_load("reference", "departments", || reference::departments(db))
+            .await
+            .map_err(store_err)?;
         Ok(items.into())
     }
 
     async fn cancer_types_cached(&self, include_retired: bool) -> Result<Vec<CancerType>, Error> {
         let db = &self.0.db;
         let key = if include_retired { "cancer_types:all" } else { "cancer_types:active" };
-        self.0.cache.get_or_load("reference", key, || reference::cancer_types(db, include_retired)).await.map_err(store_err)
+        self.0
+            .cache
+            .get_or_load("reference", key, || reference::cancer_types(db, include_retired))
+            .await
+            .map_err(store_err)
     }
 
     /// The cancer-type tree, or with `q` the types whose names match.
@@ -124,8 +132,10 @@ impl Reference<'_> {
 
     /// The active subtypes of a type (404 for an unknown type).
     pub async fn subtypes(&self, _: Pass<ReadReference>, id: &str) -> Result<Items<CancerType>, Error> {
-        let parent =
-            reference::cancer_type(&self.0.db, id).await.map_err(store_err)?.ok_or_else(|| Error::new(Code::NotFound))?;
+        let parent = reference::cancer_type(&self.0.db, id)
+            .await
+            .map_err(store_err)?
+            .ok_or_else(|| Error::new(Code::NotFound))?;
         let all = self.cancer_types_cached(false).await?;
         Ok(all.into_iter().filter(|t| t.parent_id.as_deref() == Some(parent.id.as_str())).collect::<Vec<_>>().into())
     }
@@ -164,8 +174,10 @@ impl Reference<'_> {
         id: &str,
         b: CancerTypeChange,
     ) -> Result<CancerType, Error> {
-        let current =
-            reference::cancer_type(&self.0.db, id).await.map_err(store_err)?.ok_or_else(|| Error::new(Code::NotFound))?;
+        let current = reference::cancer_type(&self.0.db, id)
+            .await
+            .map_err(store_err)?
+            .ok_or_else(|| Error::new(Code::NotFound))?;
         let name = match &b.name {
             Some(n) => check_text("name", n, 100)?,
             None => current.name.clone(),
@@ -185,9 +197,17 @@ impl Reference<'_> {
         self.0.cache.invalidate("reference").await;
         self.0
             .audit
-            .one(pass.caller().ctx.event("admin.cancer_type_update", outcome::SUCCESS).resource("reference", &current.id))
+            .one(
+                pass.caller()
+                    .ctx
+                    .event("admin.cancer_type_update", outcome::SUCCESS)
+                    .resource("reference", &current.id),
+            )
             .await?;
-        reference::cancer_type(&self.0.db, &current.id).await.map_err(store_err)?.ok_or_else(|| Error::new(Code::NotFound))
+        reference::cancer_type(&self.0.db, &current.id)
+            .await
+            .map_err(store_err)?
+            .ok_or_else(|| Error::new(Code::NotFound))
     }
 
     /// The medical record types.

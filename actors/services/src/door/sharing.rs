@@ -77,8 +77,12 @@ impl Sharing<'_> {
         if !grantee.is_some_and(|u| u.is_active()) {
             return Err(invalid("user_id names no active user."));
         }
-        let reason: Option<String> =
-            req.reason.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(|s| s.chars().take(MAX_REASON).collect());
+        let reason: Option<String> = req
+            .reason
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.chars().take(MAX_REASON).collect());
         let Some(reason) = reason else {
             return Err(Error::with_message(
                 Code::ReasonRequired,
@@ -125,8 +129,10 @@ impl Sharing<'_> {
     pub async fn revoke(&self, pass: Pass<ShareDocument>, grant: Uuid) -> Result<(), Error> {
         let (caller, id) = (pass.caller(), pass.id());
         let r = live_record(self.0, id).await?;
-        let grantee =
-            stored::delete_grant(&self.0.db, id, grant).await.map_err(store_err)?.ok_or_else(|| Error::new(Code::NotFound))?;
+        let grantee = stored::delete_grant(&self.0.db, id, grant)
+            .await
+            .map_err(store_err)?
+            .ok_or_else(|| Error::new(Code::NotFound))?;
         self.0
             .audit
             .one(

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use passwords::{Argon2Config, check_password, hash_password};
-pub use service::{Identity, AuthDeps};
+pub use service::{AuthDeps, Identity};
 pub use throttle::ThrottleConfig;
 
 use crate::audit;

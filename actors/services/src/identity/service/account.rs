@@ -47,7 +47,8 @@ impl Identity {
         self.reauthenticate(caller, current).await?;
         let hash = passwords::hash_password(new, &self.inner.cfg.argon2).await?;
         users::set_password(db, caller.user(), &hash).await.map_err(store_err)?;
-        let revoked = self.revoke_user(caller.user(), sessions::ended_all::PASSWORD_CHANGED, Some(caller.session())).await?;
+        let revoked =
+            self.revoke_user(caller.user(), sessions::ended_all::PASSWORD_CHANGED, Some(caller.session())).await?;
         self.audit_best_effort(
             caller
                 .ctx

@@ -7,8 +7,8 @@ mod account;
 mod admin;
 mod login;
 mod mfa_flows;
-mod tokens;
 mod registration;
+mod tokens;
 
 use std::str::FromStr;
 use std::sync::Arc;
