@@ -184,3 +184,68 @@ async fn a_malformed_id_answers_404_and_cannot_spoil_anyone_elses_audit_events()
     assert_eq!(res.status(), 200);
     assert!(audit::verify(&app.db, &app.chain_key()).await.expect("verify").broken.is_none());
 }
+
+/// Every read of patient data is audited, lists included: one event per list naming the
+/// patients it returned (appointments, patients), a record's grants, and a clinician's start
+/// page even when nobody was seen recently.
+#[actix_web::test]
+async fn every_read_of_patient_data_is_audited_lists_included() {
+    let app = spawn_app().await;
+    let w = ward(&app).await;
+    let now = careport_domain::time::now_ms();
+    let appointment = careport_store::appointments::AppointmentRow {
+        id: Uuid::now_v7(),
+        patient_id: w.patient,
+        clinician_id: w.doctor,
+        starts_at: now + 86_400_000,
+        ends_at: now + 86_400_000 + 1_800_000,
+        status: "scheduled".into(),
+        reason: "follow-up".into(),
+        cancel_reason: None,
+        booked_by: None,
+        created_at: now,
+        updated_at: now,
+    };
+    careport_store::appointments::insert(app.services.store_handle(), &appointment).await.expect("appointment");
+    let meta = careport_actors::vault::UploadMeta {
+        patient: w.patient,
+        record_type: "laboratory-results".into(),
+        title: "Full blood count".into(),
+        clinical_date: None,
+        file_name: "fbc.pdf".into(),
+        sensitive: false,
+        uploaded_by: w.doctor,
+    };
+    let body = futures_util::stream::iter(vec![Ok::<_, std::convert::Infallible>(actix_web::web::Bytes::from_static(
+        b"%PDF-1.7\nfull blood count",
+    ))]);
+    let record = app.services.vault.upload(meta, body).await.expect("record").record.id;
+
+    for path in ["/api/v1/appointments", "/api/v1/patients", "/api/v1/dashboard"] {
+        assert_eq!(app.get_as(path, &w.t_doctor).await.status(), 200, "{path}");
+    }
+    assert_eq!(app.get_as(&format!("/api/v1/records/{record}/grants"), &w.t_doctor).await.status(), 200);
+
+    let filter = audit::Filter {
+        actor: Some(w.doctor),
+        patient: None,
+        action: None,
+        from: None,
+        to: None,
+        before: None,
+        limit: 100,
+    };
+    let events = audit::list(&app.db, &filter).await.expect("trail");
+    let find = |action: &str| {
+        events.iter().find(|e| e.action == action && e.outcome == "success").unwrap_or_else(|| {
+            panic!("no {action} event in {:?}", events.iter().map(|e| &e.action).collect::<Vec<_>>())
+        })
+    };
+    let patient = w.patient.to_string();
+    assert!(find("appointment.list").detail.as_deref().is_some_and(|d| d.contains(&patient)));
+    assert!(find("patient.list").detail.as_deref().is_some_and(|d| d.contains(&patient)));
+    assert_eq!(find("record.grant_list").patient_id, Some(w.patient));
+    // Nobody seen recently, and still audited: the start page shows today's and upcoming
+    // appointments, which name patients.
+    assert!(find("dashboard.read").detail.as_deref().is_some_and(|d| d.contains(&patient)));
+}

@@ -322,3 +322,36 @@ async fn frames_put_out_of_place_are_refused_before_any_byte_is_sent() {
         "{actions:?}"
     );
 }
+
+/// A link dies with its maker's sessions: after "log out everywhere" it opens nothing, whichever
+/// way it is presented (`?link=` or as a bearer token), and a bearer link's download is audited
+/// as one by signed link.
+#[actix_web::test]
+async fn a_link_stops_when_its_maker_logs_out_everywhere_however_it_is_presented() {
+    let c = chart().await;
+    let r = c.upload_pdf(&c.patient, c.patient_id, "Scan", &pdf(21, 1500)).await;
+    let id = r["id"].as_str().expect("id").to_owned();
+    let (s, v) =
+        c.send("POST", &format!("/api/v1/records/{id}/links"), &c.patient, Some(json!({"expires_in": 600}))).await;
+    assert_eq!(s, 201, "{v}");
+    let link = v["url"].as_str().expect("url").split("link=").nth(1).expect("token").to_owned();
+    let by_query = |link: String| {
+        let url = c.app.url(&format!("/api/v1/records/{id}/content?link={link}"));
+        let client = c.app.client.clone();
+        async move { client.get(url).send().await.expect("download").status().as_u16() }
+    };
+    // Both ways work while the maker's sessions live; the bearer download says "by signed link".
+    assert_eq!(by_query(link.clone()).await, 200);
+    assert_eq!(c.content(&id, Some(&link), None).await.0, 200);
+    let downloads: Vec<_> =
+        c.audit(&id).await.into_iter().filter(|(a, o, _)| a == "record.download" && o == "success").collect();
+    assert_eq!(downloads.len(), 2, "{downloads:?}");
+    assert!(downloads.iter().all(|(_, _, d)| d.contains("by signed link")), "{downloads:?}");
+    // The maker logs out everywhere (a lost phone): the link is refused both ways.
+    let (s, v) = c.send("POST", "/api/v1/auth/logout", &c.patient, Some(json!({"all_sessions": true}))).await;
+    assert_eq!(s, 204, "{v}");
+    assert_eq!(by_query(link.clone()).await, 401);
+    let (s, _, body) = c.content(&id, Some(&link), None).await;
+    assert_eq!(s, 401, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("token_revoked"));
+}
