@@ -5,6 +5,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
+use careport_actors::access::ManageUsers;
 use careport_actors::accounts::{self, NewAccount};
 use careport_domain::{Email, Role};
 use clap::{Parser, Subcommand};
@@ -272,7 +273,6 @@ pub async fn run() -> anyhow::Result<()> {
             let email = Email::parse(&email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
             let role: Role = role.parse().map_err(|e| anyhow::anyhow!("--role: {e}"))?;
             let password = read_password()?;
-            let db = startup::migrate(&settings).await?;
             let req = NewAccount {
                 email,
                 role,
@@ -284,38 +284,18 @@ pub async fn run() -> anyhow::Result<()> {
                 email_verified: true,
                 link_record: true,
             };
-            let created = accounts::create_account(&db, &settings.auth.argon2, req).await;
-            let audited = match &created {
-                Ok(id) => {
-                    // Operator actions are audited too: no actor account, the CLI as the source.
-                    let event = careport_store::audit::NewEvent {
-                        id: uuid::Uuid::now_v7(),
-                        at: careport_domain::time::now_ms(),
-                        action: "cli.user_create".into(),
-                        resource_kind: Some("user".into()),
-                        resource_id: Some(id.to_string()),
-                        outcome: "success".into(),
-                        user_agent: Some("careport-cli".into()),
-                        detail: Some(format!("role={role}")),
-                        ..Default::default()
-                    };
-                    let key = match secrets::Secrets::load(&settings, settings.database.backend()) {
-                        Ok(s) => chain_key(&db, &s).await,
-                        Err(e) => Err(e),
-                    };
-                    match key {
-                        Ok(key) => careport_store::audit::append(&db, &key, &[event])
-                            .await
-                            .map_err(anyhow::Error::from)
-                            .map(|_| ()),
-                        Err(e) => Err(e),
-                    }
-                }
-                Err(_) => Ok(()),
-            };
-            db.close().await;
-            let id = created.map_err(|e| anyhow::anyhow!("{e}"))?;
-            audited.context("The account was created but its audit event could not be written")?;
+            // The operator goes through the same door as an administrator's request: the same
+            // rules, the same audit event (by the operator, from the CLI).
+            let (services, _, _) = startup::start_services(&settings, None).await?;
+            let created = async {
+                let operator = services.identity.operator_caller()?;
+                let pass = services.access.pass::<ManageUsers>(operator, None).await?;
+                services.admin().create_account(pass, req).await
+            }
+            .await;
+            services.shutdown(std::time::Duration::from_secs(5)).await;
+            services.close_store().await;
+            let id = created.map_err(|e| anyhow::anyhow!("{}", e.message()))?.id;
             println!("{id}");
             Ok(())
         }

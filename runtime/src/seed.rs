@@ -4,6 +4,13 @@
 //!
 //! Every password is generated here and printed once, on standard output; none is fixed
 //! anywhere. Demo addresses use the reserved `.example` domain, so no e-mail can reach anyone.
+//!
+//! Unlike `user create` and `records import`, which go through the service operations
+//! (`careport_actors::door`) as an operator, this writes its fixture straight into the store, on
+//! purpose: it writes *history* — appointments two weeks in the past, completed or missed —
+//! which no operation allows (a booking in the past is refused), and it runs only on an empty
+//! store, where no rule has anything to protect yet. Accounts are still made by the shared
+//! account rules (`careport_actors::accounts`).
 
 use anyhow::{Context, bail};
 use careport_actors::accounts::{self, NewAccount};

@@ -50,66 +50,8 @@ impl Application {
     }
 
     /// Build the application with extra job handlers.
-    pub async fn build_with(settings: Settings, mut handlers: Vec<Arc<dyn JobHandler>>) -> anyhow::Result<Self> {
-        careport_store::create_private_dir(&settings.data_dir)
-            .with_context(|| format!("Failed to create the data dir {}", settings.data_dir.display()))?;
-        // Refuse to start without the keys before touching anything else.
-        let secrets = Secrets::load(&settings, settings.database.backend())?;
-        let policies = load_policies(&settings)?;
-        let mailer = Arc::new(
-            careport_actors::mail::Mailer::new(&settings.mail, settings.data_dir.join("outbox"))
-                .context("Invalid [mail] settings")?,
-        );
-
-        let db = Db::connect(&settings.database, &settings.data_dir).await?;
-        db.migrate().await?;
-        let redis = Redis::connect(&settings.redis).await?;
-        let bus = Bus::new(redis.clone());
-        let queue = JobQueue::new(db.clone(), node_name(), settings.jobs.clone());
-        // Jobs leased by a process that died are due again.
-        let reclaimed = queue.reclaim_expired().await.context("Failed to re-queue expired job leases")?;
-        if reclaimed > 0 {
-            tracing::info!(reclaimed, "re-queued jobs left by a stopped process");
-        }
-        let embeddings = crate::ml::embeddings(&settings).await?;
-        let clinic_tz = careport_actors::clinic::time_zone(&settings.clinic.time_zone)?;
-        let plugins =
-            careport_actors::plugins::Plugins::start(&settings.plugins, &settings.data_dir, db.clone(), bus.clone())
-                .await
-                .context("Failed to start the plugin host")?;
-        handlers.push(Arc::new(careport_actors::clinic::ReminderHandler::new(
-            db.clone(),
-            mailer.clone(),
-            clinic_tz,
-            settings.public_url.clone(),
-        )));
-        let objects = careport_store::objects::Objects::open(&settings.storage, &settings.data_dir)
-            .await
-            .context("Failed to open the vault's object storage ([storage])")?;
-        let master = careport_vault::MasterKey::from_text(secrets.master_key.expose_secret())
-            .map_err(|_| anyhow::anyhow!("the master key is not a Fernet key"))?;
-        let vault = careport_actors::vault::Vault::new(db.clone(), objects, master, settings.vault.clone());
-        tracing::info!(transport = mailer.describe(), policies = ?policies.files(), storage = vault.backend(), "identity service configured");
-        let identity = IdentityDeps {
-            redis: redis.clone(),
-            mailer,
-            policies,
-            config: settings.auth.clone(),
-            token_key: secrets.token_key,
-            master_key: secrets.master_key,
-            public_url: settings.public_url.clone(),
-        };
-        let services = Services::start(
-            db.clone(),
-            bus,
-            queue,
-            embeddings,
-            handlers,
-            identity,
-            careport_actors::FeatureDeps { clinic: settings.clinic.clone(), plugins, vault },
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("Failed to start the identity service: {e:?}"))?;
+    pub async fn build_with(settings: Settings, handlers: Vec<Arc<dyn JobHandler>>) -> anyhow::Result<Self> {
+        let (services, db, redis) = start_services(&settings, Some(handlers)).await?;
         services.check_embedding_spaces().await.context("Failed to check stored embeddings")?;
         let metrics = Metrics::new()?;
         let shutdown_flag = ShutdownFlag::default();
@@ -232,6 +174,79 @@ async fn signal() -> &'static str {
         let _ = tokio::signal::ctrl_c().await;
         "SIGINT"
     }
+}
+
+/// Start the store, the bus, the plugin host, the vault and every actor: the [`Services`] that
+/// the HTTP server and the operator's CLI commands both go through. `handlers`: the job
+/// handlers this process runs (the server's, with the reminder handler added); `None` for a
+/// CLI command, which runs no jobs (what it queues, a serving node runs).
+pub async fn start_services(
+    settings: &Settings,
+    handlers: Option<Vec<Arc<dyn JobHandler>>>,
+) -> anyhow::Result<(Services, Db, Option<Redis>)> {
+    let mut handlers = handlers;
+    careport_store::create_private_dir(&settings.data_dir)
+        .with_context(|| format!("Failed to create the data dir {}", settings.data_dir.display()))?;
+    // Refuse to start without the keys before touching anything else.
+    let secrets = Secrets::load(settings, settings.database.backend())?;
+    let policies = load_policies(settings)?;
+    let mailer = Arc::new(
+        careport_actors::mail::Mailer::new(&settings.mail, settings.data_dir.join("outbox"))
+            .context("Invalid [mail] settings")?,
+    );
+
+    let db = Db::connect(&settings.database, &settings.data_dir).await?;
+    db.migrate().await?;
+    let redis = Redis::connect(&settings.redis).await?;
+    let bus = Bus::new(redis.clone());
+    let queue = JobQueue::new(db.clone(), node_name(), settings.jobs.clone());
+    // Jobs leased by a process that died are due again.
+    let reclaimed = queue.reclaim_expired().await.context("Failed to re-queue expired job leases")?;
+    if reclaimed > 0 {
+        tracing::info!(reclaimed, "re-queued jobs left by a stopped process");
+    }
+    let embeddings = crate::ml::embeddings(settings).await?;
+    let clinic_tz = careport_actors::clinic::time_zone(&settings.clinic.time_zone)?;
+    let plugins =
+        careport_actors::plugins::Plugins::start(&settings.plugins, &settings.data_dir, db.clone(), bus.clone())
+            .await
+            .context("Failed to start the plugin host")?;
+    if let Some(handlers) = handlers.as_mut() {
+        handlers.push(Arc::new(careport_actors::clinic::ReminderHandler::new(
+            db.clone(),
+            mailer.clone(),
+            clinic_tz,
+            settings.public_url.clone(),
+        )));
+    }
+    let objects = careport_store::objects::Objects::open(&settings.storage, &settings.data_dir)
+        .await
+        .context("Failed to open the vault's object storage ([storage])")?;
+    let master = careport_vault::MasterKey::from_text(secrets.master_key.expose_secret())
+        .map_err(|_| anyhow::anyhow!("the master key is not a Fernet key"))?;
+    let vault = careport_actors::vault::Vault::new(db.clone(), objects, master, settings.vault.clone());
+    tracing::info!(transport = mailer.describe(), policies = ?policies.files(), storage = vault.backend(), "identity service configured");
+    let identity = IdentityDeps {
+        redis: redis.clone(),
+        mailer,
+        policies,
+        config: settings.auth.clone(),
+        token_key: secrets.token_key,
+        master_key: secrets.master_key,
+        public_url: settings.public_url.clone(),
+    };
+    let services = Services::start(
+        db.clone(),
+        bus,
+        queue,
+        embeddings,
+        handlers.unwrap_or_default(),
+        identity,
+        careport_actors::FeatureDeps { clinic: settings.clinic.clone(), plugins, vault },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("Failed to start the identity service: {e:?}"))?;
+    Ok((services, db, redis))
 }
 
 /// This process's name in job leases: host, pid and a random suffix (pids are reused).

@@ -4,7 +4,8 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use careport_actors::vault::{UploadMeta, Vault};
+use careport_actors::access::UploadToPatient;
+use careport_actors::door::records::UploadFields;
 use careport_store::audit::NewEvent;
 use careport_vault::MasterKey;
 use secrecy::ExposeSecret;
@@ -123,58 +124,43 @@ pub struct Import {
 /// `careport records import`: open a file of the Python portal with its key, then seal it as a
 /// record of the patient's chart, like an upload (type sniffed, duplicates found, audited).
 pub async fn import(settings: &Settings, i: Import) -> anyhow::Result<()> {
-    let secrets = Secrets::load(settings, settings.database.backend())?;
     let legacy_key = zeroize_string(
         std::fs::read_to_string(&i.key_file).with_context(|| format!("Failed to read {}", i.key_file.display()))?,
     );
     let token = std::fs::read_to_string(&i.file).with_context(|| format!("Failed to read {}", i.file.display()))?;
     let plain = careport_vault::frames::open_legacy(legacy_key.trim(), &token)
         .map_err(|_| anyhow::anyhow!("{} does not open with that key (or is not a Fernet token)", i.file.display()))?;
-    let db = startup::migrate(settings).await?;
-    if careport_store::patients::get(&db, i.patient).await?.is_none_or(|p| p.deleted_at.is_some()) {
-        bail!("--patient names no patient record");
-    }
-    let types = careport_store::record_types::all(&db).await?;
-    if !types.iter().any(|t| t.id == i.record_type) {
-        bail!(
-            "--type names no record type; one of: {}",
-            types.iter().map(|t| t.id.as_str()).collect::<Vec<_>>().join(", ")
-        );
-    }
-    let objects = careport_store::objects::Objects::open(&settings.storage, &settings.data_dir).await?;
-    let master = MasterKey::from_text(secrets.master_key.expose_secret())
-        .map_err(|_| anyhow::anyhow!("the master key is not a Fernet key"))?;
-    let vault = Vault::new(db.clone(), objects, master, settings.vault.clone());
     let name = i.name.clone().unwrap_or_else(|| {
         i.file.file_name().map(|n| n.to_string_lossy().trim_end_matches(".enc").to_owned()).unwrap_or_default()
     });
-    let meta = UploadMeta {
-        patient: i.patient,
-        record_type: i.record_type,
-        title: i.title,
-        clinical_date: i.date,
-        file_name: name,
-        sensitive: false,
-        // The nil id: uploaded by an operator's import, not by an account.
-        uploaded_by: uuid::Uuid::nil(),
+    let fields = UploadFields {
+        record_type: Some(i.record_type),
+        title: Some(i.title),
+        date: i.date,
+        file_name: Some(name),
+        sensitive: Some(false),
     };
+    let size = plain.len() as u64;
     let body = futures_util::stream::iter(
         plain
             .chunks(1 << 20)
             .map(|c| Ok::<_, std::convert::Infallible>(bytes::Bytes::copy_from_slice(c)))
             .collect::<Vec<_>>(),
     );
-    let uploaded = vault.upload(meta, body).await.map_err(|e| anyhow::anyhow!("import refused: {}", e.message()))?;
-    let chain = crate::cli::chain_key(&db, &secrets).await?;
-    let mut event =
-        cli_event("cli.record_import", format!("{} bytes, {}", uploaded.record.size, uploaded.record.media_type));
-    event.resource_kind = Some("document".into());
-    event.resource_id = Some(uploaded.record.id.to_string());
-    event.patient_id = Some(i.patient);
-    let audited = careport_store::audit::append(&db, &chain, &[event]).await;
-    db.close().await;
-    audited.context("The record was imported but its audit event could not be written")?;
-    println!("{}", uploaded.record.id);
+    // The import is an upload by the operator, through the same door as the API's: the
+    // patient's chart must be open, the metadata is checked, the file sniffed, sealed and
+    // audited alike (the record's uploader is the nil id: no account uploaded it).
+    let (services, _, _) = startup::start_services(settings, None).await?;
+    let imported = async {
+        let operator = services.identity.operator_caller()?;
+        let pass = services.access.pass::<UploadToPatient>(operator, Some(i.patient)).await?;
+        services.records().start_upload(pass, Some(size)).await?.store(fields, body).await
+    }
+    .await;
+    services.shutdown(std::time::Duration::from_secs(5)).await;
+    services.close_store().await;
+    let record = imported.map_err(|e| anyhow::anyhow!("import refused: {}", e.message()))?;
+    println!("{}", record.id);
     Ok(())
 }
 

@@ -47,3 +47,29 @@ impl Identity {
         .map_err(|e| Error::internal(anyhow::anyhow!("attenuating a link: {e}")))
     }
 }
+
+impl Identity {
+    /// The caller an operator's CLI command acts as: an administrator with no account (the nil
+    /// id), for a few minutes, whose audit events name the CLI as their source. Commands such
+    /// as `careport user create` and `careport records import` go through the same service
+    /// operations, policies and audit events as the API; only someone who holds the server's
+    /// keys (and so could do anything) can make this caller.
+    pub fn operator_caller(&self) -> Result<Caller, Error> {
+        let claims = Claims {
+            user: Uuid::nil(),
+            role: careport_domain::Role::Admin,
+            staff_role: None,
+            department: None,
+            session: Uuid::now_v7(),
+            expires_at: SystemTime::now() + std::time::Duration::from_secs(600),
+            mfa_pending: false,
+        };
+        let minted = self.inner.keys.mint(&claims).map_err(|e| Error::internal(anyhow::anyhow!("minting: {e}")))?;
+        let token = self.authenticate(&minted)?;
+        let client = crate::ClientInfo { ip: None, user_agent: Some("careport-cli".into()), request_id: None };
+        let mut caller = Caller::new(token, &client);
+        caller.ctx.actor_id = None;
+        caller.ctx.actor_role = Some("operator".into());
+        Ok(caller)
+    }
+}
