@@ -166,7 +166,7 @@ pub async fn logout(
     body: JsonBody,
 ) -> Result<HttpResponse> {
     let all = body.parse_optional::<LogoutBody>()?.map(|b| b.all_sessions).unwrap_or(false);
-    services.identity.logout(auth.caller(), all).await?;
+    services.identity.logout(&auth.pass, all).await?;
     let mut res = HttpResponse::NoContent();
     clear_session_cookies(&mut res);
     Ok(res.finish())
@@ -176,7 +176,7 @@ pub async fn logout(
 #[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth",
     responses((status = 200, description = "The account")), security(("bearer" = [])))]
 pub async fn me(auth: Authorized<ReadSelf>, services: web::Data<Services>) -> Result<HttpResponse> {
-    let account = services.identity.account(auth.caller().user()).await?;
+    let account = services.identity.me(&auth.pass).await?;
     let mut body = serde_json::to_value(account).unwrap_or_default();
     body["session_id"] = serde_json::Value::String(auth.caller().session().to_string());
     body["token_expires_at"] = serde_json::Value::from(epoch_secs(auth.caller().expires_at()));
@@ -201,7 +201,7 @@ pub async fn change_password(
     body: JsonBody,
 ) -> Result<HttpResponse> {
     let body = body.parse::<ChangePasswordBody>()?;
-    services.identity.change_password(auth.caller(), body.current_password, body.new_password).await?;
+    services.identity.change_password(&auth.pass, body.current_password, body.new_password).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -278,7 +278,7 @@ pub async fn verify_email(
 #[utoipa::path(get, path = "/api/v1/auth/sessions", tag = "auth",
     responses((status = 200, description = "Sessions, newest first")), security(("bearer" = [])))]
 pub async fn list_sessions(auth: Authorized<ListOwnSessions>, services: web::Data<Services>) -> Result<HttpResponse> {
-    let sessions = services.identity.sessions(auth.caller()).await?;
+    let sessions = services.identity.sessions(&auth.pass).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "sessions": sessions })))
 }
 
@@ -287,7 +287,7 @@ pub async fn list_sessions(auth: Authorized<ListOwnSessions>, services: web::Dat
     responses((status = 204, description = "Ended"), (status = 404, description = "No such session of yours", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn delete_session(auth: Authorized<DeleteSession>, services: web::Data<Services>) -> Result<HttpResponse> {
-    services.identity.end_session(auth.caller(), auth.pass.id()).await?;
+    services.identity.end_session(&auth.pass).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -307,7 +307,7 @@ pub async fn mfa_enrol(
     services: web::Data<Services>,
     body: JsonBody,
 ) -> Result<HttpResponse> {
-    let e = services.identity.mfa_enrol(auth.caller(), body.parse::<PasswordBody>()?.password).await?;
+    let e = services.identity.mfa_enrol(&auth.pass, body.parse::<PasswordBody>()?.password).await?;
     Ok(HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(e))
 }
 
@@ -328,7 +328,7 @@ pub async fn mfa_confirm(
     body: JsonBody,
 ) -> Result<HttpResponse> {
     let body = body.parse::<CodeBody>()?;
-    let codes = services.identity.mfa_confirm(auth.caller(), &body.code).await?;
+    let codes = services.identity.mfa_confirm(&auth.pass, &body.code).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("cache-control", "no-store"))
         .json(serde_json::json!({ "recovery_codes": codes })))
@@ -351,7 +351,7 @@ pub async fn mfa_disable(
     body: JsonBody,
 ) -> Result<HttpResponse> {
     let body = body.parse::<PasswordCodeBody>()?;
-    services.identity.mfa_disable(auth.caller(), body.password, &body.code).await?;
+    services.identity.mfa_disable(&auth.pass, body.password, &body.code).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -364,7 +364,7 @@ pub async fn mfa_recovery_codes(
     body: JsonBody,
 ) -> Result<HttpResponse> {
     let body = body.parse::<PasswordCodeBody>()?;
-    let codes = services.identity.mfa_recovery_codes(auth.caller(), body.password, &body.code).await?;
+    let codes = services.identity.mfa_recovery_codes(&auth.pass, body.password, &body.code).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("cache-control", "no-store"))
         .json(serde_json::json!({ "recovery_codes": codes })))

@@ -1,15 +1,23 @@
 //! The caller's own account: profile, sessions, password change and reset.
 
 use super::*;
+use crate::access::{DeleteSession, ListOwnSessions, Pass, ReadSelf, WriteSelf};
 
 impl Identity {
+    /// The caller's own account.
+    pub async fn me(&self, pass: &Pass<ReadSelf>) -> Result<Account, Error> {
+        self.account(pass.id()).await
+    }
+
+    /// An account by id (for the operations that decided who may read it).
     pub async fn account(&self, id: Uuid) -> Result<Account, Error> {
         let u = users::find(&self.inner.db, id).await.map_err(store_err)?.ok_or_else(|| Error::new(Code::NotFound))?;
         Ok(u.into())
     }
 
     /// The caller's live sessions.
-    pub async fn sessions(&self, caller: &Caller) -> Result<Vec<SessionInfo>, Error> {
+    pub async fn sessions(&self, pass: &Pass<ListOwnSessions>) -> Result<Vec<SessionInfo>, Error> {
+        let caller = pass.caller();
         let rows = sessions::active_for_user(&self.inner.db, caller.user()).await.map_err(store_err)?;
         Ok(rows
             .into_iter()
@@ -26,7 +34,8 @@ impl Identity {
     }
 
     /// End one of the caller's sessions (authorized by the caller: owner only).
-    pub async fn end_session(&self, caller: &Caller, id: Uuid) -> Result<(), Error> {
+    pub async fn end_session(&self, pass: &Pass<DeleteSession>) -> Result<(), Error> {
+        let (caller, id) = (pass.caller(), pass.id());
         match sessions::get(&self.inner.db, id).await.map_err(store_err)? {
             Some(s) if s.user_id == caller.user() => {}
             _ => return Err(Error::new(Code::NotFound)),
@@ -37,7 +46,8 @@ impl Identity {
     }
 
     /// Change the caller's password; every other session ends.
-    pub async fn change_password(&self, caller: &Caller, current: String, new: String) -> Result<(), Error> {
+    pub async fn change_password(&self, pass: &Pass<WriteSelf>, current: String, new: String) -> Result<(), Error> {
+        let caller = pass.caller();
         let db = &self.inner.db;
         let creds = users::credentials(db, caller.user())
             .await

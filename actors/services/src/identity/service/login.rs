@@ -1,6 +1,7 @@
 //! Login (throttled, with the second factor), refresh rotation and reuse detection, revocation and logout.
 
 use super::*;
+use crate::access::{EndOwnSession, Pass};
 
 impl Identity {
     pub(super) fn throttled(&self, locked: crate::identity::throttle::Locked) -> Error {
@@ -244,7 +245,8 @@ impl Identity {
     }
 
     /// Log out this session, or all of the caller's sessions.
-    pub async fn logout(&self, caller: &Caller, all_sessions: bool) -> Result<(), Error> {
+    pub async fn logout(&self, pass: &Pass<EndOwnSession>, all_sessions: bool) -> Result<(), Error> {
+        let caller = pass.caller();
         if all_sessions {
             self.revoke_user(caller.user(), sessions::ended_all::LOGOUT_ALL, None).await?;
         } else {

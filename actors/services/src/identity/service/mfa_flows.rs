@@ -1,10 +1,12 @@
 //! MFA: TOTP enrolment, confirmation, recovery codes, disabling.
 
 use super::*;
+use crate::access::{ManageOwnMfa, Pass};
 
 impl Identity {
     /// Start enrolment: a new secret, shown once, sealed in the store until confirmed.
-    pub async fn mfa_enrol(&self, caller: &Caller, password: String) -> Result<Enrolment, Error> {
+    pub async fn mfa_enrol(&self, pass: &Pass<ManageOwnMfa>, password: String) -> Result<Enrolment, Error> {
+        let caller = pass.caller();
         let creds = self.reauthenticate(caller, password).await?;
         if creds.user.mfa_enabled_at.is_some() {
             return Err(Error::new(Code::MfaAlreadyEnabled));
@@ -21,7 +23,8 @@ impl Identity {
     }
 
     /// Confirm enrolment with a first code; returns the ten recovery codes (shown once).
-    pub async fn mfa_confirm(&self, caller: &Caller, code: &str) -> Result<Vec<String>, Error> {
+    pub async fn mfa_confirm(&self, pass: &Pass<ManageOwnMfa>, code: &str) -> Result<Vec<String>, Error> {
+        let caller = pass.caller();
         let db = &self.inner.db;
         let creds = users::credentials(db, caller.user())
             .await
@@ -64,10 +67,11 @@ impl Identity {
     /// Replace the recovery codes (password and a current code required).
     pub async fn mfa_recovery_codes(
         &self,
-        caller: &Caller,
+        pass: &Pass<ManageOwnMfa>,
         password: String,
         code: &str,
     ) -> Result<Vec<String>, Error> {
+        let caller = pass.caller();
         let creds = self.reauthenticate(caller, password).await?;
         if creds.user.mfa_enabled_at.is_none() {
             return Err(Error::new(Code::MfaNotEnabled));
@@ -82,7 +86,8 @@ impl Identity {
     }
 
     /// Turn MFA off (password and a current code required; refused where the role requires it).
-    pub async fn mfa_disable(&self, caller: &Caller, password: String, code: &str) -> Result<(), Error> {
+    pub async fn mfa_disable(&self, pass: &Pass<ManageOwnMfa>, password: String, code: &str) -> Result<(), Error> {
+        let caller = pass.caller();
         let creds = self.reauthenticate(caller, password).await?;
         if creds.user.mfa_enabled_at.is_none() {
             return Err(Error::new(Code::MfaNotEnabled));
