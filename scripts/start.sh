@@ -19,6 +19,9 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 
+echo "==> OCR: Tesseract and the six language packs (Debian packages, once)"
+bash scripts/install-ocr.sh
+
 echo "==> building careport ($PROFILE; the first build takes several minutes on 2 cores)"
 if [ "$PROFILE" = release ]; then
   cargo build --release -p careport

@@ -60,6 +60,19 @@ pub enum Command {
         /// The text to embed.
         text: Option<String>,
     },
+    /// Read the text of page images (PNG, JPEG, TIFF's first page) with Tesseract, in process:
+    /// per file, the text, or with `--json` one line `{file, pages, text, mean_confidence}`.
+    Ocr {
+        /// Print one JSON line per file.
+        #[arg(long)]
+        json: bool,
+        /// The language of the text: en, es, fr, ar, zh or hi.
+        #[arg(long, default_value = "en")]
+        lang: String,
+        /// The files to read.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
     /// Accounts.
     User {
         #[command(subcommand)]
@@ -218,6 +231,7 @@ pub async fn run() -> anyhow::Result<()> {
             telemetry::init(&settings.log);
             embed(&settings, json, file, text).await
         }
+        Command::Ocr { json, lang, files } => ocr(json, &lang, &files),
         Command::Audit { command: AuditCommand::Verify } => {
             let settings = Settings::load(cli.config.as_deref())?;
             telemetry::init(&settings.log);
@@ -365,5 +379,44 @@ async fn embed(settings: &Settings, json: bool, file: Option<PathBuf>, text: Opt
         }
     }
     out.flush()?;
+    Ok(())
+}
+
+/// `careport ocr`: each file through the CPU engine, one after another; a file that cannot be
+/// read is named on standard error and the command fails at the end, after the others.
+fn ocr(json: bool, lang: &str, files: &[PathBuf]) -> anyhow::Result<()> {
+    use careport_ml::ocr::{self, OcrLanguage};
+    let language = OcrLanguage::from_code(lang)
+        .ok_or_else(|| anyhow::anyhow!("--lang must be one of en, es, fr, ar, zh, hi (not {lang:?})"))?;
+    ocr::check_languages(&[language]).map_err(|e| anyhow::anyhow!("{e}: install tesseract-ocr-{}", language.pack()))?;
+    let mut failed = 0;
+    for file in files {
+        let read = std::fs::read(file).with_context(|| format!("Failed to read {}", file.display()));
+        let page = read.and_then(|bytes| {
+            if bytes.starts_with(b"%PDF") {
+                bail!("PDFs are not read by this version yet: convert its pages to images first");
+            }
+            ocr::recognize(&bytes, language).map_err(anyhow::Error::from)
+        });
+        match page {
+            Ok(page) if json => {
+                let line = serde_json::json!({
+                    "file": file.display().to_string(),
+                    "pages": [{ "page": 1, "text": page.text, "confidence": page.confidence, "source": "ocr" }],
+                    "text": page.text,
+                    "mean_confidence": page.confidence,
+                });
+                println!("{line}");
+            }
+            Ok(page) => println!("{}", page.text),
+            Err(e) => {
+                failed += 1;
+                eprintln!("{}: {e:#}", file.display());
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {} file(s) could not be read", files.len());
+    }
     Ok(())
 }

@@ -374,3 +374,29 @@ fn seed_demo_fills_an_empty_store_once_and_prints_working_passwords() {
     let audit = careport(&dir).args(["audit", "verify"]).output().expect("run");
     assert!(audit.status.success(), "{}", text(&audit).0);
 }
+
+#[test]
+fn ocr_reads_a_page_image_and_names_the_files_it_cannot_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let page = concat!(env!("CARGO_MANIFEST_DIR"), "/../actors/ml/tests/fixtures/lab-results.png");
+    let out = careport(&dir).args(["ocr", "--json", page]).output().expect("run");
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let line: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    assert!(line["text"].as_str().is_some_and(|t| t.contains("Haemoglobin 13.5 g/dL")), "{line}");
+    assert_eq!(line["pages"][0]["source"], "ocr");
+    assert!(line["mean_confidence"].as_f64().is_some_and(|c| c > 70.0), "{line}");
+
+    // A PDF is refused by name (not read as garbage), an unknown language before any work, and
+    // the readable file is still printed.
+    let pdf = dir.path().join("letter.pdf");
+    std::fs::write(&pdf, b"%PDF-1.7\n").expect("pdf");
+    let out = careport(&dir).args(["ocr", page]).arg(&pdf).output().expect("run");
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(stdout.contains("Haemoglobin"), "{stdout}");
+    assert!(stderr.contains("letter.pdf") && stderr.contains("PDFs are not read"), "{stderr}");
+    let out = careport(&dir).args(["ocr", "--lang", "de", page]).output().expect("run");
+    assert!(!out.status.success());
+    assert!(text(&out).1.contains("--lang must be one of"), "{}", text(&out).1);
+}

@@ -6,6 +6,7 @@
 //! - [`minilm`]: all-MiniLM-L6-v2 on candle (synchronous CPU work).
 //! - [`pool`]: the local embedding service — bounded queue, dynamic batching, its own threads.
 //! - [`embeddings`]: the provider chosen by the settings (local, external or off), as one handle.
+//! - [`ocr`]: Tesseract in process: a page's text and the engine's confidence.
 //! - [`openai`]: the client for OpenAI-compatible servers (OpenAI, Azure, vLLM, Ollama,
 //!   llama.cpp): embeddings, and chat with streaming and tool calls.
 //!
@@ -14,6 +15,7 @@
 
 pub mod embeddings;
 pub mod minilm;
+pub mod ocr;
 pub mod openai;
 pub mod pool;
 pub mod provider;
