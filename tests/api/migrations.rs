@@ -55,3 +55,45 @@ async fn a_failing_migration_leaves_no_partial_schema() {
     assert!(table_exists("mig_good").await, "the first migration stays applied");
     assert!(!table_exists("mig_partial").await, "the failed migration was rolled back whole");
 }
+
+/// Two processes' handles on one store (a CLI command beside a running server, a test beside
+/// its app): read-then-write transactions on both at once all commit. On SQLite a deferred
+/// transaction that read first could not wait for the other writer and failed with "database
+/// is locked"; write transactions now take the lock when they begin.
+#[actix_web::test]
+async fn write_transactions_from_two_handles_on_one_store_all_commit() {
+    use careport_store::assignments;
+    let tdb = TestDb::new().await;
+    let (a, b) = (tdb.connect().await, tdb.connect().await);
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        let email = careport_domain::Email::parse(&format!("c{i}-{}@example.org", uuid::Uuid::new_v4().simple()))
+            .expect("email");
+        let id = careport_actors::accounts::create_account(
+            &a,
+            &careport_actors::identity::Argon2Config { memory_kib: 8, iterations: 1, parallelism: 1 },
+            careport_actors::accounts::NewAccount {
+                email,
+                password: "violet-otter-harbour-42".into(),
+                full_name: None,
+                role: careport_domain::Role::Patient,
+                staff_role: None,
+                department: None,
+                preferred_language: None,
+                email_verified: true,
+                link_record: false,
+            },
+        )
+        .await
+        .expect("account");
+        ids.push(id);
+    }
+    let clinician = ids[0];
+    let runs = ids[1..].iter().enumerate().map(|(i, &patient)| {
+        let db = if i % 2 == 0 { a.clone() } else { b.clone() };
+        async move { assignments::assign(&db, clinician, patient, None, None).await }
+    });
+    for result in futures_util::future::join_all(runs).await {
+        result.expect("every assignment commits");
+    }
+}

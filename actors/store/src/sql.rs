@@ -127,7 +127,11 @@ macro_rules! transaction {
     ($db:expr, |$tx:ident, $dialect:ident| $body:block) => {
         match $db.writer() {
             $crate::db::Pool::Sqlite(p) => {
-                let mut $tx = p.begin().await?;
+                // IMMEDIATE: take the write lock when the transaction begins. A deferred one that
+                // reads first and then writes cannot wait for another process's writer (SQLite
+                // answers "database is locked" at once, to avoid a deadlock), so a CLI command
+                // beside a running server, or a test's own handle beside the app's, would fail.
+                let mut $tx = p.begin_with("BEGIN IMMEDIATE").await?;
                 let $dialect = $crate::Backend::Sqlite;
                 let result = $body;
                 if result.is_ok() {
