@@ -244,14 +244,7 @@ impl<'a> Records<'a> {
             let mut full = false;
             for r in rows.into_iter().take(limit as usize) {
                 before = Some(r.id);
-                let facts = self.0.access.record_facts(caller, &r, &chart, true).await?;
-                if self.0.access.permits(
-                    caller,
-                    ReadDocument::OPERATION,
-                    ReadDocument::KIND,
-                    &r.id.to_string(),
-                    &facts,
-                )? {
+                if self.opens(caller, &r, &chart).await? {
                     items.push(r);
                     if items.len() as i64 == limit {
                         full = true;
@@ -299,6 +292,13 @@ impl<'a> Records<'a> {
         })
     }
 
+    /// Whether `r` opens for `caller` (the single read's decision, asked without auditing), with
+    /// its chart's care-team facts already loaded.
+    async fn opens(&self, caller: &Caller, r: &RecordRow, chart: &[careport_policy::StoreFact]) -> Result<bool, Error> {
+        let facts = self.0.access.record_facts(caller, r, chart, true).await?;
+        self.0.access.permits(caller, ReadDocument::OPERATION, ReadDocument::KIND, &r.id.to_string(), &facts)
+    }
+
     /// Whether any live record of the chart opens for `caller` (through a grant, when they may
     /// not read the chart itself).
     async fn any_readable(
@@ -314,14 +314,7 @@ impl<'a> Records<'a> {
             let more = rows.len() == 200;
             for r in &rows {
                 before = Some(r.id);
-                let facts = self.0.access.record_facts(caller, r, chart, true).await?;
-                if self.0.access.permits(
-                    caller,
-                    ReadDocument::OPERATION,
-                    ReadDocument::KIND,
-                    &r.id.to_string(),
-                    &facts,
-                )? {
+                if self.opens(caller, r, chart).await? {
                     return Ok(true);
                 }
             }
