@@ -60,8 +60,8 @@ pub enum Command {
         /// The text to embed.
         text: Option<String>,
     },
-    /// Read the text of page images (PNG, JPEG, TIFF's first page) with Tesseract, in process:
-    /// per file, the text, or with `--json` one line `{file, pages, text, mean_confidence}`.
+    /// Read the text of documents (PDF, PNG, JPEG, TIFF) in process, as the server's OCR jobs
+    /// do: per file, the text, or with `--json` one line `{file, pages, text, mean_confidence}`.
     Ocr {
         /// Print one JSON line per file.
         #[arg(long)]
@@ -382,33 +382,38 @@ async fn embed(settings: &Settings, json: bool, file: Option<PathBuf>, text: Opt
     Ok(())
 }
 
-/// `careport ocr`: each file through the CPU engine, one after another; a file that cannot be
-/// read is named on standard error and the command fails at the end, after the others.
+/// `careport ocr`: the same document pipeline as the server's jobs (text layers as they are,
+/// other pages rasterised and read by Tesseract with orientation detection), in process. Files
+/// and their pages are read side by side on every core; the output keeps the files' order. A
+/// file that cannot be read is named on standard error and the command fails at the end, after
+/// the others.
 fn ocr(json: bool, lang: &str, files: &[PathBuf]) -> anyhow::Result<()> {
-    use careport_ml::ocr::{self, OcrLanguage};
+    use careport_ml::ocr::{self, DocumentLimits, OcrLanguage};
+    use rayon::prelude::*;
     let language = OcrLanguage::from_code(lang)
         .ok_or_else(|| anyhow::anyhow!("--lang must be one of en, es, fr, ar, zh, hi (not {lang:?})"))?;
     ocr::check_languages(&[language]).map_err(|e| anyhow::anyhow!("{e}: install tesseract-ocr-{}", language.pack()))?;
+    let limits = DocumentLimits::default();
+    let read: Vec<anyhow::Result<ocr::DocumentText>> = files
+        .par_iter()
+        .map(|file| {
+            let bytes = std::fs::read(file).with_context(|| format!("Failed to read {}", file.display()))?;
+            ocr::read_document(std::sync::Arc::from(bytes), language, &limits).map_err(anyhow::Error::from)
+        })
+        .collect();
     let mut failed = 0;
-    for file in files {
-        let read = std::fs::read(file).with_context(|| format!("Failed to read {}", file.display()));
-        let page = read.and_then(|bytes| {
-            if bytes.starts_with(b"%PDF") {
-                bail!("PDFs are not read by this version yet: convert its pages to images first");
-            }
-            ocr::recognize(&bytes, language).map_err(anyhow::Error::from)
-        });
-        match page {
-            Ok(page) if json => {
+    for (file, doc) in files.iter().zip(read) {
+        match doc {
+            Ok(doc) if json => {
                 let line = serde_json::json!({
                     "file": file.display().to_string(),
-                    "pages": [{ "page": 1, "text": page.text, "confidence": page.confidence, "source": "ocr" }],
-                    "text": page.text,
-                    "mean_confidence": page.confidence,
+                    "pages": doc.pages,
+                    "text": doc.text,
+                    "mean_confidence": doc.mean_confidence,
                 });
                 println!("{line}");
             }
-            Ok(page) => println!("{}", page.text),
+            Ok(doc) => println!("{}", doc.text),
             Err(e) => {
                 failed += 1;
                 eprintln!("{}: {e:#}", file.display());

@@ -22,6 +22,13 @@ pub struct Metrics {
     pub embedding_queue: IntGauge,
     pub embedding_batches: IntGauge,
     pub embedding_texts: IntGauge,
+    /// OCR: jobs by state in the cluster; this node's pages by engine, the time spent on them,
+    /// pages waiting for a worker and workers busy (copied at each scrape).
+    pub ocr_jobs: IntGaugeVec,
+    pub ocr_pages: IntGaugeVec,
+    pub ocr_page_micros: IntGauge,
+    pub ocr_pages_queued: IntGauge,
+    pub ocr_workers_busy: IntGauge,
 }
 
 impl Metrics {
@@ -58,6 +65,26 @@ impl Metrics {
         // Running totals kept by the embedding thread, copied at each scrape.
         let embedding_batches = IntGauge::new("embedding_batches_total", "Batches run by the local model")?;
         let embedding_texts = IntGauge::new("embedding_texts_total", "Texts embedded by the local model")?;
+        let ocr_jobs = IntGaugeVec::new(Opts::new("ocr_jobs", "OCR jobs by state (whole cluster)"), &["state"])?;
+        let ocr_pages = IntGaugeVec::new(
+            Opts::new(
+                "ocr_pages_total",
+                "Pages read by this node since start, by engine (text-layer, tesseract, trocr)",
+            ),
+            &["engine"],
+        )?;
+        let ocr_page_micros = IntGauge::new(
+            "ocr_page_microseconds_total",
+            "Time this node's workers spent reading pages (divide by ocr_pages_total for the mean latency)",
+        )?;
+        let ocr_pages_queued = IntGauge::new("ocr_pages_queued", "Pages waiting for an OCR worker on this node")?;
+        let ocr_workers_busy = IntGauge::new("ocr_workers_busy", "OCR workers reading a page now on this node")?;
+        for m in [&ocr_jobs, &ocr_pages] {
+            registry.register(Box::new(m.clone()))?;
+        }
+        for m in [&ocr_page_micros, &ocr_pages_queued, &ocr_workers_busy] {
+            registry.register(Box::new(m.clone()))?;
+        }
         registry.register(Box::new(embedding_queue.clone()))?;
         registry.register(Box::new(embedding_batches.clone()))?;
         registry.register(Box::new(embedding_texts.clone()))?;
@@ -84,6 +111,11 @@ impl Metrics {
             embedding_queue,
             embedding_batches,
             embedding_texts,
+            ocr_jobs,
+            ocr_pages,
+            ocr_page_micros,
+            ocr_pages_queued,
+            ocr_workers_busy,
         })
     }
 

@@ -54,6 +54,8 @@ pub struct Settings {
     pub vault: careport_actors::vault::VaultConfig,
     /// Where sealed files are kept: a local directory (default) or S3.
     pub storage: careport_store::objects::StorageConfig,
+    /// OCR: workers, limits, automatic reading after uploads, the GPU worker's weights.
+    pub ocr: careport_actors::ocr::OcrConfig,
 }
 
 /// `[http]`.
@@ -151,6 +153,7 @@ impl Settings {
         if self.storage.backend == careport_store::objects::StorageBackend::S3 && self.storage.s3.is_none() {
             bail!("storage.backend = \"s3\" needs a [storage.s3] section with at least `bucket`");
         }
+        self.ocr.check().map_err(|e| anyhow::anyhow!(e))?;
         if self.http.body_limit_bytes == 0 {
             bail!("http.body_limit_bytes must be greater than 0");
         }
@@ -250,6 +253,7 @@ impl Settings {
                     "secret_access_key": set(&s.secret_access_key),
                 })),
             },
+            "ocr": self.ocr,
             "clinic": {
                 "time_zone": self.clinic.time_zone,
                 "reminder_hours_before": self.clinic.reminder_hours_before,

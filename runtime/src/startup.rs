@@ -235,6 +235,7 @@ pub async fn start_services(
         master_key: secrets.master_key,
         public_url: settings.public_url.clone(),
     };
+    let run_jobs = handlers.is_some();
     let services = Services::start(
         db.clone(),
         bus,
@@ -242,7 +243,13 @@ pub async fn start_services(
         embeddings,
         handlers.unwrap_or_default(),
         identity,
-        careport_actors::FeatureDeps { clinic: settings.clinic.clone(), plugins, vault },
+        careport_actors::FeatureDeps {
+            clinic: settings.clinic.clone(),
+            plugins,
+            vault,
+            ocr: settings.ocr.clone(),
+            run_jobs,
+        },
     )
     .await
     .map_err(|e| anyhow::anyhow!("Failed to start the identity service: {e:?}"))?;

@@ -376,10 +376,11 @@ fn seed_demo_fills_an_empty_store_once_and_prints_working_passwords() {
 }
 
 #[test]
-fn ocr_reads_a_page_image_and_names_the_files_it_cannot_read() {
+fn ocr_reads_images_and_pdfs_and_names_the_files_it_cannot_read() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let page = concat!(env!("CARGO_MANIFEST_DIR"), "/../actors/ml/tests/fixtures/lab-results.png");
-    let out = careport(&dir).args(["ocr", "--json", page]).output().expect("run");
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../actors/ml/tests/fixtures");
+    let page = format!("{fixtures}/lab-results.png");
+    let out = careport(&dir).args(["ocr", "--json", &page]).output().expect("run");
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     let line: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
@@ -387,16 +388,26 @@ fn ocr_reads_a_page_image_and_names_the_files_it_cannot_read() {
     assert_eq!(line["pages"][0]["source"], "ocr");
     assert!(line["mean_confidence"].as_f64().is_some_and(|c| c > 70.0), "{line}");
 
-    // A PDF is refused by name (not read as garbage), an unknown language before any work, and
-    // the readable file is still printed.
-    let pdf = dir.path().join("letter.pdf");
-    std::fs::write(&pdf, b"%PDF-1.7\n").expect("pdf");
-    let out = careport(&dir).args(["ocr", page]).arg(&pdf).output().expect("run");
+    // A mixed PDF page by page, in the files' order; a file that is not a document is named
+    // (not read as garbage) and the readable ones are still printed; an unknown language is
+    // refused before any work.
+    let mixed = format!("{fixtures}/mixed.pdf");
+    let out = careport(&dir).args(["ocr", "--json", &mixed, &page]).output().expect("run");
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    assert_eq!(lines.len(), 2);
+    assert!(lines[0]["file"].as_str().is_some_and(|f| f.ends_with("mixed.pdf")));
+    assert_eq!(lines[0]["pages"][0]["source"], "text-layer");
+    assert_eq!(lines[0]["pages"][1]["source"], "ocr");
+    let junk = dir.path().join("letter.pdf");
+    std::fs::write(&junk, b"%PDF-1.7\n").expect("pdf");
+    let out = careport(&dir).args(["ocr", &page]).arg(&junk).output().expect("run");
     let (stdout, stderr) = text(&out);
     assert!(!out.status.success());
     assert!(stdout.contains("Haemoglobin"), "{stdout}");
-    assert!(stderr.contains("letter.pdf") && stderr.contains("PDFs are not read"), "{stderr}");
-    let out = careport(&dir).args(["ocr", "--lang", "de", page]).output().expect("run");
+    assert!(stderr.contains("letter.pdf"), "{stderr}");
+    let out = careport(&dir).args(["ocr", "--lang", "de", &page]).output().expect("run");
     assert!(!out.status.success());
     assert!(text(&out).1.contains("--lang must be one of"), "{}", text(&out).1);
 }

@@ -9,6 +9,7 @@ mod health;
 mod jobs;
 mod migrations;
 mod model;
+mod ocr;
 mod plugins;
 mod rbac;
 mod records;

@@ -132,6 +132,11 @@ error_codes! {
     ModelDisabled => Unavailable, "model_disabled", "Embeddings are turned off on this server.";
     ModelOverloaded => Unavailable, "model_overloaded", "The embedding model is busy; retry shortly.";
     ModelFailed => Unavailable, "model_failed", "The embedding provider failed; retry later.";
+    OcrUnsupported => Unprocessable, "ocr_unsupported", "OCR reads PDFs and PNG, JPEG or TIFF images; this record's file is another kind.";
+    OcrLanguageUnavailable => Unavailable, "ocr_language_unavailable", "The OCR language pack for this language is not installed on this server; an operator must install it.";
+    OcrOverloaded => Unavailable, "ocr_overloaded", "The OCR queue is full; retry later.";
+    TextNotReady => NotFound, "text_not_ready", "This record has no text yet: ask for it with POST /api/v1/records/{id}/ocr, or wait for its job.";
+    JobFinished => Conflict, "job_finished", "The job has already ended.";
     ShuttingDown => Unavailable, "shutting_down", "The server is shutting down; retry on another node.";
     RequestTimeout => Timeout, "request_timeout", "The request took too long.";
     Internal => Internal, "internal", "An internal error occurred.";

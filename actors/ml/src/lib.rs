@@ -6,7 +6,9 @@
 //! - [`minilm`]: all-MiniLM-L6-v2 on candle (synchronous CPU work).
 //! - [`pool`]: the local embedding service — bounded queue, dynamic batching, its own threads.
 //! - [`embeddings`]: the provider chosen by the settings (local, external or off), as one handle.
-//! - [`ocr`]: Tesseract in process: a page's text and the engine's confidence.
+//! - [`ocr`]: documents (images, multi-page TIFF, PDFs) read page by page: text layers as they
+//!   are, scans through Tesseract in process with the engine's own confidence.
+//! - [`trocr`]: TrOCR (candle) on text-line crops, for the GPU worker.
 //! - [`openai`]: the client for OpenAI-compatible servers (OpenAI, Azure, vLLM, Ollama,
 //!   llama.cpp): embeddings, and chat with streaming and tool calls.
 //!
@@ -19,6 +21,7 @@ pub mod ocr;
 pub mod openai;
 pub mod pool;
 pub mod provider;
+pub mod trocr;
 
 pub use embeddings::{Embeddings, MlConfig, ModelStatus, ProviderKind};
 pub use pool::{LOCAL_MODEL_ID, LocalConfig, LocalEmbedder};

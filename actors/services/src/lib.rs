@@ -16,6 +16,7 @@
 //! - [`accounts`]: the rules for creating accounts, shared by every path.
 //! - [`clinic`]: the clinic directory and scheduling rules (free slots, booking, reminders).
 //! - [`mail`]: e-mail through SMTP or the outbox folder.
+//! - [`ocr`]: OCR of medical records: the `OcrSupervisor`, its CPU and GPU workers, the jobs.
 //! - [`plugins`]: the node's WebAssembly plugins (loading, calls, uploads, reloads).
 //! - [`vault`]: the document vault — sealed streaming uploads and downloads, the keys that wrap
 //!   each file's data key, grants, crypto-shredding, and the `FilesActor` janitor.
@@ -33,6 +34,7 @@ pub mod handle;
 pub mod identity;
 pub mod jobs;
 pub mod mail;
+pub mod ocr;
 pub mod plugins;
 pub mod plugins_actor;
 pub mod vault;
@@ -98,6 +100,11 @@ pub struct Services {
     /// The document vault and its janitor.
     pub vault: vault::Vault,
     pub files: Handle<vault::FilesActor>,
+    /// OCR: asking, reading, and (on a node that runs jobs) the supervisor of the workers.
+    pub ocr: ocr::Ocr,
+    pub ocr_supervisor: Option<Handle<ocr::OcrSupervisor>>,
+    ocr_gpu: Option<ocr::pool::GpuState>,
+    ocr_pool: Option<ocr::pool::OcrPool>,
 }
 
 /// How long a cached entry lives at most (invalidation on write makes it fresh before that).
@@ -114,11 +121,15 @@ pub struct IdentityDeps {
     pub public_url: String,
 }
 
-/// What the clinic directory and the plugin host need.
+/// What the clinic directory, the plugin host, the vault and OCR need.
 pub struct FeatureDeps {
     pub clinic: clinic::ClinicConfig,
     pub plugins: plugins::Plugins,
     pub vault: vault::Vault,
+    pub ocr: ocr::OcrConfig,
+    /// Whether this process runs jobs (a server) or only queues them (a CLI command): the OCR
+    /// workers start only where jobs run.
+    pub run_jobs: bool,
 }
 
 impl Services {
@@ -132,7 +143,23 @@ impl Services {
         identity: IdentityDeps,
         features: FeatureDeps,
     ) -> Result<Self, careport_domain::Error> {
-        let FeatureDeps { clinic, plugins, vault } = features;
+        let FeatureDeps { clinic, plugins, vault, ocr: ocr_config, run_jobs } = features;
+        let mut handlers = handlers;
+        let ocr = ocr::Ocr::new(db.clone(), bus.clone(), vault.clone(), plugins.clone(), ocr_config);
+        let mut ocr_gpu = None;
+        let mut ocr_pool = None;
+        let ocr_supervisor = if run_jobs && ocr.config().enabled {
+            let cfg = ocr.config();
+            let pool = ocr::pool::OcrPool::start(cfg.cpu_workers(), cfg.trocr_dir.as_deref(), cfg.gpu_batch);
+            ocr_gpu = Some(pool.gpu().clone());
+            ocr_pool = Some(pool.clone());
+            let actor_ocr = ocr.clone();
+            let addr = Supervisor::start(move |_| ocr::OcrSupervisor::new(actor_ocr.clone(), pool.clone()));
+            handlers.push(Arc::new(ocr::OcrHandler::new(addr.clone(), cfg.concurrent_jobs)));
+            Some(Handle::new("ocr", addr))
+        } else {
+            None
+        };
         let actor_vault = vault.clone();
         let files = Handle::new("files", Supervisor::start(move |_| vault::FilesActor::new(actor_vault.clone())));
         let actor_plugins = plugins.clone();
@@ -190,6 +217,10 @@ impl Services {
             plugin_actor,
             vault,
             files,
+            ocr,
+            ocr_supervisor,
+            ocr_gpu,
+            ocr_pool,
         })
     }
 
@@ -221,6 +252,20 @@ impl Services {
             Some(r) => Some(r.ping(timeout).await),
             None => None,
         }
+    }
+
+    /// This node's OCR pages waiting for a worker and workers busy; `None` where OCR jobs do
+    /// not run.
+    pub fn ocr_load(&self) -> Option<(usize, usize)> {
+        self.ocr_pool.as_ref().map(|p| (p.queued(), p.busy()))
+    }
+
+    /// The GPU OCR worker: running (`Ok`), or why it is off; `None` where OCR jobs do not run.
+    pub fn ocr_gpu(&self) -> Option<Result<(), String>> {
+        self.ocr_gpu.as_ref().map(|g| match g {
+            ocr::pool::GpuState::Running => Ok(()),
+            ocr::pool::GpuState::Off(why) => Err(why.clone()),
+        })
     }
 
     /// Close the store's connections (at shutdown).
@@ -255,13 +300,17 @@ impl Services {
             self.plugin_actor.ping(timeout),
             self.files.ping(timeout)
         );
-        vec![
+        let mut health = vec![
             (self.jobs.name(), jobs),
             (self.auth_actor.name(), auth),
             (self.audit_actor.name(), audit),
             (self.plugin_actor.name(), plugins),
             (self.files.name(), files),
-        ]
+        ];
+        if let Some(ocr) = &self.ocr_supervisor {
+            health.push((ocr.name(), ocr.ping(timeout).await));
+        }
+        health
     }
 
     /// Messages sent to each actor and not yet answered.
@@ -273,6 +322,9 @@ impl Services {
             (self.plugin_actor.name(), self.plugin_actor.depth()),
             (self.files.name(), self.files.depth()),
         ]
+        .into_iter()
+        .chain(self.ocr_supervisor.as_ref().map(|o| (o.name(), o.depth())))
+        .collect()
     }
 
     /// Stop taking work, let running jobs finish within `grace`, hand back this node's job

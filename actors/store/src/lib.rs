@@ -30,6 +30,7 @@ pub mod embeddings;
 pub mod jobs;
 pub mod mfa;
 pub mod objects;
+pub mod ocr;
 pub mod patients;
 pub mod plugins;
 pub mod record_types;

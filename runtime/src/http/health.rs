@@ -136,6 +136,19 @@ pub async fn readyz(
         let detail = format!("stored embeddings need re-embedding for {model}: {}", spaces.join("; "));
         put("embeddings".into(), Status::Degraded, detail, false);
     }
+    // OCR is optional: a missing language pack refuses that language (503, named) and degrades
+    // the node; the GPU worker being off only means the CPU workers read every page.
+    let missing = services.ocr.missing_packs();
+    if missing.is_empty() {
+        put("ocr".into(), Status::Ok, "Tesseract with eng, spa, fra, ara, chi_sim, hin".into(), false);
+    } else {
+        put("ocr".into(), Status::Degraded, format!("language packs missing: {}", missing.join(", ")), false);
+    }
+    match services.ocr_gpu() {
+        Some(Ok(())) => put("ocr.gpu".into(), Status::Ok, "TrOCR worker running".into(), false),
+        Some(Err(why)) => put("ocr.gpu".into(), Status::Disabled, why, false),
+        None => put("ocr.gpu".into(), Status::Disabled, "OCR jobs do not run on this node".into(), false),
+    }
     // Plugins are optional: a plugin that failed to load degrades the node, never stops it.
     let failed = services.plugins.failed();
     let loaded = services.plugins.list();
@@ -194,6 +207,24 @@ pub async fn metrics(services: web::Data<Services>, metrics: web::Data<Metrics>)
         metrics.plugin_calls.with_label_values(&[name]).set(p.calls as i64);
         metrics.plugin_errors.with_label_values(&[name]).set(p.errors as i64);
         metrics.plugin_p99_us.with_label_values(&[name]).set(p.p99_us.unwrap_or(0) as i64);
+    }
+    if let Ok(Ok(counts)) = tokio::time::timeout(CHECK_TIMEOUT, services.text().counts()).await {
+        for state in ["queued", "running", "done", "failed", "cancelled"] {
+            let n = counts.iter().find(|(s, _)| s == state).map_or(0, |(_, n)| *n);
+            metrics.ocr_jobs.with_label_values(&[state]).set(n);
+        }
+    }
+    {
+        use careport_actors::ocr::OcrCounters;
+        let c = services.ocr.counters();
+        for (engine, v) in [("text-layer", &c.pages_text_layer), ("tesseract", &c.pages_ocr), ("trocr", &c.pages_gpu)] {
+            metrics.ocr_pages.with_label_values(&[engine]).set(OcrCounters::get(v) as i64);
+        }
+        metrics.ocr_page_micros.set(OcrCounters::get(&c.page_micros) as i64);
+        if let Some((queued, busy)) = services.ocr_load() {
+            metrics.ocr_pages_queued.set(queued as i64);
+            metrics.ocr_workers_busy.set(busy as i64);
+        }
     }
     let (open, idle) = services.store_pool_stats();
     metrics.db_connections.with_label_values(&["open"]).set(i64::from(open));

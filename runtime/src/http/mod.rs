@@ -12,6 +12,7 @@ pub mod error;
 pub mod health;
 pub mod i18n;
 pub mod middleware;
+pub mod ocr;
 pub mod pages;
 pub mod patients;
 pub mod plugins;
@@ -54,6 +55,7 @@ pub const DOCS_PATH: &str = "/api/docs/";
         records::upload, records::list, records::get, records::delete, record_access::content,
         record_access::create_grant, record_access::list_grants, record_access::delete_grant,
         record_access::create_link, record_access::erase,
+        ocr::request, ocr::text, ocr::job, ocr::cancel, ocr::events, ocr::stats,
     ),
     components(schemas(
         error::ErrorBody, health::Readiness, health::Component, health::Status,
@@ -66,7 +68,7 @@ pub const DOCS_PATH: &str = "/api/docs/";
         clinicians::ProfileBody, clinicians::SpecializationBody, clinicians::HoursBody, clinicians::HoursItem,
         clinicians::ExceptionBody,
         appointments::BookBody, appointments::UpdateBody, appointments::CancelBody,
-        plugins::UploadBody, record_access::GrantBody, record_access::LinkBody,
+        plugins::UploadBody, record_access::GrantBody, record_access::LinkBody, ocr::OcrBody,
     )),
     modifiers(&BearerAuth),
     tags(
@@ -78,7 +80,7 @@ pub const DOCS_PATH: &str = "/api/docs/";
         (name = "appointments", description = "Booking, rescheduling, outcomes and cancellation"),
         (name = "users", description = "User records"),
         (name = "reference", description = "Languages, departments, cancer types, record types"),
-        (name = "records", description = "Medical records: encrypted uploads and downloads, grants, signed links"),
+        (name = "records", description = "Medical records: encrypted uploads and downloads, grants, signed links, OCR text"),
     )
 )]
 pub struct ApiDoc;
@@ -156,6 +158,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(reference::config)
         .configure(records::config)
         .configure(record_access::config)
+        .configure(ocr::config)
         .configure(pages::config)
         .service(SwaggerUi::new("/api/docs/{_:.*}").url(OPENAPI_PATH, openapi()));
 }

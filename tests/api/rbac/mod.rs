@@ -175,6 +175,16 @@ fn link_record(who: Who) -> u16 {
     }
 }
 
+/// A record's text and its OCR jobs: whoever reads the record, answering `ok` where reading
+/// answers 200 (asking for OCR is 202; the events route, called without a WebSocket upgrade,
+/// answers 400 after its decision).
+fn record_text(ok: u16) -> Rule {
+    Box::new(move |who| match read_record(who) {
+        200 => ok,
+        other => other,
+    })
+}
+
 /// Deleting a record: administrators, and its uploader.
 fn delete_record(who: Who) -> u16 {
     if matches!(who, Who::Admin | Who::Uploader) { 204 } else { 404 }
@@ -308,6 +318,12 @@ fn table() -> Vec<Row> {
         row("post", "/api/v1/records/{id}/links", T, b(link_record)),
         row("post", "/api/v1/patients/{id}/erase", T, admin_path(200)),
         row("delete", "/api/v1/records/{id}", T, b(delete_record)),
+        row("post", "/api/v1/records/{id}/ocr", T, record_text(202)),
+        row("get", "/api/v1/records/{id}/text", T, record_text(200)),
+        row("get", "/api/v1/ocr/jobs/{id}", T, record_text(200)),
+        row("delete", "/api/v1/ocr/jobs/{id}", T, record_text(200)),
+        row("get", "/api/v1/ocr/jobs/{id}/events", T, record_text(400)),
+        row("get", "/api/v1/admin/ocr/stats", T, admin_only(200)),
         row("delete", "/api/v1/patients/{id}", T, admin_path(204)),
         row("post", "/api/v1/patients/{id}/restore", T, admin_path(200)),
     ]

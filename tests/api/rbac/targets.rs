@@ -327,6 +327,17 @@ pub async fn prepare(
             cell(with_id(record).replace("{grant_id}", &grant.to_string()), Body::None)
         }
         ("post", "/api/v1/records/{id}/links") => json_cell(with_id(record), json!({"expires_in": 60})),
+        ("post", "/api/v1/records/{id}/ocr") => json_cell(with_id(record), json!({"language": "en"})),
+        ("get", "/api/v1/records/{id}/text") => {
+            crate::ocr::give_text(&w.app, record).await;
+            cell(with_id(record), Body::None)
+        }
+        (_, p) if p.starts_with("/api/v1/ocr/jobs/{id}") => {
+            // A queued job of the record, made for this cell (no worker takes it: it has no
+            // queue row), so that cancelling it answers 200 in every cell that may.
+            let job = crate::ocr::queued_job(&w.app, record).await;
+            cell(with_id(job), Body::None)
+        }
         ("delete", "/api/v1/records/{id}") => {
             let by = if who == Who::Uploader { &w.doctor } else { &w.admin };
             cell(

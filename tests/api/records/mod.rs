@@ -32,10 +32,16 @@ pub(super) struct Chart {
 
 /// One KiB frames, so that small files span many frames; a 1 MiB upload limit.
 pub(super) async fn chart() -> Chart {
+    chart_with(|_| {}).await
+}
+
+/// [`chart`], with other settings changed by `adjust` after its own.
+pub(super) async fn chart_with(adjust: impl FnOnce(&mut careport::settings::Settings)) -> Chart {
     let app = spawn_app_with(
         |s| {
             s.vault.frame_kib = 1;
             s.vault.max_upload_mib = 1;
+            adjust(s);
         },
         Vec::new(),
     )

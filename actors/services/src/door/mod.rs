@@ -16,6 +16,7 @@
 //! - [`appointments`]: booking, the list, rescheduling, outcomes, cancelling.
 //! - [`records`]: medical records (upload, list, read, content, delete).
 //! - [`sharing`]: grants, signed links and erasure.
+//! - [`ocr`]: records' text — asking for OCR, following and cancelling jobs, reading the text.
 //! - [`reference`]: languages, departments, cancer types, record types.
 //! - [`admin`]: accounts, invitations, the MFA policy, the audit trail.
 //! - [`plugins`]: plugin administration.
@@ -86,6 +87,7 @@ impl crate::Services {
     }
 }
 
+pub mod ocr;
 pub mod records;
 pub mod sharing;
 
@@ -98,5 +100,10 @@ impl crate::Services {
     /// Grants, signed links and erasing a patient's files.
     pub fn sharing(&self) -> sharing::Sharing<'_> {
         sharing::Sharing(self)
+    }
+
+    /// Records' text: asking for OCR, its jobs, reading the text, OCR statistics.
+    pub fn text(&self) -> ocr::Text<'_> {
+        ocr::Text(self)
     }
 }

@@ -443,7 +443,8 @@ impl PendingUpload<'_> {
                     .detail(format!("{} bytes, {}", r.size, r.media_type)),
             )
             .await?;
-        Ok(Record::from(r))
+        let ocr_job_id = super::ocr::after_upload(services, r, caller.user()).await;
+        Ok(Record { ocr_job_id, ..Record::from(r) })
     }
 
     /// Refuse the upload for a reason found outside (a malformed form, a bad query string):

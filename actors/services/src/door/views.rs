@@ -124,6 +124,10 @@ pub struct Record {
     pub created_at: String,
     pub deleted_at: Option<String>,
     pub content_url: String,
+    /// On an upload's answer only: the OCR job that reads the new record automatically
+    /// (`GET /api/v1/ocr/jobs/{id}` and its `/events`), when its type is read on upload.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ocr_job_id: Option<Uuid>,
 }
 
 impl From<&RecordRow> for Record {
@@ -142,6 +146,7 @@ impl From<&RecordRow> for Record {
             created_at: rfc3339(r.created_at),
             deleted_at: r.deleted_at.map(rfc3339),
             content_url: format!("/api/v1/records/{}/content", r.id),
+            ocr_job_id: None,
         }
     }
 }

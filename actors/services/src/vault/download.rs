@@ -43,6 +43,37 @@ impl Download {
         String::from_utf8(plain).map(Some).map_err(|_| integrity(VaultError::Integrity(0)))
     }
 
+    /// `text` sealed with this file's data key (OCR pages and documents: read, shared and
+    /// shredded with the file).
+    pub fn seal_text(&self, text: &str) -> String {
+        self.key.seal(text.as_bytes())
+    }
+
+    /// Text sealed by [`Download::seal_text`].
+    pub fn open_text(&self, sealed: &str) -> Result<String, Error> {
+        let plain = self.key.open(sealed).map_err(integrity)?;
+        String::from_utf8(plain).map_err(|_| integrity(VaultError::Integrity(0)))
+    }
+
+    /// The whole plaintext, checked, in memory: for work that needs random access to a file
+    /// (a PDF's cross-reference table is at its end). Refused above `limit` bytes, unread.
+    pub async fn read_all(self, limit: u64) -> Result<Vec<u8>, Error> {
+        let size = self.size();
+        if size > limit {
+            return Err(Error::new(careport_domain::Code::PayloadTooLarge));
+        }
+        if size == 0 {
+            return Ok(Vec::new());
+        }
+        self.verify(0, size - 1).await?;
+        let mut body = Box::pin(self.stream(0, size - 1, || {}).await?);
+        let mut out = Vec::with_capacity(size as usize);
+        while let Some(chunk) = body.next().await {
+            out.extend_from_slice(&chunk.map_err(|_| integrity(VaultError::Truncated))?);
+        }
+        Ok(out)
+    }
+
     /// Check, without decrypting, that the frames holding bytes `start..=end` are intact, so
     /// that a tampered file is refused before any of it is sent.
     pub async fn verify(&self, start: u64, end: u64) -> Result<(), Error> {
