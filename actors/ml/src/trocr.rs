@@ -26,12 +26,23 @@
 //! cross-attention keys and values of a batch once rather than at every step. Weights are used
 //! in `f32` on every device.
 //!
+//! # Preprocessing
+//! As TrOCR's image processor does: each crop is stretched to the encoder's
+//! `image_size` × `image_size` (the aspect ratio is not kept) with a bilinear filter that widens
+//! when shrinking, like PIL's, rounded to 8-bit levels, scaled to 0–1 and normalised with mean
+//! and standard deviation 0.5 per channel, channels first. Up to `batch` crops go through the
+//! encoder together.
+//!
 //! # Decoding and confidence
-//! Greedy: each line starts from the decoder start token and takes the most probable token at
-//! every step, until it produces the end-of-sequence token or reaches the maximum length (the
-//! top-level `max_length` of `config.json` counted as Hugging Face counts it, start token
-//! included, or [`DEFAULT_MAX_LENGTH`]; never more than the decoder's position table allows).
-//! Lines of a batch decode together; a finished line stops counting. A line's
+//! Greedy: each line starts from the decoder start token (the top-level
+//! `decoder_start_token_id` of `config.json`, else the decoder section's) and takes the most
+//! probable token at every step, until it produces the end-of-sequence token or reaches the
+//! maximum length: the top-level `max_length` of `config.json`, counted as Hugging Face counts it
+//! (start token included), or [`DEFAULT_MAX_LENGTH`]; never more than the decoder's position
+//! table allows. The decoder section's own `max_length` (usually the library default, 20) is
+//! ignored, as are beam search and n-gram settings. Lines of a batch decode together, and a line
+//! that has ended stops counting; tokens are turned into text by the tokenizer, special tokens
+//! left out. A line's
 //! [`LineText::confidence`] is the geometric mean of the softmax probabilities of the tokens the
 //! model chose for it, the end-of-sequence token included, × 100: it comes from the model only,
 //! never from the length of the text.
@@ -1183,42 +1194,6 @@ mod tests {
             let expected = 100.0 / (1.0 + 63.0 * (-32f64).exp());
             assert!((f64::from(result.confidence) - expected).abs() < 1e-3, "{}", result.confidence);
         }
-    }
-
-    #[test]
-    #[ignore]
-    fn zz_base_sized_timing() {
-        let mut json: serde_json::Value = serde_json::from_str(TINY_CONFIG).expect("json");
-        json["max_length"] = 20.into();
-        let e = &mut json["encoder"];
-        e["hidden_size"] = 768.into();
-        e["num_hidden_layers"] = 12.into();
-        e["num_attention_heads"] = 12.into();
-        e["intermediate_size"] = 3072.into();
-        e["image_size"] = 384.into();
-        let d = &mut json["decoder"];
-        d["vocab_size"] = 50265.into();
-        d["d_model"] = 1024.into();
-        d["cross_attention_hidden_size"] = 768.into();
-        d["decoder_layers"] = 12.into();
-        d["decoder_attention_heads"] = 16.into();
-        d["decoder_ffn_dim"] = 4096.into();
-        d["max_position_embeddings"] = 512.into();
-        let config = ModelConfig::parse(&json.to_string()).expect("config");
-        let t = std::time::Instant::now();
-        let model = TrOcr::random(config, tiny_tokenizer().expect("tok"), 1, &Device::Cpu).expect("model");
-        eprintln!("built in {:?}", t.elapsed());
-        let crops: Vec<LineImage> =
-            (0..5).map(|i| line(400 + 50 * i, 40, |x, y| [(x * 7 + y) as u8, 100, 200])).collect();
-        let t = std::time::Instant::now();
-        let pixels = pixel_values(&crops, 384, &Device::Cpu).expect("pixels");
-        eprintln!("preprocess 5: {:?}", t.elapsed());
-        let t = std::time::Instant::now();
-        let enc = model.encoder.forward(&pixels).expect("enc");
-        eprintln!("encoder 5: {:?} {:?}", t.elapsed(), enc.dims());
-        let t = std::time::Instant::now();
-        let r = model.read_lines(&crops, 5).expect("read");
-        eprintln!("read_lines 5 (19 tokens each): {:?} {}", t.elapsed(), r.len());
     }
 
     /// With the parts candle's decoder leaves out neutralised (zero biases, no

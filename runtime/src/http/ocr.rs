@@ -13,7 +13,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::Message;
 use careport_actors::Services;
-use careport_actors::door::ocr::OcrJob;
+use careport_actors::door::ocr::{Events, OcrJob};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -135,7 +135,7 @@ async fn relay(
     services: std::sync::Arc<Services>,
     id: uuid::Uuid,
     state: OcrJob,
-    mut events: tokio::sync::broadcast::Receiver<careport_store::bus::Event>,
+    mut events: Events,
     mut session: actix_ws::Session,
     mut stream: actix_ws::MessageStream,
 ) {

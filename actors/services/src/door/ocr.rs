@@ -63,6 +63,9 @@ pub struct RecordText {
     pub stored: ocr::StoredText,
 }
 
+/// A job's events as they come from the bus (JSON texts), for a watcher.
+pub type Events = tokio::sync::broadcast::Receiver<careport_store::bus::Event>;
+
 /// A new job: `202 {job_id}`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Accepted {
@@ -250,11 +253,7 @@ impl Text<'_> {
 
     /// Follow a job: its state now and a subscription to its events, taken before the state is
     /// read so that nothing between the two is missed (an event may come twice; never none).
-    pub async fn watch(
-        &self,
-        caller: Caller,
-        id: Uuid,
-    ) -> Result<(OcrJob, tokio::sync::broadcast::Receiver<careport_store::bus::Event>), Error> {
+    pub async fn watch(&self, caller: Caller, id: Uuid) -> Result<(OcrJob, Events), Error> {
         self.gate(&caller, id).await?;
         let events = self.0.bus.subscribe(&events_channel(id));
         let row = stored::get(&self.0.db, id).await.map_err(store_err)?.ok_or_else(|| Error::new(Code::NotFound))?;
