@@ -20,7 +20,7 @@ CREATE TABLE ocr_jobs (
     finished_at     BIGINT
 );
 CREATE INDEX ocr_jobs_record ON ocr_jobs (record_id, created_at);
-CREATE INDEX ocr_jobs_active ON ocr_jobs (state) WHERE state IN ('queued', 'running');
+CREATE INDEX ocr_jobs_state ON ocr_jobs (state);
 
 -- Pages read so far by a job, so that a job resumed after a crash does not lose them. Deleted
 -- when the job's text is committed to its record (or the job ends otherwise).

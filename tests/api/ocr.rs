@@ -13,7 +13,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::records::{Chart, chart_with};
+use crate::records::Chart;
 
 const SCAN: &[u8] = include_bytes!("../../actors/ml/tests/fixtures/scan.png");
 const ROTATED: &[u8] = include_bytes!("../../actors/ml/tests/fixtures/scan-rot180.png");
@@ -23,6 +23,15 @@ const SCANNED_PDF: &[u8] = include_bytes!("../../actors/ml/tests/fixtures/scanne
 const MIXED_PDF: &[u8] = include_bytes!("../../actors/ml/tests/fixtures/mixed.pdf");
 const ENCRYPTED_PDF: &[u8] = include_bytes!("../../actors/ml/tests/fixtures/encrypted.pdf");
 const TRUNCATED_PDF: &[u8] = include_bytes!("../../actors/ml/tests/fixtures/truncated.pdf");
+
+/// A chart on an app that runs OCR jobs, after `adjust`.
+async fn ocr_chart(adjust: impl FnOnce(&mut careport::settings::Settings)) -> Chart {
+    crate::records::chart_with(|s| {
+        s.ocr.enabled = true;
+        adjust(s);
+    })
+    .await
+}
 
 /// Give `record` a stored text (the RBAC table reads it), as a finished job would.
 pub async fn give_text(app: &TestApp, record: Uuid) {
@@ -118,7 +127,7 @@ fn kinds(events: &[Value]) -> Vec<&str> {
 
 #[actix_web::test]
 async fn a_scanned_page_is_read_with_progress_over_a_websocket_and_the_patient_reads_the_text() {
-    let c = chart_with(|_| {}).await;
+    let c = ocr_chart(|_| {}).await;
     let (record, uploaded) = upload(&c, "scan.png", SCAN).await;
     assert!(uploaded.get("ocr_job_id").is_none(), "this type is not read on upload here: {uploaded}");
     let job = request(&c, &record, &c.doctor, json!({"language": "en"})).await;
@@ -156,7 +165,7 @@ async fn a_scanned_page_is_read_with_progress_over_a_websocket_and_the_patient_r
 
 #[actix_web::test]
 async fn documents_are_read_page_by_page_from_text_layers_and_scans() {
-    let c = chart_with(|_| {}).await;
+    let c = ocr_chart(|_| {}).await;
     for (name, content, sources, word) in [
         ("scan-2p.tif", TIFF, vec!["ocr", "ocr"], "Potassium"),
         ("text-layer.pdf", TEXT_PDF, vec!["text-layer", "text-layer"], "Amoxicillin"),
@@ -186,7 +195,7 @@ async fn documents_are_read_page_by_page_from_text_layers_and_scans() {
 
 #[actix_web::test]
 async fn a_page_scanned_upside_down_is_turned_and_read() {
-    let c = chart_with(|_| {}).await;
+    let c = ocr_chart(|_| {}).await;
     let (record, _) = upload(&c, "rotated.png", ROTATED).await;
     let job = request(&c, &record, &c.doctor, json!({"language": "en"})).await;
     assert_eq!(finished(&c, &job).await["status"], "done");
@@ -197,7 +206,7 @@ async fn a_page_scanned_upside_down_is_turned_and_read() {
 
 #[actix_web::test]
 async fn languages_unsupported_files_and_other_peoples_records_are_refused_with_nothing_queued() {
-    let c = chart_with(|_| {}).await;
+    let c = ocr_chart(|_| {}).await;
     let (record, _) = upload(&c, "scan.png", SCAN).await;
     let path = format!("/api/v1/records/{record}/ocr");
     let (s, v) = c.send("POST", &path, &c.doctor, Some(json!({"language": "de"}))).await;
@@ -237,7 +246,7 @@ async fn languages_unsupported_files_and_other_peoples_records_are_refused_with_
 
 #[actix_web::test]
 async fn bad_files_fail_their_job_with_a_clear_code_and_leave_nothing_behind() {
-    let c = chart_with(|_| {}).await;
+    let c = ocr_chart(|_| {}).await;
     for (name, content, code) in
         [("encrypted.pdf", ENCRYPTED_PDF, "ocr_encrypted"), ("truncated.pdf", TRUNCATED_PDF, "ocr_malformed")]
     {
@@ -256,7 +265,7 @@ async fn bad_files_fail_their_job_with_a_clear_code_and_leave_nothing_behind() {
 #[actix_web::test]
 async fn a_job_is_cancelled_while_queued_and_while_running() {
     // Rasterised at 600 dpi on one worker, each page takes long enough to cancel between them.
-    let c = chart_with(|s| {
+    let c = ocr_chart(|s| {
         s.ocr.workers = 1;
         s.ocr.dpi = 600;
     })
@@ -301,7 +310,7 @@ async fn a_job_is_cancelled_while_queued_and_while_running() {
     assert_eq!((s, v["code"].as_str()), (409, Some("job_finished")));
 
     // Queued (no worker on a node that does not run OCR): cancelled at once.
-    let idle = chart_with(|s| s.ocr.enabled = false).await;
+    let idle = ocr_chart(|s| s.ocr.enabled = false).await;
     let (record, _) = upload(&idle, "scan.png", SCAN).await;
     let job = request(&idle, &record, &idle.patient, json!({})).await;
     let (s, v) = idle.send("DELETE", &format!("/api/v1/ocr/jobs/{job}"), &idle.patient, None).await;
@@ -319,7 +328,7 @@ async fn a_job_is_cancelled_while_queued_and_while_running() {
 
 #[actix_web::test]
 async fn a_job_whose_worker_died_is_resumed_without_losing_the_pages_it_kept() {
-    let c = chart_with(|s| s.ocr.enabled = false).await;
+    let c = ocr_chart(|s| s.ocr.enabled = false).await;
     let (record, _) = upload(&c, "scanned.pdf", SCANNED_PDF).await;
     let record_id: Uuid = record.parse().expect("uuid");
     // What a node that died after its first page leaves: the job running under its lease, and
@@ -366,7 +375,7 @@ async fn a_job_whose_worker_died_is_resumed_without_losing_the_pages_it_kept() {
 
 #[actix_web::test]
 async fn a_plugin_that_traps_leaves_the_text_intact_and_is_named_on_the_result() {
-    let c = chart_with(|_| {}).await;
+    let c = ocr_chart(|_| {}).await;
     let trap = r#"(module
   (memory (export "memory") 1)
   (func (export "careport_contract") (result i32) (i32.const 1))
@@ -389,7 +398,7 @@ async fn a_plugin_that_traps_leaves_the_text_intact_and_is_named_on_the_result()
 
 #[actix_web::test]
 async fn a_full_queue_answers_503_with_retry_after_and_uploads_are_read_when_configured() {
-    let c = chart_with(|s| {
+    let c = ocr_chart(|s| {
         s.ocr.enabled = false;
         s.ocr.max_queued = 1;
     })
@@ -412,7 +421,7 @@ async fn a_full_queue_answers_503_with_retry_after_and_uploads_are_read_when_con
     assert_eq!(v["code"], "ocr_overloaded");
 
     // Read on upload: the upload's answer names the job, which the uploader follows.
-    let auto = chart_with(|s| s.ocr.auto_record_types = vec!["laboratory-results".into()]).await;
+    let auto = ocr_chart(|s| s.ocr.auto_record_types = vec!["laboratory-results".into()]).await;
     let (record, uploaded) = upload(&auto, "scan.png", SCAN).await;
     let job = uploaded["ocr_job_id"].as_str().expect("a job for the upload").to_owned();
     assert_eq!(finished(&auto, &job).await["status"], "done");

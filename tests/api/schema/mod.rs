@@ -54,6 +54,7 @@ const TYPE_MAP: &[(&str, &str, &str)] = &[
     ("TEXT", "text", "strings: slugs, names, hashes, sealed values, JSON"),
     ("BLOB", "uuid", "ids: SQLite stores the 16 bytes"),
     ("BLOB", "bytea", "bytes: plugin modules"),
+    ("REAL", "double precision", "f64: OCR confidences (0 to 100)"),
 ];
 
 /// A difference that is meant. `sqlite` and `postgres` are what each side shows (as in the
