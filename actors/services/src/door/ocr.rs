@@ -220,9 +220,19 @@ impl Text<'_> {
         {
             let mut v = view(row);
             v.status = stored::state::FAILED.to_owned();
-            v.error = Some(JobErrorView {
-                code: "worker_lost".into(),
-                message: "The job's worker stopped on its last attempt.".into(),
+            // The worker's own reason when it recorded one (`code: message`, PHI-free), else
+            // the node died on the last attempt.
+            let recorded = q
+                .last_error
+                .as_deref()
+                .and_then(|e| e.split_once(": "))
+                .filter(|(code, _)| !code.is_empty() && code.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+            v.error = Some(match recorded {
+                Some((code, message)) => JobErrorView { code: code.to_owned(), message: message.to_owned() },
+                None => JobErrorView {
+                    code: "worker_lost".into(),
+                    message: "The job's worker stopped on its last attempt.".into(),
+                },
             });
             return v;
         }

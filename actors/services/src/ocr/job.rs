@@ -141,7 +141,19 @@ pub(crate) async fn run(ocr: Ocr, pool: OcrPool, job: Job, cancelled: Arc<Atomic
         }
         Err(f) => {
             ocr.inner.counters.jobs_failed.fetch_add(1, Ordering::Relaxed);
-            let failed = stored::fail(&ocr.inner.db, id, f.code, &f.message).await;
+            // Recorded on the job's row for its watchers; a store that does not answer is tried
+            // again, and the queue's dead letter (with the same code) stands in meanwhile.
+            let mut failed = stored::fail(&ocr.inner.db, id, f.code, &f.message).await;
+            for _ in 0..3 {
+                if failed.is_ok() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                failed = stored::fail(&ocr.inner.db, id, f.code, &f.message).await;
+            }
+            if let Err(e) = &failed {
+                tracing::warn!(error = %e, job = %id, "could not record an OCR job's failure on its row");
+            }
             if matches!(failed, Ok(true)) {
                 publish(
                     &ocr,
