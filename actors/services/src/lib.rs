@@ -103,7 +103,6 @@ pub struct Services {
     /// OCR: asking, reading, and (on a node that runs jobs) the supervisor of the workers.
     pub ocr: ocr::Ocr,
     pub ocr_supervisor: Option<Handle<ocr::OcrSupervisor>>,
-    ocr_gpu: Option<ocr::pool::GpuState>,
     ocr_pool: Option<ocr::pool::OcrPool>,
 }
 
@@ -146,12 +145,11 @@ impl Services {
         let FeatureDeps { clinic, plugins, vault, ocr: ocr_config, run_jobs } = features;
         let mut handlers = handlers;
         let ocr = ocr::Ocr::new(db.clone(), bus.clone(), vault.clone(), plugins.clone(), ocr_config);
-        let mut ocr_gpu = None;
         let mut ocr_pool = None;
         let ocr_supervisor = if run_jobs && ocr.config().enabled {
+            ocr.check_packs();
             let cfg = ocr.config();
             let pool = ocr::pool::OcrPool::start(cfg.cpu_workers(), cfg.trocr_dir.as_deref(), cfg.gpu_batch);
-            ocr_gpu = Some(pool.gpu().clone());
             ocr_pool = Some(pool.clone());
             let actor_ocr = ocr.clone();
             let addr = Supervisor::start(move |_| ocr::OcrSupervisor::new(actor_ocr.clone(), pool.clone()));
@@ -219,7 +217,6 @@ impl Services {
             files,
             ocr,
             ocr_supervisor,
-            ocr_gpu,
             ocr_pool,
         })
     }
@@ -262,7 +259,7 @@ impl Services {
 
     /// The GPU OCR worker: running (`Ok`), or why it is off; `None` where OCR jobs do not run.
     pub fn ocr_gpu(&self) -> Option<Result<(), String>> {
-        self.ocr_gpu.as_ref().map(|g| match g {
+        self.ocr_pool.as_ref().map(|p| match p.gpu() {
             ocr::pool::GpuState::Running => Ok(()),
             ocr::pool::GpuState::Off(why) => Err(why.clone()),
         })

@@ -138,7 +138,7 @@ pub async fn readyz(
     }
     // OCR is optional: a missing language pack refuses that language (503, named) and degrades
     // the node; the GPU worker being off only means the CPU workers read every page.
-    let missing = services.ocr.missing_packs();
+    let missing = services.ocr.missing_packs().await;
     if missing.is_empty() {
         put("ocr".into(), Status::Ok, "Tesseract with eng, spa, fra, ara, chi_sim, hin".into(), false);
     } else {

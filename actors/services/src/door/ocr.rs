@@ -145,7 +145,7 @@ pub(crate) async fn after_upload(services: &Services, r: &RecordRow, by: Uuid) -
     }
     let queued = async {
         let language = language_for(services, None, r.patient_id).await?;
-        if !services.ocr.has_language(language) {
+        if !services.ocr.has_language(language).await {
             return Err(Error::new(Code::OcrLanguageUnavailable));
         }
         submit(services, r, language, Some(by)).await
@@ -171,7 +171,7 @@ impl Text<'_> {
             return Err(Error::new(Code::OcrUnsupported));
         }
         let language = language_for(services, language.as_deref(), r.patient_id).await?;
-        if !services.ocr.has_language(language) {
+        if !services.ocr.has_language(language).await {
             return Err(Error::with_message(
                 Code::OcrLanguageUnavailable,
                 format!("The OCR language pack `{}` is not installed on this server.", language.pack()),
@@ -338,7 +338,7 @@ impl Text<'_> {
             "max_queued": services.ocr.config().max_queued,
             "pages_last_hour": pages_hour,
             "pages_per_second_last_hour": pages_hour as f64 / 3600.0,
-            "languages_missing": services.ocr.missing_packs(),
+            "languages_missing": services.ocr.missing_packs().await,
             "node": {
                 "workers": node,
                 "pages_read": {"ocr": get(&c.pages_ocr), "text_layer": get(&c.pages_text_layer), "gpu": get(&c.pages_gpu)},

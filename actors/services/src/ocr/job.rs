@@ -188,7 +188,7 @@ async fn attempt(ocr: &Ocr, pool: &OcrPool, id: Uuid, cancelled: &Arc<AtomicBool
     };
     let language = OcrLanguage::from_code(&row.language)
         .ok_or_else(|| Failure::permanent("ocr_language_unavailable", "The job's language is not one OCR reads."))?;
-    if !ocr.has_language(language) {
+    if !ocr.has_language(language).await {
         return Err(Failure::permanent(
             "ocr_language_unavailable",
             format!("The language pack `{}` is not installed.", language.pack()),
@@ -202,9 +202,8 @@ async fn attempt(ocr: &Ocr, pool: &OcrPool, id: Uuid, cancelled: &Arc<AtomicBool
             return Err(Failure::retry("storage_unavailable", format!("The file could not be opened ({}).", e.code())));
         }
     };
-    let sealer = ocr.inner.vault.open_as_care_team(&record).await.map_err(|e| {
-        Failure::retry("storage_unavailable", format!("The file key could not be opened ({}).", e.code()))
-    })?;
+    // Reading the file consumes its handle; the pages are sealed with the same key.
+    let sealer = file.clone();
     let limit = ocr.inner.cfg.max_file_mib.saturating_mul(1 << 20);
     let bytes = match file.read_all(limit).await {
         Ok(b) => b,

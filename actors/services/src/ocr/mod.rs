@@ -182,33 +182,58 @@ pub(crate) struct Inner {
     pub(crate) vault: crate::vault::Vault,
     pub(crate) plugins: crate::plugins::Plugins,
     pub(crate) cfg: OcrConfig,
-    /// Language packs found missing at start (Tesseract's names).
-    pub(crate) missing: Vec<&'static str>,
+    /// Language packs found missing (Tesseract's names), once checked.
+    pub(crate) missing: std::sync::OnceLock<Vec<&'static str>>,
     pub(crate) counters: OcrCounters,
 }
 
 impl Ocr {
-    /// Check the language packs once (a missing one is named on `/readyz`; asking for its
-    /// language answers 503 `ocr_language_unavailable`, never garbage text).
+    /// The language packs are checked on first need (a real engine per language, about half a
+    /// second for the six), not at every start: a node that runs jobs checks them at once
+    /// ([`Ocr::check_packs`]); one that only serves the API checks when first asked.
     pub fn new(db: Db, bus: Bus, vault: crate::vault::Vault, plugins: crate::plugins::Plugins, cfg: OcrConfig) -> Self {
-        let missing = OcrLanguage::ALL
-            .into_iter()
-            .filter(|l| careport_ml::ocr::check_languages(&[*l]).is_err())
-            .map(OcrLanguage::pack)
-            .collect::<Vec<_>>();
-        if !missing.is_empty() {
-            tracing::error!(missing = ?missing, "Tesseract language packs are missing; OCR in those languages is refused");
+        Self {
+            inner: Arc::new(Inner {
+                db,
+                bus,
+                vault,
+                plugins,
+                cfg,
+                missing: std::sync::OnceLock::new(),
+                counters: OcrCounters::default(),
+            }),
         }
-        Self { inner: Arc::new(Inner { db, bus, vault, plugins, cfg, missing, counters: OcrCounters::default() }) }
+    }
+
+    /// Check the six language packs now (once per process); a missing one is logged, named on
+    /// `/readyz`, and asking for its language answers 503 `ocr_language_unavailable`, never
+    /// garbage text.
+    pub fn check_packs(&self) -> &[&'static str] {
+        self.inner.missing.get_or_init(|| {
+            let missing = OcrLanguage::ALL
+                .into_iter()
+                .filter(|l| careport_ml::ocr::check_languages(&[*l]).is_err())
+                .map(OcrLanguage::pack)
+                .collect::<Vec<_>>();
+            if !missing.is_empty() {
+                tracing::error!(missing = ?missing, "Tesseract language packs are missing; OCR in those languages is refused");
+            }
+            missing
+        })
     }
 
     pub fn config(&self) -> &OcrConfig {
         &self.inner.cfg
     }
 
-    /// Tesseract language packs that are not installed.
-    pub fn missing_packs(&self) -> &[&'static str] {
-        &self.inner.missing
+    /// Tesseract language packs that are not installed, checked on the blocking pool the first
+    /// time (engines take a while to load; an async thread does not wait for them).
+    pub async fn missing_packs(&self) -> Vec<&'static str> {
+        if let Some(known) = self.inner.missing.get() {
+            return known.clone();
+        }
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.check_packs().to_vec()).await.unwrap_or_default()
     }
 
     pub fn counters(&self) -> &OcrCounters {
@@ -216,7 +241,7 @@ impl Ocr {
     }
 
     /// Whether `language`'s pack is installed.
-    pub fn has_language(&self, language: OcrLanguage) -> bool {
-        !self.inner.missing.contains(&language.pack())
+    pub async fn has_language(&self, language: OcrLanguage) -> bool {
+        !self.missing_packs().await.contains(&language.pack())
     }
 }

@@ -142,7 +142,8 @@ impl Handler<Stats> for OcrSupervisor {
 impl Handler<Ping> for OcrSupervisor {
     type Result = MessageResult<Ping>;
     fn handle(&mut self, _: Ping, _: &mut Context<Self>) -> Self::Result {
-        let missing = self.ocr.missing_packs();
+        // Checked when the supervisor was started (`Ocr::check_packs`).
+        let missing = self.ocr.check_packs();
         let gpu = match self.pool.gpu() {
             GpuState::Running => "GPU worker running".to_owned(),
             GpuState::Off(why) => format!("GPU worker off ({why})"),

@@ -12,7 +12,9 @@ use futures_util::{Stream, StreamExt};
 
 use super::{BATCH, Vault, blocking, integrity, storage_err, store_err};
 
-/// A file opened for reading: its row and data key.
+/// A file opened for reading: its row and data key. A clone holds its own copy of the key
+/// (zeroed on drop), for work that both streams the file and seals beside it (OCR).
+#[derive(Clone)]
 pub struct Download {
     pub(super) vault: Vault,
     pub file: FileRow,
