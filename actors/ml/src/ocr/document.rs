@@ -19,7 +19,7 @@
 
 use std::io::Cursor;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use hayro::hayro_interpret::InterpreterSettings;
 use hayro::hayro_syntax::object::Name;
@@ -143,9 +143,6 @@ struct PdfParts {
     doc: lopdf::Document,
     /// Page object ids in page order.
     pages: Vec<lopdf::ObjectId>,
-    /// The rasteriser's view of the same bytes, parsed on the first page that needs it (a
-    /// PDF whose pages all have text layers never pays for it). `None`: it could not parse.
-    raster: OnceLock<Option<HayroPdf>>,
 }
 
 impl std::fmt::Debug for Document {
@@ -259,7 +256,7 @@ fn open_pdf(bytes: &[u8]) -> Result<PdfParts, OcrError> {
     if pages.iter().any(|&id| doc.get_dictionary(id).is_err()) {
         return Err(malformed("a page of the PDF is missing or damaged"));
     }
-    Ok(PdfParts { doc, pages, raster: OnceLock::new() })
+    Ok(PdfParts { doc, pages })
 }
 
 /// `Arc<[u8]>` as hayro takes shared bytes (it wants a sized `AsRef<[u8]>`).
@@ -309,12 +306,12 @@ impl PdfParts {
 
     /// Rasterise page `index` at the limits' resolution, its size checked first.
     fn rasterise(&self, bytes: &Arc<[u8]>, index: usize, limits: &DocumentLimits) -> Result<Raster, OcrError> {
-        let pdf = self
-            .raster
-            .get_or_init(|| {
-                guarded(|| Ok(HayroPdf::new(PdfData::from(Arc::new(Shared(bytes.clone())))).ok())).ok().flatten()
-            })
-            .as_ref()
+        // A rasteriser's view per page: it keeps what it decodes (objects, image streams) for its
+        // life, so one shared by every page would grow with the pages read. Parsing the view is
+        // lazy (the cross-reference table, then what the page asks for): milliseconds.
+        let pdf = guarded(|| Ok(HayroPdf::new(PdfData::from(Arc::new(Shared(bytes.clone())))).ok()))
+            .ok()
+            .flatten()
             .ok_or_else(|| malformed("the PDF could not be rasterised"))?;
         let page = pdf.pages().get(index).ok_or_else(|| malformed("a page could not be rasterised"))?;
         let too_large = OcrError::PageTooLarge { page: index + 1 };

@@ -8,8 +8,9 @@
 //! threads each grow their own, and pages run side by side. Memory: one model per language a
 //! thread has read (about 15–40 MB each).
 //!
-//! Orientation: Tesseract's own detection (OSD, the `osd` pack), in the same pass as the
-//! reading: the page is read in page-segmentation mode 1 ("automatic, with orientation and
+//! Orientation: a page is first read as it came (mode 3); one that reads badly (an upside-down
+//! page's "words" are noise) is read again with Tesseract's own detection (OSD, the `osd`
+//! pack), in the same pass as that second reading: page-segmentation mode 1 ("automatic, with orientation and
 //! script detection"), in which layout analysis classifies a sample of the page's characters
 //! in each of the four orientations and turns the text blocks upright before recognition when
 //! one orientation clearly wins; when none does (too little text), the page is read as it
@@ -119,23 +120,108 @@ fn readable(raster: &Raster) -> Result<bool, OcrError> {
     Ok(raster.width >= MIN_SIDE && raster.height >= MIN_SIDE)
 }
 
-/// Read `raster` in `language` on this thread's engine, detecting the page's orientation.
+/// A first read whose confidence is below this is read again with orientation detection.
+/// Upright typed pages read at 85–95; a page upside down reads at about 30 (its "words" are
+/// noise). A page turned 90° reads well in the first pass (layout analysis finds vertical
+/// lines and reads them), but only orientation detection says which way it was turned: its
+/// lines standing on end send it to the second read too.
+const READ_AGAIN_WITH_OSD_BELOW: f32 = 70.0;
+
+/// How much lower a sideways page's second read may score and still be kept (it names the
+/// page's turn; the first read's text of such a page is about as good, not better).
+const SIDEWAYS_MARGIN: f32 = 5.0;
+
+/// Read `raster` in `language` on this thread's engine, turning it upright when it was scanned
+/// upside down or sideways.
+///
+/// The page is first read as it came (page-segmentation mode 3, what a Python service runs);
+/// only a page that reads badly, or whose lines stand on end, is read again in mode 1, whose orientation detection costs
+/// about 60 % more per page — paid by every page if done always, by the few that need it
+/// this way. The better of the two reads (by the engine's confidence) is kept.
 pub fn read_raster(raster: &Raster, language: OcrLanguage) -> Result<Recognized, OcrError> {
     if !readable(raster)? {
         return Ok(Recognized { text: String::new(), confidence: 0.0, words: Vec::new(), rotation: 0 });
     }
     with_engine(language, |api| {
-        let failed = |what: &str| OcrError::Engine(format!("Tesseract failed to {what}"));
-        api.set_page_seg_mode(PageSegMode::PsmAutoOsd.as_tess_page_seg_mode());
-        set_raster(api, raster)?;
-        api.recognize().map_err(|_| failed("recognise the page"))?;
-        let text = api.get_utf8_text().map_err(|_| failed("give the text"))?.as_ref().to_string_lossy().into_owned();
-        let tsv = api.get_tsv_text(0).map_err(|_| failed("give the words"))?.as_ref().to_string_lossy().into_owned();
-        let hocr = api.get_hocr_text(0).map_err(|_| failed("give the layout"))?.as_ref().to_string_lossy().into_owned();
-        let words = words_of_tsv(&tsv);
-        let confidence = weighted_confidence(words.iter().map(|w| (w.confidence, w.text.chars().count())));
-        Ok(Recognized { text: text.trim_end().to_owned(), confidence, words, rotation: rotation_of_hocr(&hocr) })
+        let (first, on_end) = recognize_in(api, raster, PageSegMode::PsmAuto)?;
+        if first.words.is_empty() || (first.confidence >= READ_AGAIN_WITH_OSD_BELOW && !on_end) {
+            return Ok(first);
+        }
+        let (turned, _) = recognize_in(api, raster, PageSegMode::PsmAutoOsd)?;
+        // A sideways page read about as well both times: the second read knows its turn.
+        let margin = if on_end { SIDEWAYS_MARGIN } else { 0.0 };
+        Ok(if turned.confidence + margin > first.confidence { turned } else { first })
     })
+}
+
+/// One read of `raster` in page-segmentation `mode`, and whether its lines stand on end.
+///
+/// Mode 3 (the first read) renders the TSV only: text, words, confidences and line boxes all
+/// come from it, and mode 3 never turns a page. Mode 1 adds the hOCR, whose `textangle` names
+/// the turn it made; it also renders Tesseract's own text. (Each renderer walks every word of
+/// the page again: the first read, which every page pays, walks them once.)
+fn recognize_in(api: &mut TessBaseApi, raster: &Raster, mode: PageSegMode) -> Result<(Recognized, bool), OcrError> {
+    let failed = |what: &str| OcrError::Engine(format!("Tesseract failed to {what}"));
+    api.set_page_seg_mode(mode.as_tess_page_seg_mode());
+    set_raster(api, raster)?;
+    api.recognize().map_err(|_| failed("recognise the page"))?;
+    let tsv = api.get_tsv_text(0).map_err(|_| failed("give the words"))?.as_ref().to_string_lossy().into_owned();
+    let words = words_of_tsv(&tsv);
+    let confidence = weighted_confidence(words.iter().map(|w| (w.confidence, w.text.chars().count())));
+    if mode == PageSegMode::PsmAuto {
+        let read = Recognized { text: text_of_tsv(&tsv), confidence, words, rotation: 0 };
+        return Ok((read, sideways_in_tsv(&tsv)));
+    }
+    let text = api.get_utf8_text().map_err(|_| failed("give the text"))?.as_ref().to_string_lossy().into_owned();
+    let hocr = api.get_hocr_text(0).map_err(|_| failed("give the layout"))?.as_ref().to_string_lossy().into_owned();
+    let read = Recognized { text: text.trim_end().to_owned(), confidence, words, rotation: rotation_of_hocr(&hocr) };
+    Ok((read, false))
+}
+
+/// The page's text from the TSV, laid out as Tesseract lays its own: a line per line, a blank
+/// line between paragraphs.
+fn text_of_tsv(tsv: &str) -> String {
+    let mut out = String::new();
+    let mut last: Option<(&str, &str, &str)> = None;
+    for row in tsv.lines() {
+        let cols: Vec<&str> = row.split('\t').collect();
+        if cols.len() < 12 || cols[0] != "5" {
+            continue;
+        }
+        let word = cols[11].trim();
+        if word.is_empty() {
+            continue;
+        }
+        let (block, par, line) = (cols[2], cols[3], cols[4]);
+        match last {
+            Some((b, p, l)) if (b, p, l) == (block, par, line) => out.push(' '),
+            Some((b, p, _)) if (b, p) == (block, par) => out.push('\n'),
+            Some(_) => out.push_str("\n\n"),
+            None => {}
+        }
+        out.push_str(word);
+        last = Some((block, par, line));
+    }
+    out
+}
+
+/// Whether most of the page's lines stand on end (a box at least twice as tall as wide): a
+/// page scanned sideways, which mode 3 reads but whose turn only orientation detection names.
+/// From the TSV's line rows (level 4: `left top width height`).
+fn sideways_in_tsv(tsv: &str) -> bool {
+    let (mut lines, mut tall) = (0usize, 0usize);
+    for row in tsv.lines() {
+        let cols: Vec<&str> = row.split('\t').collect();
+        if cols.len() < 10 || cols[0] != "4" {
+            continue;
+        }
+        let (Ok(width), Ok(height)) = (cols[8].parse::<u32>(), cols[9].parse::<u32>()) else { continue };
+        lines += 1;
+        if height > width.saturating_mul(2) {
+            tall += 1;
+        }
+    }
+    tall * 2 > lines
 }
 
 /// The text lines of `raster`, in reading order, by Tesseract's layout analysis alone (no
@@ -238,6 +324,29 @@ mod tests {
         assert_eq!(words.len(), 2);
         assert_eq!(words[0].text, "Haemoglobin");
         assert!((words[1].confidence - 88.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn the_text_is_laid_out_by_lines_and_paragraphs_and_tall_lines_mean_a_sideways_page() {
+        let row = |level: u8, block: u8, par: u8, line: u8, w: u32, h: u32, text: &str| {
+            format!("{level}\t1\t{block}\t{par}\t{line}\t1\t0\t0\t{w}\t{h}\t90\t{text}\n")
+        };
+        let tsv = [
+            row(4, 1, 1, 1, 400, 40, ""),
+            row(5, 1, 1, 1, 100, 40, "Full"),
+            row(5, 1, 1, 1, 100, 40, "blood"),
+            row(4, 1, 1, 2, 400, 40, ""),
+            row(5, 1, 1, 2, 100, 40, "count"),
+            row(4, 1, 2, 1, 400, 40, ""),
+            row(5, 1, 2, 1, 100, 40, "Reviewed"),
+        ]
+        .concat();
+        assert_eq!(text_of_tsv(&tsv), "Full blood\ncount\n\nReviewed");
+        assert!(!sideways_in_tsv(&tsv));
+        let on_end =
+            [row(4, 1, 1, 1, 40, 400, ""), row(4, 1, 1, 2, 40, 380, ""), row(4, 1, 1, 3, 400, 40, "")].concat();
+        assert!(sideways_in_tsv(&on_end));
+        assert!(!sideways_in_tsv(""));
     }
 
     #[test]
