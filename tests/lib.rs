@@ -330,6 +330,18 @@ impl TestApp {
         self.services.embeddings.embed(texts).await
     }
 
+    /// Stop the app and start it again on the same store and data dir, with `self.settings`
+    /// (change them between the two to restart with other settings). Tokens stay valid.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let app = Application::build_with(self.settings.clone(), Vec::new()).await.expect("rebuild app");
+        self.port = app.port();
+        self.address = format!("http://127.0.0.1:{}", self.port);
+        self.stop = app.stop_handle();
+        self.services = app.services().clone();
+        self.task = Some(actix_web::rt::spawn(app.run_until_stopped()));
+    }
+
     /// Stop the app as SIGTERM would, and wait until it has shut down.
     pub async fn stop(&mut self) {
         self.stop.stop();

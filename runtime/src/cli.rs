@@ -78,6 +78,11 @@ pub enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// The knowledge base.
+    Knowledge {
+        #[command(subcommand)]
+        command: KnowledgeCommand,
+    },
     /// The audit trail.
     Audit {
         #[command(subcommand)]
@@ -159,6 +164,18 @@ pub enum ConfigCommand {
 }
 
 #[derive(Subcommand)]
+pub enum KnowledgeCommand {
+    /// Embed every chunk into the configured model's space and make it the one searches use
+    /// (after a model change, or to finish documents whose jobs failed). Queues the job that the
+    /// server runs (searches keep answering from the current space until it is complete).
+    Reindex {
+        /// Wait for the job and print its progress (the server must be running to run it).
+        #[arg(long)]
+        wait: bool,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum UserCommand {
     /// Create an account; the password is read from standard input.
     Create {
@@ -232,6 +249,11 @@ pub async fn run() -> anyhow::Result<()> {
             embed(&settings, json, file, text).await
         }
         Command::Ocr { json, lang, files } => ocr(json, &lang, &files),
+        Command::Knowledge { command: KnowledgeCommand::Reindex { wait } } => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            telemetry::init(&settings.log);
+            reindex(&settings, wait).await
+        }
         Command::Audit { command: AuditCommand::Verify } => {
             let settings = Settings::load(cli.config.as_deref())?;
             telemetry::init(&settings.log);
@@ -423,5 +445,41 @@ fn ocr(json: bool, lang: &str, files: &[PathBuf]) -> anyhow::Result<()> {
     if failed > 0 {
         bail!("{failed} of {} file(s) could not be read", files.len());
     }
+    Ok(())
+}
+
+/// `careport knowledge reindex`: queue the job (the server's runner claims it) and, with
+/// `--wait`, follow it to its end.
+async fn reindex(settings: &Settings, wait: bool) -> anyhow::Result<()> {
+    use careport_store::knowledge as stored;
+    let embeddings = crate::ml::embeddings(settings).await?;
+    let Some(model) = embeddings.model_id().map(str::to_owned) else {
+        bail!("no embedding model is configured (ml.embedding_provider = \"off\")");
+    };
+    let db = startup::migrate(settings).await?;
+    let queue = careport_store::JobQueue::new(db.clone(), startup::node_name(), settings.jobs.clone());
+    let job = careport_actors::knowledge::enqueue_reindex(&db, &queue, &model, settings.knowledge.max_attempts, None)
+        .await
+        .map_err(|e| anyhow::anyhow!("the reindex was not queued: {}", e.code()))?;
+    println!("reindex job {job} queued for the space {model}");
+    if wait {
+        let mut last = (String::new(), -1);
+        loop {
+            let Some(row) = stored::get_job(&db, job).await? else { bail!("the job disappeared") };
+            if (row.state.clone(), row.chunks_done) != last {
+                println!("{}: {} of {} chunks", row.state, row.chunks_done, row.chunks_total.map_or("?".into(), |t| t.to_string()));
+                last = (row.state.clone(), row.chunks_done);
+            }
+            match row.state.as_str() {
+                "done" => break,
+                "failed" | "cancelled" => {
+                    db.close().await;
+                    bail!("the reindex {}: {}", row.state, row.error.unwrap_or_default());
+                }
+                _ => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+            }
+        }
+    }
+    db.close().await;
     Ok(())
 }

@@ -29,6 +29,14 @@ pub struct Metrics {
     pub ocr_page_micros: IntGauge,
     pub ocr_pages_queued: IntGauge,
     pub ocr_workers_busy: IntGauge,
+    /// Knowledge base: searches on this node and the time they took (the route's latency
+    /// histogram is `http_request_duration_seconds{route="/api/v1/knowledge/search"}`), the
+    /// in-process index's size, embedding jobs by state in the cluster.
+    pub knowledge_searches: IntGauge,
+    pub knowledge_search_micros: IntGauge,
+    pub knowledge_index_vectors: IntGauge,
+    pub knowledge_index_bytes: IntGauge,
+    pub knowledge_jobs: IntGaugeVec,
 }
 
 impl Metrics {
@@ -79,6 +87,21 @@ impl Metrics {
         )?;
         let ocr_pages_queued = IntGauge::new("ocr_pages_queued", "Pages waiting for an OCR worker on this node")?;
         let ocr_workers_busy = IntGauge::new("ocr_workers_busy", "OCR workers reading a page now on this node")?;
+        let knowledge_searches = IntGauge::new("knowledge_searches_total", "Knowledge searches answered by this node")?;
+        let knowledge_search_micros = IntGauge::new(
+            "knowledge_search_microseconds_total",
+            "Time this node spent answering knowledge searches (divide by knowledge_searches_total for the mean)",
+        )?;
+        let knowledge_index_vectors =
+            IntGauge::new("knowledge_index_vectors", "Chunk vectors in this node's in-process index (embedded store)")?;
+        let knowledge_index_bytes =
+            IntGauge::new("knowledge_index_bytes", "Memory of this node's in-process knowledge index")?;
+        let knowledge_jobs =
+            IntGaugeVec::new(Opts::new("knowledge_jobs", "Embedding jobs by state (whole cluster)"), &["state"])?;
+        registry.register(Box::new(knowledge_jobs.clone()))?;
+        for m in [&knowledge_searches, &knowledge_search_micros, &knowledge_index_vectors, &knowledge_index_bytes] {
+            registry.register(Box::new(m.clone()))?;
+        }
         for m in [&ocr_jobs, &ocr_pages] {
             registry.register(Box::new(m.clone()))?;
         }
@@ -116,6 +139,11 @@ impl Metrics {
             ocr_page_micros,
             ocr_pages_queued,
             ocr_workers_busy,
+            knowledge_searches,
+            knowledge_search_micros,
+            knowledge_index_vectors,
+            knowledge_index_bytes,
+            knowledge_jobs,
         })
     }
 

@@ -56,6 +56,9 @@ pub struct Settings {
     pub storage: careport_store::objects::StorageConfig,
     /// OCR: workers, limits, automatic reading after uploads, the GPU worker's weights.
     pub ocr: careport_actors::ocr::OcrConfig,
+    /// The knowledge base: chunking, embedding jobs, search limits.
+    #[serde(default)]
+    pub knowledge: careport_actors::knowledge::KnowledgeConfig,
 }
 
 /// `[http]`.

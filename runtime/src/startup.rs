@@ -236,6 +236,15 @@ pub async fn start_services(
         public_url: settings.public_url.clone(),
     };
     let run_jobs = handlers.is_some();
+    let knowledge = careport_actors::knowledge::Knowledge::new(
+        db.clone(),
+        bus.clone(),
+        embeddings.clone(),
+        settings.knowledge.clone(),
+        settings.ml.local.clone(),
+        settings.data_dir.clone(),
+        crate::ml::chunk_tokenizer(settings),
+    );
     let services = Services::start(
         db.clone(),
         bus,
@@ -248,6 +257,7 @@ pub async fn start_services(
             plugins,
             vault,
             ocr: settings.ocr.clone(),
+            knowledge,
             run_jobs,
         },
     )
@@ -273,6 +283,7 @@ const SHIPPED_POLICIES: &[(&str, &str)] = &[
     ("admin.datalog", include_str!("../../policies/admin.datalog")),
     ("clinic.datalog", include_str!("../../policies/clinic.datalog")),
     ("documents.datalog", include_str!("../../policies/documents.datalog")),
+    ("knowledge.datalog", include_str!("../../policies/knowledge.datalog")),
     ("patients.datalog", include_str!("../../policies/patients.datalog")),
     ("reference.datalog", include_str!("../../policies/reference.datalog")),
     ("sharing.datalog", include_str!("../../policies/sharing.datalog")),

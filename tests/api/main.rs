@@ -7,6 +7,7 @@ mod auth;
 mod clinic;
 mod health;
 mod jobs;
+mod knowledge;
 mod migrations;
 mod model;
 mod ocr;

@@ -154,3 +154,15 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
     }
     Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
+
+/// A model directory's tokenizer without padding or truncation: what the chunker counts tokens
+/// with, so that chunks fit the model that embeds them.
+pub fn chunk_tokenizer(dir: &Path) -> Result<Tokenizer, LoadError> {
+    let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
+        .map_err(|e| LoadError::Invalid { file: "tokenizer.json".into(), reason: e.to_string() })?;
+    tokenizer.with_padding(None);
+    tokenizer
+        .with_truncation(None)
+        .map_err(|e| LoadError::Invalid { file: "tokenizer.json".into(), reason: e.to_string() })?;
+    Ok(tokenizer)
+}

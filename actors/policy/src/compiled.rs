@@ -56,6 +56,8 @@ struct Names {
     patient_department: SymbolIndex,
     document_patient: SymbolIndex,
     document_unrestricted: SymbolIndex,
+    knowledge_audience: SymbolIndex,
+    knowledge_department: SymbolIndex,
     appointment: SymbolIndex,
     owner: SymbolIndex,
     grant: SymbolIndex,
@@ -122,6 +124,8 @@ impl Compiled {
             patient_department: name("patient_department"),
             document_patient: name("document_patient"),
             document_unrestricted: name("document_unrestricted"),
+            knowledge_audience: name("knowledge_audience"),
+            knowledge_department: name("knowledge_department"),
             appointment: name("appointment"),
             owner: name("owner"),
             grant: name("grant"),
@@ -185,6 +189,12 @@ impl Compiled {
                 StoreFact::Owner { user, kind, id } => Fact::new(n.owner, &[s(&uuid(user)), s(kind), s(id)]),
                 StoreFact::Grant { user, kind, id, operation } => {
                     Fact::new(n.grant, &[s(&uuid(user)), s(kind), s(id), s(operation)])
+                }
+                StoreFact::Knowledge { document, audience, department } => {
+                    if let Some(d) = department {
+                        world.add_fact(&origin, Fact::new(n.knowledge_department, &[s(document), s(d)]));
+                    }
+                    Fact::new(n.knowledge_audience, &[s(document), s(audience)])
                 }
             };
             world.add_fact(&origin, fact);

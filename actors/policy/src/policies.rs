@@ -87,6 +87,9 @@ pub enum StoreFact {
     Owner { user: Uuid, kind: String, id: String },
     /// `grant($user, $kind, $id, $operation)`: exactly one operation.
     Grant { user: Uuid, kind: String, id: String, operation: String },
+    /// `knowledge_audience($doc, $audience)` and, when it has one, `knowledge_department($doc,
+    /// $department)`: a knowledge document as it is (or as a change would make it).
+    Knowledge { document: String, audience: String, department: Option<String> },
 }
 
 impl StoreFact {
@@ -112,6 +115,19 @@ impl StoreFact {
             StoreFact::Grant { user, kind, id, operation } => {
                 fact("grant", &[string(&user.to_string()), string(kind), string(id), string(operation)])
             }
+            StoreFact::Knowledge { document, audience, .. } => {
+                fact("knowledge_audience", &[string(document), string(audience)])
+            }
+        }
+    }
+
+    /// The Datalog facts of this store fact (a knowledge document gives one or two).
+    fn to_facts(&self) -> Vec<Fact> {
+        match self {
+            StoreFact::Knowledge { document, department: Some(d), .. } => {
+                vec![self.to_fact(), fact("knowledge_department", &[string(document), string(d)])]
+            }
+            other => vec![other.to_fact()],
         }
     }
 }
@@ -223,8 +239,8 @@ impl Policies {
             .fact(fact("operation", &[string(req.operation)]))?
             .fact(fact("resource", &[string(req.resource.kind), string(req.resource.id)]))?
             .fact(fact("time", &[date_term(req.now)?]))?;
-        for f in req.facts {
-            b = b.fact(f.to_fact())?;
+        for f in req.facts.iter().flat_map(StoreFact::to_facts) {
+            b = b.fact(f)?;
         }
         let mut authorizer = b.build(token.biscuit())?;
         match authorizer.authorize() {

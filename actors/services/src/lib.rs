@@ -16,6 +16,7 @@
 //! - [`accounts`]: the rules for creating accounts, shared by every path.
 //! - [`clinic`]: the clinic directory and scheduling rules (free slots, booking, reminders).
 //! - [`mail`]: e-mail through SMTP or the outbox folder.
+//! - [`knowledge`]: the knowledge base's vector spaces, embedded index and embedding jobs.
 //! - [`ocr`]: OCR of medical records: the `OcrSupervisor`, its CPU and GPU workers, the jobs.
 //! - [`plugins`]: the node's WebAssembly plugins (loading, calls, uploads, reloads).
 //! - [`vault`]: the document vault — sealed streaming uploads and downloads, the keys that wrap
@@ -33,6 +34,7 @@ pub mod door;
 pub mod handle;
 pub mod identity;
 pub mod jobs;
+pub mod knowledge;
 pub mod mail;
 pub mod ocr;
 pub mod plugins;
@@ -104,6 +106,7 @@ pub struct Services {
     pub ocr: ocr::Ocr,
     pub ocr_supervisor: Option<Handle<ocr::OcrSupervisor>>,
     ocr_pool: Option<ocr::pool::OcrPool>,
+    pub knowledge: knowledge::Knowledge,
 }
 
 /// How long a cached entry lives at most (invalidation on write makes it fresh before that).
@@ -126,6 +129,8 @@ pub struct FeatureDeps {
     pub plugins: plugins::Plugins,
     pub vault: vault::Vault,
     pub ocr: ocr::OcrConfig,
+    /// The knowledge base's service (made by the runtime, which knows the model's tokenizer).
+    pub knowledge: knowledge::Knowledge,
     /// Whether this process runs jobs (a server) or only queues them (a CLI command): the OCR
     /// workers start only where jobs run.
     pub run_jobs: bool,
@@ -142,8 +147,14 @@ impl Services {
         identity: IdentityDeps,
         features: FeatureDeps,
     ) -> Result<Self, careport_domain::Error> {
-        let FeatureDeps { clinic, plugins, vault, ocr: ocr_config, run_jobs } = features;
+        let FeatureDeps { clinic, plugins, vault, ocr: ocr_config, knowledge, run_jobs } = features;
         let mut handlers = handlers;
+        // The spaces first: a changed model is recorded before any job can run.
+        let needs_reindex = knowledge.init().await?;
+        knowledge.follow_spaces();
+        if run_jobs {
+            handlers.push(Arc::new(knowledge::KnowledgeHandler::new(knowledge.clone(), vault.clone())));
+        }
         let ocr = ocr::Ocr::new(db.clone(), bus.clone(), vault.clone(), plugins.clone(), ocr_config);
         let mut ocr_pool = None;
         let ocr_supervisor = if run_jobs && ocr.config().enabled {
@@ -196,7 +207,7 @@ impl Services {
         let actor_auth = auth.clone();
         let auth_actor = Handle::new("auth", Supervisor::start(move |_| AuthActor::new(actor_auth.clone())));
         let access = Access::new(db.clone(), policies, audit.clone(), auth.clone());
-        Ok(Self {
+        let services = Self {
             db,
             redis,
             bus,
@@ -218,7 +229,18 @@ impl Services {
             ocr,
             ocr_supervisor,
             ocr_pool,
-        })
+            knowledge,
+        };
+        // The configured embedding model is not the active space's: re-embed everything (once,
+        // whichever node starts first), answering from the old space meanwhile.
+        if needs_reindex
+            && let Some((model, _)) = services.knowledge.configured()
+            && careport_store::knowledge::active_reindex(&services.db).await.map_err(careport_domain::Error::store)?.is_empty()
+        {
+            tracing::warn!(model = %model, "the embedding model changed: the knowledge base is re-embedded by a job");
+            door::knowledge::queue_reindex(&services, &model, None).await?;
+        }
+        Ok(services)
     }
 
     /// The store handle itself, for tests that arrange data and for the operator's CLI

@@ -11,6 +11,8 @@
 //! - [`patients`], [`assignments`], [`clinicians`], [`appointments`]: the clinic directory and
 //!   scheduling.
 //! - [`embeddings`]: stored vectors with the model and dimension that made them.
+//! - [`knowledge`]: the knowledge base: documents, chunks, embedding jobs, spaces, and the
+//!   filtered vector and full-text arms of its search.
 //! - [`redis`] and [`bus`]: the Redis pool and cross-node events (in process without Redis).
 //! - [`objects`]: the vault's sealed file objects, async, in a local directory or an S3 bucket.
 //! - [`vault`]: wrapped keys, sealed files, medical records and grants (never a key in the clear).
@@ -28,6 +30,7 @@ pub mod clinicians;
 pub mod db;
 pub mod embeddings;
 pub mod jobs;
+pub mod knowledge;
 pub mod mfa;
 pub mod objects;
 pub mod ocr;

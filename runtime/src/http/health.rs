@@ -226,6 +226,24 @@ pub async fn metrics(services: web::Data<Services>, metrics: web::Data<Metrics>)
             metrics.ocr_workers_busy.set(busy as i64);
         }
     }
+    {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = services.knowledge.counters();
+        metrics.knowledge_searches.set(c.searches.load(Relaxed) as i64);
+        metrics.knowledge_search_micros.set(c.search_micros.load(Relaxed) as i64);
+        if let Some(index) = services.knowledge.index() {
+            metrics.knowledge_index_vectors.set(index.len() as i64);
+            metrics.knowledge_index_bytes.set(index.memory_bytes() as i64);
+        }
+        if let Ok(Ok(counts)) =
+            tokio::time::timeout(CHECK_TIMEOUT, careport_actors::door::knowledge::job_counts(&services)).await
+        {
+            for state in ["queued", "running", "done", "failed", "cancelled"] {
+                let n = counts.iter().find(|(s, _)| s == state).map_or(0, |(_, n)| *n);
+                metrics.knowledge_jobs.with_label_values(&[state]).set(n);
+            }
+        }
+    }
     let (open, idle) = services.store_pool_stats();
     metrics.db_connections.with_label_values(&["open"]).set(i64::from(open));
     metrics.db_connections.with_label_values(&["idle"]).set(i64::from(idle));

@@ -11,6 +11,7 @@ pub mod dashboard;
 pub mod error;
 pub mod health;
 pub mod i18n;
+pub mod knowledge;
 pub mod middleware;
 pub mod ocr;
 pub mod pages;
@@ -56,6 +57,9 @@ pub const DOCS_PATH: &str = "/api/docs/";
         record_access::create_grant, record_access::list_grants, record_access::delete_grant,
         record_access::create_link, record_access::erase,
         ocr::request, ocr::text, ocr::job, ocr::cancel, ocr::events, ocr::stats,
+        knowledge::create, knowledge::list, knowledge::get, knowledge::update, knowledge::delete,
+        knowledge::job, knowledge::cancel, knowledge::retry, knowledge::events, knowledge::search,
+        knowledge::reindex, knowledge::stats, knowledge::add_record, knowledge::remove_record,
     ),
     components(schemas(
         error::ErrorBody, health::Readiness, health::Component, health::Status,
@@ -69,6 +73,7 @@ pub const DOCS_PATH: &str = "/api/docs/";
         clinicians::ExceptionBody,
         appointments::BookBody, appointments::UpdateBody, appointments::CancelBody,
         plugins::UploadBody, record_access::GrantBody, record_access::LinkBody, ocr::OcrBody,
+        knowledge::DocumentBody, knowledge::SearchBody,
     )),
     modifiers(&BearerAuth),
     tags(
@@ -81,6 +86,7 @@ pub const DOCS_PATH: &str = "/api/docs/";
         (name = "users", description = "User records"),
         (name = "reference", description = "Languages, departments, cancer types, record types"),
         (name = "records", description = "Medical records: encrypted uploads and downloads, grants, signed links, OCR text"),
+        (name = "knowledge", description = "The knowledge base: documents, embedding jobs, filtered hybrid search"),
     )
 )]
 pub struct ApiDoc;
@@ -159,6 +165,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(records::config)
         .configure(record_access::config)
         .configure(ocr::config)
+        .configure(knowledge::config)
         .configure(pages::config)
         .service(SwaggerUi::new("/api/docs/{_:.*}").url(OPENAPI_PATH, openapi()));
 }

@@ -13,7 +13,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::Message;
 use careport_actors::Services;
-use careport_actors::door::ocr::{Events, OcrJob};
+use careport_actors::door::ocr::Events;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -113,7 +113,13 @@ pub async fn events(
     let (response, session, stream) = actix_ws::handle(&req, body).map_err(|_| {
         careport_domain::Error::with_message(careport_domain::Code::BadRequest, "This route speaks WebSocket only.")
     })?;
-    actix_web::rt::spawn(relay(services.into_inner(), id, state, events, session, stream));
+    let services = services.into_inner();
+    let refresh = move || {
+        let services = services.clone();
+        async move { services.text().job_state(id).await.ok().flatten().and_then(|j| serde_json::to_value(j).ok()) }
+    };
+    let state = serde_json::to_value(&state).unwrap_or_default();
+    actix_web::rt::spawn(relay(state, events, refresh, ending, session, stream));
     Ok(response)
 }
 
@@ -121,24 +127,33 @@ fn terminal(status: &str) -> bool {
     matches!(status, "done" | "failed" | "cancelled")
 }
 
-/// The terminal event of a job that has ended, from its state.
-fn ending(job: &OcrJob) -> serde_json::Value {
+/// The terminal event of an OCR job that has ended, from its state.
+fn ending(job: &serde_json::Value) -> serde_json::Value {
     serde_json::json!({
-        "type": job.status, "job_id": job.id, "pages_total": job.pages_total,
-        "mean_confidence": job.mean_confidence, "error": job.error,
+        "type": job["status"], "job_id": job["id"], "pages_total": job["pages_total"],
+        "mean_confidence": job["mean_confidence"], "error": job["error"],
     })
 }
 
+fn status_of(job: &serde_json::Value) -> &str {
+    job.get("status").and_then(|s| s.as_str()).unwrap_or("")
+}
+
 /// Relay one job's events to one socket until the job ends, the client leaves, or the socket
-/// has lived its time.
-async fn relay(
-    services: std::sync::Arc<Services>,
-    id: uuid::Uuid,
-    state: OcrJob,
+/// has lived its time. `state` is the job as its `GET` shows it; `refresh` reads it again (for
+/// a watcher that fell behind); `ending` makes the terminal event of an ended job. Shared by
+/// every kind of job (OCR, knowledge).
+pub(super) async fn relay<F, Fut>(
+    state: serde_json::Value,
     mut events: Events,
+    refresh: F,
+    ending: fn(&serde_json::Value) -> serde_json::Value,
     mut session: actix_ws::Session,
     mut stream: actix_ws::MessageStream,
-) {
+) where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Option<serde_json::Value>>,
+{
     use futures_util::StreamExt;
     use tokio::sync::broadcast::error::RecvError;
 
@@ -146,7 +161,7 @@ async fn relay(
     if session.text(first.to_string()).await.is_err() {
         return;
     }
-    if terminal(&state.status) {
+    if terminal(status_of(&state)) {
         let _ = session.text(ending(&state).to_string()).await;
         let _ = session.close(None).await;
         return;
@@ -173,12 +188,12 @@ async fn relay(
                 }
                 // Fell behind (or the bus restarted): send the state now, and the end if it came.
                 Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => {
-                    let Ok(Some(now)) = services.text().job_state(id).await else { break };
+                    let Some(now) = refresh().await else { break };
                     let msg = serde_json::json!({"type": "state", "job": now});
                     if session.text(msg.to_string()).await.is_err() {
                         return;
                     }
-                    if terminal(&now.status) {
+                    if terminal(status_of(&now)) {
                         let _ = session.text(ending(&now).to_string()).await;
                         break;
                     }

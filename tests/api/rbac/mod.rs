@@ -185,6 +185,17 @@ fn record_text(ok: u16) -> Rule {
     })
 }
 
+/// Putting a record's text into the knowledge base (or taking it out): the patient and the
+/// assigned doctor ("index" in `documents.datalog`); not a grant's holder, a link, a nurse, nor
+/// an administrator.
+fn index_record(ok: u16) -> Rule {
+    Box::new(move |who| match who {
+        w if w.narrowed() => 404,
+        w if matches!(w.like(), Who::PatientSelf | Who::DoctorAssigned) => ok,
+        _ => 404,
+    })
+}
+
 /// Deleting a record: administrators, and its uploader.
 fn delete_record(who: Who) -> u16 {
     if matches!(who, Who::Admin | Who::Uploader) { 204 } else { 404 }
@@ -324,6 +335,24 @@ fn table() -> Vec<Row> {
         row("delete", "/api/v1/ocr/jobs/{id}", T, record_text(200)),
         row("get", "/api/v1/ocr/jobs/{id}/events", T, record_text(400)),
         row("get", "/api/v1/admin/ocr/stats", T, admin_only(200)),
+        // The knowledge base: everyone searches and lists (each finds their scope); curating is
+        // the administrators' (and clinicians', for their department's clinician documents:
+        // the cells' documents are for everyone, so only administrators may change them).
+        row("post", "/api/v1/knowledge/documents", T, admin_only(201)),
+        row("get", "/api/v1/knowledge/documents", T, own(200)),
+        row("get", "/api/v1/knowledge/documents/{id}", T, own(200)),
+        row("patch", "/api/v1/knowledge/documents/{id}", T, admin_path(200)),
+        row("delete", "/api/v1/knowledge/documents/{id}", T, admin_path(204)),
+        row("get", "/api/v1/knowledge/jobs/{id}", T, admin_path(200)),
+        row("delete", "/api/v1/knowledge/jobs/{id}", T, admin_path(200)),
+        row("post", "/api/v1/knowledge/jobs/{id}/retry", T, admin_path(200)),
+        row("get", "/api/v1/knowledge/jobs/{id}/events", T, admin_path(400)),
+        row("post", "/api/v1/knowledge/search", T, own(200)),
+        // The matrix's app has embeddings off: there is no space to reindex into.
+        row("post", "/api/v1/knowledge/reindex", T, admin_only(503)),
+        row("get", "/api/v1/admin/knowledge/stats", T, admin_only(200)),
+        row("post", "/api/v1/records/{id}/knowledge", T, index_record(201)),
+        row("delete", "/api/v1/records/{id}/knowledge", T, index_record(204)),
         row("delete", "/api/v1/patients/{id}", T, admin_path(204)),
         row("post", "/api/v1/patients/{id}/restore", T, admin_path(200)),
     ]

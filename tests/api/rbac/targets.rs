@@ -61,6 +61,19 @@ fn json_cell(path: impl Into<String>, body: Value) -> Cell {
     cell(path, Body::Json(body))
 }
 
+/// A knowledge document's body: for everyone, so every caller finds it.
+fn knowledge_body() -> Value {
+    json!({"title": format!("Cell document {}", Uuid::new_v4().simple()), "text": "# Fever\n\nCall the 24-hour line.",
+        "audience": "all", "language": "en"})
+}
+
+/// A knowledge document made by the administrator for one cell.
+async fn knowledge_doc(w: &World) -> Uuid {
+    let (s, v) = w.send_as(&w.admin, "POST", "/api/v1/knowledge/documents", Some(knowledge_body())).await;
+    assert_eq!(s, 201, "knowledge document: {v}");
+    v["id"].as_str().expect("id").parse().expect("uuid")
+}
+
 /// Start MFA enrolment for `p` (with a plain token of theirs): the secret.
 async fn enrol(w: &World, p: &Person) -> String {
     let (s, v) = w.send_as(p, "POST", "/api/v1/auth/mfa/enrol", Some(json!({"password": PASSWORD}))).await;
@@ -344,6 +357,38 @@ pub async fn prepare(
                 with_id(w.upload(by, patient, &format!("To delete {}", Uuid::new_v4().simple()), false).await),
                 Body::None,
             )
+        }
+
+        // The knowledge base: a document of its own per cell (for everyone to see).
+        ("post", "/api/v1/knowledge/documents") => json_cell(path, knowledge_body()),
+        ("get", "/api/v1/knowledge/documents") => cell(format!("{path}?limit=200"), Body::None),
+        ("patch", "/api/v1/knowledge/documents/{id}") => {
+            json_cell(with_id(knowledge_doc(w).await), json!({"title": "Renamed by a cell"}))
+        }
+        (_, "/api/v1/knowledge/documents/{id}") => cell(with_id(knowledge_doc(w).await), Body::None),
+        (_, p) if p.starts_with("/api/v1/knowledge/jobs/{id}") => {
+            // A job row of a document of the cell's own, queued (no worker takes it: it has no
+            // queue row) so that cancelling answers 200, or cancelled so that a retry does.
+            let doc = knowledge_doc(w).await;
+            let job = Uuid::now_v7();
+            let db = w.app.services.store_handle();
+            careport_store::knowledge::insert_job(db, job, "index", Some(doc), 0, "none", None).await.expect("job");
+            if p.ends_with("/retry") {
+                careport_store::knowledge::cancel_job(db, job).await.expect("cancel");
+            }
+            cell(with_id(job), Body::None)
+        }
+        ("post", "/api/v1/knowledge/search") => json_cell(path, json!({"query": "fever on chemotherapy"})),
+        ("post", "/api/v1/records/{id}/knowledge") => {
+            crate::ocr::give_text(&w.app, record).await;
+            cell(with_id(record), Body::None)
+        }
+        ("delete", "/api/v1/records/{id}/knowledge") => {
+            // Opted in by the patient just before the cell.
+            crate::ocr::give_text(&w.app, record).await;
+            let (s, v) = w.send_as(&w.patient, "POST", &with_id(record), None).await;
+            assert_eq!(s, 201, "opt in: {v}");
+            cell(with_id(record), Body::None)
         }
 
         (_, p) if p.contains('{') => cell(with_id(patient), Body::None),

@@ -231,6 +231,18 @@ impl Document {
             },
         })
     }
+
+    /// Page `index`'s text layer alone, never rasterised: `None` for a page without one (a
+    /// scan) and for images. For readers that take text only (the knowledge base).
+    pub fn page_text_layer(&self, index: usize) -> Result<Option<String>, OcrError> {
+        if index >= self.pages {
+            return Err(malformed("there is no such page"));
+        }
+        guarded(|| match &self.format {
+            Format::Pdf(pdf) => Ok(pdf.text_layer(index)),
+            Format::Image | Format::Tiff(_) => Ok(None),
+        })
+    }
 }
 
 // ---- PDF -----------------------------------------------------------------------------------

@@ -98,6 +98,18 @@ impl Access {
         Ok(Pass::new(caller, id))
     }
 
+    /// [`Access::pass_with_facts`] for a resource that does not exist yet (its facts are those
+    /// of the request): a denial answers 403, as there is nothing to hide.
+    pub async fn pass_for_new<O: Operation>(
+        &self,
+        caller: Caller,
+        id: Uuid,
+        facts: &[StoreFact],
+    ) -> Result<Pass<O>, Error> {
+        self.authorize_with_facts(&caller, O::OPERATION, O::KIND, &id.to_string(), false, facts).await?;
+        Ok(Pass::new(caller, id))
+    }
+
     /// Decide whether `caller` may do `operation` on `(kind, id)`. A denial is audited and
     /// answers 404 when `hide` (a resource instance: its existence is not told) or 403.
     pub(crate) async fn authorize(

@@ -117,6 +117,16 @@ operations! {
     ShareDocument => "share" on "document" at Target::Instance;
     /// Erase a patient's files (crypto-shredding; administrators).
     ErasePatient => "erase" on "patient" at Target::Instance;
+    /// Make a record's text searchable in the knowledge base (its patient-private scope), or stop.
+    IndexDocument => "index" on "document" at Target::Instance;
+    /// Search the knowledge base (each caller finds what their scope shows).
+    SearchKnowledge => "search" on "knowledge" at Target::Family;
+    /// List knowledge documents and read one (each caller sees what their scope shows).
+    ListKnowledge => "list" on "knowledge" at Target::Family;
+    /// Add, change or delete a knowledge document, or follow, cancel and retry its jobs.
+    WriteKnowledge => "write" on "knowledge" at Target::Instance;
+    /// Reindex the knowledge base and read its statistics (administrators).
+    ManageKnowledge => "manage" on "knowledge" at Target::Family;
 }
 
 /// Proof that the policies allowed `O` for this caller on this resource. Only

@@ -9,7 +9,7 @@
 
 use careport_domain::Role;
 use careport_policy::StaffRole;
-use careport_store::{appointments, patients};
+use careport_store::{appointments, knowledge, patients};
 
 use crate::identity::Caller;
 
@@ -52,4 +52,46 @@ pub fn appointments(caller: &Caller) -> appointments::Scope {
 /// administrators only. Everyone else is told a deleted record does not exist.
 pub fn sees_deleted(caller: &Caller) -> bool {
     caller.role() == Role::Admin && !caller.token.claims().mfa_pending
+}
+
+/// Which knowledge documents `caller` finds (searches, the document list, reading one), before
+/// the filters they ask for:
+/// - curated documents by audience: patients `patient` and `all`, staff every audience;
+/// - restricted ones only within their department: a clinician's own, a patient's (their
+///   record's and their care team's); restricted documents of no department are for staff;
+///   administrators see every curated document;
+/// - a patient's own records opted in: only by whoever may read the record now (the reading of
+///   `documents.datalog` in `knowledge::readable_records`), so revoking a grant, changing a care
+///   team or deleting the record hides its text from the next search.
+pub async fn knowledge(db: &careport_store::Db, caller: &Caller) -> Result<knowledge::DocFilter, careport_domain::Error> {
+    let claims = caller.token.claims();
+    let mut f = knowledge::DocFilter::default();
+    if claims.mfa_pending {
+        return Ok(f);
+    }
+    let me = claims.user;
+    let err = careport_domain::Error::store;
+    let (mode, department) = match (claims.role, claims.staff_role) {
+        (Role::Admin, _) => {
+            f.all_documents = true;
+            ("none", String::new())
+        }
+        (Role::Patient, _) => {
+            f.audiences = vec!["patient".into(), "all".into()];
+            f.restricted_departments = knowledge::patient_departments(db, me).await.map_err(err)?;
+            ("self", String::new())
+        }
+        (Role::Clinician, staff) => {
+            f.audiences = vec!["patient".into(), "clinician".into(), "all".into()];
+            f.restricted_departments = claims.department.clone().into_iter().collect();
+            f.restricted_without_department = true;
+            match staff {
+                Some(StaffRole::Doctor) => ("assigned", String::new()),
+                Some(StaffRole::Nurse) => ("department", claims.department.clone().unwrap_or_default()),
+                None => ("none", String::new()),
+            }
+        }
+    };
+    f.records = knowledge::readable_records(db, mode, me, &department).await.map_err(err)?;
+    Ok(f)
 }

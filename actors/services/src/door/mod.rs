@@ -17,6 +17,7 @@
 //! - [`records`]: medical records (upload, list, read, content, delete).
 //! - [`sharing`]: grants, signed links and erasure.
 //! - [`ocr`]: records' text — asking for OCR, following and cancelling jobs, reading the text.
+//! - [`knowledge`]: the knowledge base — documents, embedding jobs, records opted in, search.
 //! - [`reference`]: languages, departments, cancer types, record types.
 //! - [`admin`]: accounts, invitations, the MFA policy, the audit trail.
 //! - [`plugins`]: plugin administration.
@@ -87,6 +88,7 @@ impl crate::Services {
     }
 }
 
+pub mod knowledge;
 pub mod ocr;
 pub mod records;
 pub mod sharing;
@@ -105,5 +107,10 @@ impl crate::Services {
     /// Records' text: asking for OCR, its jobs, reading the text, OCR statistics.
     pub fn text(&self) -> ocr::Text<'_> {
         ocr::Text(self)
+    }
+
+    /// The knowledge base: documents, embedding jobs, records opted in, reindexing, search.
+    pub fn knowledge(&self) -> knowledge::KnowledgeBase<'_> {
+        knowledge::KnowledgeBase(self)
     }
 }

@@ -344,6 +344,7 @@ impl<'a> Records<'a> {
         if !stored::delete_record(&self.0.db, id, caller.user()).await.map_err(store_err)? {
             return Err(Error::new(Code::NotFound));
         }
+        super::knowledge::forget_record(self.0, id).await;
         self.0
             .audit
             .one(caller.ctx.event("record.delete", outcome::SUCCESS).resource("document", id).patient(r.patient_id))

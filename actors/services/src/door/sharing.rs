@@ -190,6 +190,7 @@ impl Sharing<'_> {
             return Err(Error::new(Code::PatientNotDeleted));
         }
         let shredded = self.0.vault.erase_patient(id).await?;
+        super::knowledge::forget_patient(self.0, id).await;
         self.0
             .audit
             .one(
