@@ -18,7 +18,7 @@ CREATE TABLE knowledge_documents (
     record_id   UUID    UNIQUE REFERENCES medical_records (id),
     patient_id  UUID    REFERENCES patients (id),
     body        TEXT,
-    chars       INTEGER NOT NULL,
+    chars       BIGINT  NOT NULL,
     sha256      TEXT    NOT NULL,
     state       TEXT    NOT NULL CHECK (state IN ('indexing', 'ready', 'failed')),
     created_by  UUID,
@@ -35,9 +35,9 @@ CREATE TABLE knowledge_chunks (
     document_id UUID    NOT NULL REFERENCES knowledge_documents (id) ON DELETE CASCADE,
     position    INTEGER NOT NULL,
     heading     TEXT    NOT NULL,
-    start_char  INTEGER NOT NULL,
-    end_char    INTEGER NOT NULL,
-    tokens      INTEGER NOT NULL,
+    start_char  BIGINT  NOT NULL,
+    end_char    BIGINT  NOT NULL,
+    tokens      BIGINT  NOT NULL,
     text        TEXT,
     UNIQUE (document_id, position)
 );

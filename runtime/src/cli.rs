@@ -467,7 +467,12 @@ async fn reindex(settings: &Settings, wait: bool) -> anyhow::Result<()> {
         loop {
             let Some(row) = stored::get_job(&db, job).await? else { bail!("the job disappeared") };
             if (row.state.clone(), row.chunks_done) != last {
-                println!("{}: {} of {} chunks", row.state, row.chunks_done, row.chunks_total.map_or("?".into(), |t| t.to_string()));
+                println!(
+                    "{}: {} of {} chunks",
+                    row.state,
+                    row.chunks_done,
+                    row.chunks_total.map_or("?".into(), |t| t.to_string())
+                );
                 last = (row.state.clone(), row.chunks_done);
             }
             match row.state.as_str() {

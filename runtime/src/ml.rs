@@ -39,7 +39,12 @@ pub async fn embeddings(settings: &Settings) -> anyhow::Result<Arc<Embeddings>> 
 /// external provider embeds: MiniLM's window is the smaller, so chunks fit either). `None`, and
 /// embedding jobs wait, when no model directory is installed.
 pub fn chunk_tokenizer(settings: &Settings) -> Option<Arc<dyn careport_ml::chunking::Tokens + Send + Sync>> {
-    let dir = settings.ml.local.model_dir.clone().unwrap_or_else(|| settings.data_dir.join("models").join("all-MiniLM-L6-v2"));
+    let dir = settings
+        .ml
+        .local
+        .model_dir
+        .clone()
+        .unwrap_or_else(|| settings.data_dir.join("models").join("all-MiniLM-L6-v2"));
     match careport_ml::minilm::chunk_tokenizer(&dir) {
         Ok(t) => Some(Arc::new(t)),
         Err(e) => {

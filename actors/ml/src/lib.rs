@@ -15,7 +15,11 @@
 //! Patient text stays on this host by default: the local embedder is the default provider, and
 //! an external one is used only when an operator configures it.
 
+pub mod chunking;
+pub mod e5;
 pub mod embeddings;
+pub mod html;
+pub mod index;
 pub mod minilm;
 pub mod ocr;
 pub mod openai;

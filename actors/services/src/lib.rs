@@ -235,7 +235,10 @@ impl Services {
         // whichever node starts first), answering from the old space meanwhile.
         if needs_reindex
             && let Some((model, _)) = services.knowledge.configured()
-            && careport_store::knowledge::active_reindex(&services.db).await.map_err(careport_domain::Error::store)?.is_empty()
+            && careport_store::knowledge::active_reindex(&services.db)
+                .await
+                .map_err(careport_domain::Error::store)?
+                .is_empty()
         {
             tracing::warn!(model = %model, "the embedding model changed: the knowledge base is re-embedded by a job");
             door::knowledge::queue_reindex(&services, &model, None).await?;

@@ -99,7 +99,13 @@ async fn main() -> anyhow::Result<()> {
         stored::insert_document(&db, &doc, Uuid::now_v7(), 0, model).await?;
         let count = per_doc.min(n - all.len());
         let chunks: Vec<NewChunk> = (0..count)
-            .map(|i| NewChunk { heading: String::new(), start_char: i as i64, end_char: i as i64 + 1, tokens: 1, text: None })
+            .map(|i| NewChunk {
+                heading: String::new(),
+                start_char: i as i64,
+                end_char: i as i64 + 1,
+                tokens: 1,
+                text: None,
+            })
             .collect();
         stored::replace_chunks(&db, doc.id, &chunks).await?;
         let ids = stored::chunk_ids(&db, doc.id).await?;

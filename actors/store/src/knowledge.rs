@@ -251,7 +251,10 @@ fn pg_vector(v: &[f32]) -> pgvector::Vector {
 /// Run a run-time query returning rows of `T`.
 async fn fetch_rows<T>(pool: Pool<'_>, q: &Query) -> Result<Vec<T>, sqlx::Error>
 where
-    T: Send + Unpin + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+    T: Send
+        + Unpin
+        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
 {
     match pool {
         Pool::Sqlite(p) => {
@@ -266,7 +269,8 @@ where
     }
 }
 
-const DOC_COLUMNS: &str = "d.id, d.title, d.media_type, d.cancer_type, d.department, d.audience, d.sensitivity, d.language,
+const DOC_COLUMNS: &str =
+    "d.id, d.title, d.media_type, d.cancer_type, d.department, d.audience, d.sensitivity, d.language,
      d.record_id, d.patient_id, d.chars, d.sha256, d.state, d.created_by, d.created_at, d.updated_at";
 
 static INSERT_DOC: Sql = Sql::new(
@@ -364,9 +368,8 @@ static START_JOB: Sql = Sql::new(
     "UPDATE knowledge_jobs SET state = 'running', chunks_total = $2, chunks_done = $3, error_code = NULL, error = NULL,
         updated_at = $4 WHERE id = $1 AND state IN ('queued', 'running')",
 );
-static PROGRESS: Sql = Sql::new(
-    "UPDATE knowledge_jobs SET chunks_done = $2, updated_at = $3 WHERE id = $1 AND state = 'running'",
-);
+static PROGRESS: Sql =
+    Sql::new("UPDATE knowledge_jobs SET chunks_done = $2, updated_at = $3 WHERE id = $1 AND state = 'running'");
 static FINISH_JOB: Sql = Sql::new(
     "UPDATE knowledge_jobs SET state = $2, error_code = $3, error = $4, updated_at = $5, finished_at = $5
      WHERE id = $1 AND state IN ('queued', 'running')",
@@ -379,15 +382,15 @@ static RETRY_JOB: Sql = Sql::new(
     "UPDATE knowledge_jobs SET state = 'queued', queue_job = $2, error_code = NULL, error = NULL, updated_at = $3,
         finished_at = NULL WHERE id = $1 AND state IN ('failed', 'cancelled')",
 );
+static SET_QUEUE_JOB: Sql = Sql::new("UPDATE knowledge_jobs SET queue_job = $2 WHERE id = $1");
 static CANCEL_JOB: Sql = Sql::new(
     "UPDATE knowledge_jobs SET state = 'cancelled', updated_at = $2, finished_at = $2 WHERE id = $1 AND state IN ('queued', 'running')",
 );
 static JOB_STATE: Sql = Sql::new("SELECT state FROM knowledge_jobs WHERE id = $1");
 static JOB_COUNTS: Sql = Sql::new("SELECT state, COUNT(*) FROM knowledge_jobs GROUP BY state");
 
-static ACTIVE_SPACE: Sql = Sql::new(
-    "SELECT model, dim, state, created_at, activated_at FROM knowledge_spaces WHERE state = 'active'",
-);
+static ACTIVE_SPACE: Sql =
+    Sql::new("SELECT model, dim, state, created_at, activated_at FROM knowledge_spaces WHERE state = 'active'");
 static GET_SPACE: Sql =
     Sql::new("SELECT model, dim, state, created_at, activated_at FROM knowledge_spaces WHERE model = $1");
 static PUT_SPACE: Sql = Sql::new(
@@ -504,7 +507,13 @@ pub struct ListFilter {
 // ---- documents ----
 
 /// Insert a document and its first job in one transaction (the queue job is already queued).
-pub async fn insert_document(db: &Db, doc: &NewDocument, job: Uuid, queue_job: i64, model: &str) -> Result<(), sqlx::Error> {
+pub async fn insert_document(
+    db: &Db,
+    doc: &NewDocument,
+    job: Uuid,
+    queue_job: i64,
+    model: &str,
+) -> Result<(), sqlx::Error> {
     let now = now_ms();
     transaction!(db, |tx, dialect| {
         sqlx::query(INSERT_DOC.text(dialect))
@@ -655,7 +664,7 @@ pub async fn replace_chunks(db: &Db, doc: Uuid, chunks: &[NewChunk]) -> Result<V
         for (i, c) in chunks.iter().enumerate() {
             sqlx::query(INSERT_CHUNK.text(dialect))
                 .bind(doc)
-                .bind(i as i64)
+                .bind(i as i32)
                 .bind(&c.heading)
                 .bind(c.start_char)
                 .bind(c.end_char)
@@ -726,10 +735,16 @@ pub async fn put_vectors(db: &Db, model: &str, vectors: &[(i64, Vec<f32>)]) -> R
 }
 
 /// A page of `model`'s chunk vectors after embeddings row `after`: `(row id, chunk id, vector)`.
-pub async fn space_vectors(db: &Db, model: &str, after: i64, limit: i64) -> Result<Vec<(i64, i64, Vec<f32>)>, sqlx::Error> {
+pub async fn space_vectors(
+    db: &Db,
+    model: &str,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<(i64, i64, Vec<f32>)>, sqlx::Error> {
     match db.reader() {
         Pool::Sqlite(p) => {
-            let rows = sqlx::query(SPACE_VECTORS_PAGE.sqlite()).bind(model).bind(after).bind(limit).fetch_all(p).await?;
+            let rows =
+                sqlx::query(SPACE_VECTORS_PAGE.sqlite()).bind(model).bind(after).bind(limit).fetch_all(p).await?;
             rows.into_iter()
                 .map(|r| {
                     let blob: Vec<u8> = r.try_get(2)?;
@@ -845,7 +860,12 @@ pub async fn pg_vector_search(
     sqlx::query(sqlx::AssertSqlSafe(format!("SET LOCAL hnsw.ef_search = {}", ef_search.clamp(10, 1000))))
         .execute(&mut *tx)
         .await?;
-    let rows = bind_params!(sqlx::query_as::<_, (i64, f64)>(sqlx::AssertSqlSafe(q.text.clone())), &q.params, |v: &Vec<f32>| pg_vector(v))
+    let rows =
+        bind_params!(sqlx::query_as::<_, (i64, f64)>(sqlx::AssertSqlSafe(q.text.clone())), &q.params, |v: &Vec<
+            f32,
+        >| {
+            pg_vector(v)
+        })
         .fetch_all(&mut *tx)
         .await?;
     tx.commit().await?;
@@ -854,7 +874,12 @@ pub async fn pg_vector_search(
 
 /// The text arm: chunks matching any of `terms` (words, already cut to letters and digits),
 /// best first (BM25 on SQLite's FTS5, `ts_rank_cd` on PostgreSQL), with the filter inside.
-pub async fn text_search(db: &Db, terms: &[String], filter: &DocFilter, k: i64) -> Result<Vec<(i64, f64)>, sqlx::Error> {
+pub async fn text_search(
+    db: &Db,
+    terms: &[String],
+    filter: &DocFilter,
+    k: i64,
+) -> Result<Vec<(i64, f64)>, sqlx::Error> {
     if terms.is_empty() {
         return Ok(Vec::new());
     }
@@ -963,7 +988,13 @@ pub async fn progress(db: &Db, id: Uuid, done: i32) -> Result<bool, sqlx::Error>
 }
 
 /// End the job (`done` or `failed`). `false`: it had ended already (a cancel won).
-pub async fn finish_job(db: &Db, id: Uuid, state: &str, code: Option<&str>, error: Option<&str>) -> Result<bool, sqlx::Error> {
+pub async fn finish_job(
+    db: &Db,
+    id: Uuid,
+    state: &str,
+    code: Option<&str>,
+    error: Option<&str>,
+) -> Result<bool, sqlx::Error> {
     Ok(exec!(db.writer(), &FINISH_JOB, id, state, code, error, now_ms())? == 1)
 }
 
@@ -975,6 +1006,11 @@ pub async fn requeue_job(db: &Db, id: Uuid, code: &str, error: &str) -> Result<b
 /// Queue a failed or cancelled job again under a new queue job. `false`: it had not ended.
 pub async fn retry_job(db: &Db, id: Uuid, queue_job: i64) -> Result<bool, sqlx::Error> {
     Ok(exec!(db.writer(), &RETRY_JOB, id, queue_job, now_ms())? == 1)
+}
+
+/// The queue job that runs a job (after a retry queued it again).
+pub async fn set_queue_job(db: &Db, id: Uuid, queue_job: i64) -> Result<(), sqlx::Error> {
+    exec!(db.writer(), &SET_QUEUE_JOB, id, queue_job).map(|_| ())
 }
 
 pub async fn cancel_job(db: &Db, id: Uuid) -> Result<bool, sqlx::Error> {

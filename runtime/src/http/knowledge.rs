@@ -92,7 +92,11 @@ fn object(body: JsonBody) -> Result<Map<String, Value>> {
 
 /// Read a multipart document: its text fields and its `file` part, in memory (bounded by
 /// `knowledge.max_upload_mib`).
-async fn read_form(req: &HttpRequest, payload: web::Payload, limit: usize) -> std::result::Result<(MetaInput, Source), Error> {
+async fn read_form(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> std::result::Result<(MetaInput, Source), Error> {
     let malformed = || Error::with_message(Code::BadRequest, "The multipart body is malformed.");
     let mut form = Multipart::new(req.headers(), payload.into_inner());
     let mut fields = Map::new();
@@ -113,7 +117,11 @@ async fn read_form(req: &HttpRequest, payload: web::Payload, limit: usize) -> st
         while let Some(chunk) = part.next().await {
             buf.extend_from_slice(&chunk.map_err(|_| malformed())?);
             if buf.len() > cap {
-                return Err(if is_file { Error::new(Code::PayloadTooLarge) } else { invalid("A form field is longer than 4 KiB.") });
+                return Err(if is_file {
+                    Error::new(Code::PayloadTooLarge)
+                } else {
+                    invalid("A form field is longer than 4 KiB.")
+                });
             }
         }
         if is_file {
@@ -176,7 +184,9 @@ pub async fn create(
         };
         (meta_from(&m)?, Source::Text(text))
     } else {
-        return Err(Error::with_message(Code::UnsupportedMediaType, "Send multipart/form-data or application/json.").into());
+        return Err(
+            Error::with_message(Code::UnsupportedMediaType, "Send multipart/form-data or application/json.").into()
+        );
     };
     let created = services.knowledge().create(auth.caller, source, meta).await?;
     Ok(HttpResponse::Created()
@@ -207,7 +217,11 @@ pub struct ListQuery {
 /// records opted in), oldest first: `{items, next_cursor}`.
 #[utoipa::path(get, path = "/api/v1/knowledge/documents", tag = "knowledge", params(ListQuery),
     responses((status = 200, description = "`{items, next_cursor}`")), security(("bearer" = [])))]
-pub async fn list(auth: Authorized<ListKnowledge>, services: web::Data<Services>, req: HttpRequest) -> Result<HttpResponse> {
+pub async fn list(
+    auth: Authorized<ListKnowledge>,
+    services: web::Data<Services>,
+    req: HttpRequest,
+) -> Result<HttpResponse> {
     let q: ListQuery = super::authn::query(&req)?;
     let query = DocQuery {
         cancer_type: q.cancer_type,
@@ -225,7 +239,11 @@ pub async fn list(auth: Authorized<ListKnowledge>, services: web::Data<Services>
 #[utoipa::path(get, path = "/api/v1/knowledge/documents/{id}", tag = "knowledge", params(("id" = Uuid, Path, description = "Document id")),
     responses((status = 200, description = "The document"), (status = 404, description = "No such document, or not yours to see", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn get(auth: Authorized<ListKnowledge>, services: web::Data<Services>, req: HttpRequest) -> Result<HttpResponse> {
+pub async fn get(
+    auth: Authorized<ListKnowledge>,
+    services: web::Data<Services>,
+    req: HttpRequest,
+) -> Result<HttpResponse> {
     let id = path_id(&req, "id")?;
     Ok(no_store().json(services.knowledge().get(auth.pass, id).await?))
 }
@@ -237,7 +255,12 @@ pub async fn get(auth: Authorized<ListKnowledge>, services: web::Data<Services>,
     responses((status = 200, description = "The document"), (status = 400, description = "Bad metadata", body = super::error::ErrorBody),
         (status = 404, description = "No such document, or not yours to change", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn update(auth: Authenticated, services: web::Data<Services>, req: HttpRequest, body: JsonBody) -> Result<HttpResponse> {
+pub async fn update(
+    auth: Authenticated,
+    services: web::Data<Services>,
+    req: HttpRequest,
+    body: JsonBody,
+) -> Result<HttpResponse> {
     let id = path_id(&req, "id")?;
     let m = object(body)?;
     if let Some(k) = m.keys().find(|k| !META_FIELDS.contains(&k.as_str())) {
@@ -293,7 +316,12 @@ pub async fn retry(auth: Authenticated, services: web::Data<Services>, req: Http
 #[utoipa::path(get, path = "/api/v1/knowledge/jobs/{id}/events", tag = "knowledge", params(("id" = Uuid, Path, description = "Job id")),
     responses((status = 101, description = "WebSocket of JSON events"), (status = 404, description = "No such job, or not yours", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn events(auth: Authenticated, services: web::Data<Services>, req: HttpRequest, body: web::Payload) -> Result<HttpResponse> {
+pub async fn events(
+    auth: Authenticated,
+    services: web::Data<Services>,
+    req: HttpRequest,
+    body: web::Payload,
+) -> Result<HttpResponse> {
     let id = path_id(&req, "id")?;
     let (state, events) = services.knowledge().watch(auth.caller, id).await?;
     let (response, session, stream) = actix_ws::handle(&req, body)
@@ -337,7 +365,11 @@ pub struct SearchBody {
         (status = 400, description = "Bad query, k, mode or language", body = super::error::ErrorBody),
         (status = 503, description = "`model_unavailable` (vector mode without the model)", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn search(auth: Authorized<SearchKnowledge>, services: web::Data<Services>, body: JsonBody) -> Result<HttpResponse> {
+pub async fn search(
+    auth: Authorized<SearchKnowledge>,
+    services: web::Data<Services>,
+    body: JsonBody,
+) -> Result<HttpResponse> {
     let b: SearchBody = body.parse()?;
     let mode = match b.mode.as_deref() {
         None => None,

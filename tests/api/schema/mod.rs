@@ -74,12 +74,56 @@ impl Intended {
 }
 
 /// The differences between the two sets that are meant, each with its reason.
-const INTENDED: &[Intended] = &[Intended {
-    what: "embeddings: column vector",
-    sqlite: Some("BLOB NOT NULL"),
-    postgres: Some("vector NOT NULL"),
-    reason: "pgvector's type on PostgreSQL; SQLite has none and keeps the vector as a BLOB of little-endian f32",
-}];
+const INTENDED: &[Intended] = &[
+    Intended {
+        what: "embeddings: column vector",
+        sqlite: Some("BLOB NOT NULL"),
+        postgres: Some("vector NOT NULL"),
+        reason: "pgvector's type on PostgreSQL; SQLite has none and keeps the vector as a BLOB of little-endian f32",
+    },
+    Intended {
+        what: "knowledge_chunks: column tsv",
+        sqlite: None,
+        postgres: Some("tsvector"),
+        reason: "the knowledge base's full text on PostgreSQL: a generated tsvector of the chunk's text ('simple' configuration); SQLite has an FTS5 table instead",
+    },
+    Intended {
+        what: "knowledge_chunks: index knowledge_chunks_tsv",
+        sqlite: None,
+        postgres: Some("INDEX USING gin (tsv)"),
+        reason: "the GIN index of that tsvector (PostgreSQL only)",
+    },
+    Intended {
+        what: "table knowledge_fts",
+        sqlite: Some("table (text)"),
+        postgres: None,
+        reason: "the knowledge base's full text on SQLite: an FTS5 table over knowledge_chunks.text (and the shadow tables FTS5 makes), kept in step by triggers; PostgreSQL has a generated tsvector column instead",
+    },
+    Intended {
+        what: "table knowledge_fts_config",
+        sqlite: Some("table (k, v)"),
+        postgres: None,
+        reason: "the knowledge base's full text on SQLite: an FTS5 table over knowledge_chunks.text (and the shadow tables FTS5 makes), kept in step by triggers; PostgreSQL has a generated tsvector column instead",
+    },
+    Intended {
+        what: "table knowledge_fts_data",
+        sqlite: Some("table (block, id)"),
+        postgres: None,
+        reason: "the knowledge base's full text on SQLite: an FTS5 table over knowledge_chunks.text (and the shadow tables FTS5 makes), kept in step by triggers; PostgreSQL has a generated tsvector column instead",
+    },
+    Intended {
+        what: "table knowledge_fts_docsize",
+        sqlite: Some("table (id, sz)"),
+        postgres: None,
+        reason: "the knowledge base's full text on SQLite: an FTS5 table over knowledge_chunks.text (and the shadow tables FTS5 makes), kept in step by triggers; PostgreSQL has a generated tsvector column instead",
+    },
+    Intended {
+        what: "table knowledge_fts_idx",
+        sqlite: Some("table (pgno, segid, term)"),
+        postgres: None,
+        reason: "the knowledge base's full text on SQLite: an FTS5 table over knowledge_chunks.text (and the shadow tables FTS5 makes), kept in step by triggers; PostgreSQL has a generated tsvector column instead",
+    },
+];
 
 /// One thing a schema says about a table: as the backend shows it, and in the terms both share.
 #[derive(Debug, Clone)]

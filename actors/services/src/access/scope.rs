@@ -63,7 +63,10 @@ pub fn sees_deleted(caller: &Caller) -> bool {
 /// - a patient's own records opted in: only by whoever may read the record now (the reading of
 ///   `documents.datalog` in `knowledge::readable_records`), so revoking a grant, changing a care
 ///   team or deleting the record hides its text from the next search.
-pub async fn knowledge(db: &careport_store::Db, caller: &Caller) -> Result<knowledge::DocFilter, careport_domain::Error> {
+pub async fn knowledge(
+    db: &careport_store::Db,
+    caller: &Caller,
+) -> Result<knowledge::DocFilter, careport_domain::Error> {
     let claims = caller.token.claims();
     let mut f = knowledge::DocFilter::default();
     if claims.mfa_pending {

@@ -263,7 +263,11 @@ fn nonempty(v: Option<String>) -> Option<String> {
 
 /// The facts the policies decide a change on.
 fn facts(id: Uuid, m: &DocumentMeta) -> Vec<StoreFact> {
-    vec![StoreFact::Knowledge { document: id.to_string(), audience: m.audience.clone(), department: m.department.clone() }]
+    vec![StoreFact::Knowledge {
+        document: id.to_string(),
+        audience: m.audience.clone(),
+        department: m.department.clone(),
+    }]
 }
 
 impl KnowledgeBase<'_> {
@@ -331,7 +335,12 @@ impl KnowledgeBase<'_> {
 
     /// The document `id` if `caller` finds it (404 otherwise).
     async fn visible(&self, caller: &Caller, id: Uuid) -> Result<DocumentRow, Error> {
-        let d = stored::get_document(&self.0.db, id).await.map_err(store_err)?.ok_or_else(|| Error::new(Code::NotFound))?;
+        // As every decision: an account that must still enrol MFA reaches nothing else.
+        if caller.token.claims().mfa_pending {
+            return Err(Error::new(Code::MfaEnrolmentRequired));
+        }
+        let d =
+            stored::get_document(&self.0.db, id).await.map_err(store_err)?.ok_or_else(|| Error::new(Code::NotFound))?;
         let f = scope::knowledge(&self.0.db, caller).await?;
         if !f.allows(&d.meta()) {
             return Err(Error::new(Code::NotFound));
@@ -504,7 +513,8 @@ impl KnowledgeBase<'_> {
         if !stored::update_meta(&self.0.db, id, &m).await.map_err(store_err)? {
             return Err(Error::new(Code::NotFound));
         }
-        let row = stored::get_document(&self.0.db, id).await.map_err(store_err)?.ok_or_else(|| Error::new(Code::NotFound))?;
+        let row =
+            stored::get_document(&self.0.db, id).await.map_err(store_err)?.ok_or_else(|| Error::new(Code::NotFound))?;
         if let Some(index) = self.0.knowledge.index() {
             index.put_document(id, row.meta());
         }
@@ -539,10 +549,7 @@ impl KnowledgeBase<'_> {
             self.0.access.pass_with_facts::<WriteKnowledge>(caller, id, &facts(id, &now)).await?.caller().clone()
         };
         self.remove(id).await?;
-        self.0
-            .audit
-            .one(pass.ctx.event("knowledge.delete", outcome::SUCCESS).resource("knowledge", id))
-            .await?;
+        self.0.audit.one(pass.ctx.event("knowledge.delete", outcome::SUCCESS).resource("knowledge", id)).await?;
         Ok(())
     }
 
@@ -553,7 +560,10 @@ impl KnowledgeBase<'_> {
                 self.announce(job.id, json!({"type": "cancelled", "job_id": job.id})).await;
             }
         }
-        let chunks = stored::delete_document(&self.0.db, id).await.map_err(store_err)?.ok_or_else(|| Error::new(Code::NotFound))?;
+        let chunks = stored::delete_document(&self.0.db, id)
+            .await
+            .map_err(store_err)?
+            .ok_or_else(|| Error::new(Code::NotFound))?;
         if let Some(index) = self.0.knowledge.index() {
             index.remove_document(id, &chunks);
         }
@@ -567,7 +577,8 @@ impl KnowledgeBase<'_> {
     /// A job if `caller` may follow it: a document's job by whoever may change the document (or
     /// index its record); a reindex by administrators.
     async fn gate(&self, caller: &Caller, id: Uuid) -> Result<JobRow, Error> {
-        let row = stored::get_job(&self.0.db, id).await.map_err(store_err)?.ok_or_else(|| Error::new(Code::NotFound))?;
+        let row =
+            stored::get_job(&self.0.db, id).await.map_err(store_err)?.ok_or_else(|| Error::new(Code::NotFound))?;
         match row.document_id {
             Some(doc) => {
                 let d = self.visible(caller, doc).await?;
@@ -586,7 +597,11 @@ impl KnowledgeBase<'_> {
                 }
             }
             None => {
-                self.0.access.pass::<ManageKnowledge>(caller.clone(), None).await.map_err(|_| Error::new(Code::NotFound))?;
+                self.0
+                    .access
+                    .pass::<ManageKnowledge>(caller.clone(), None)
+                    .await
+                    .map_err(|_| Error::new(Code::NotFound))?;
             }
         }
         Ok(row)
@@ -601,7 +616,8 @@ impl KnowledgeBase<'_> {
     pub async fn watch(&self, caller: Caller, id: Uuid) -> Result<(KnowledgeJob, super::ocr::Events), Error> {
         self.gate(&caller, id).await?;
         let events = self.0.bus.subscribe(&events_channel(id));
-        let row = stored::get_job(&self.0.db, id).await.map_err(store_err)?.ok_or_else(|| Error::new(Code::NotFound))?;
+        let row =
+            stored::get_job(&self.0.db, id).await.map_err(store_err)?.ok_or_else(|| Error::new(Code::NotFound))?;
         Ok((job_view(row), events))
     }
 
@@ -617,7 +633,10 @@ impl KnowledgeBase<'_> {
             return Err(Error::new(Code::JobFinished));
         }
         self.announce(id, json!({"type": "cancelled", "job_id": id})).await;
-        self.0.audit.one(caller.ctx.event("knowledge.job_cancel", outcome::SUCCESS).resource("knowledge_job", id)).await?;
+        self.0
+            .audit
+            .one(caller.ctx.event("knowledge.job_cancel", outcome::SUCCESS).resource("knowledge_job", id))
+            .await?;
         self.job_state(id).await?.ok_or_else(|| Error::new(Code::NotFound))
     }
 
@@ -631,21 +650,37 @@ impl KnowledgeBase<'_> {
         if row.state == stored::state::DONE {
             return Err(Error::new(Code::JobFinished));
         }
-        let max = self.0.knowledge.config().max_attempts;
-        let queued = self
-            .0
-            .queue
-            .enqueue(NewJob::new(KNOWLEDGE_JOB, json!({ "knowledge_job": id })).max_attempts(max))
-            .await
-            .map_err(store_err)?;
-        if !stored::retry_job(&self.0.db, id, queued.0).await.map_err(store_err)? {
+        // The row is queued again first, then the queue's work: a runner that claims the work
+        // at once finds the job to run, not the ended one.
+        if !stored::retry_job(&self.0.db, id, 0).await.map_err(store_err)? {
             return Err(Error::new(Code::JobActive));
         }
+        let max = self.0.knowledge.config().max_attempts;
+        let queued =
+            self.0.queue.enqueue(NewJob::new(KNOWLEDGE_JOB, json!({ "knowledge_job": id })).max_attempts(max)).await;
+        let queued = match queued {
+            Ok(q) => q,
+            Err(e) => {
+                let _ = stored::finish_job(
+                    &self.0.db,
+                    id,
+                    stored::state::FAILED,
+                    Some("store_unavailable"),
+                    Some("The retry could not be queued."),
+                )
+                .await;
+                return Err(store_err(e));
+            }
+        };
+        stored::set_queue_job(&self.0.db, id, queued.0).await.map_err(store_err)?;
         if let Some(doc) = row.document_id {
             stored::set_document_state(&self.0.db, doc, "indexing").await.map_err(store_err)?;
         }
         self.0.jobs.addr().do_send(crate::jobs::Wake);
-        self.0.audit.one(caller.ctx.event("knowledge.job_retry", outcome::SUCCESS).resource("knowledge_job", id)).await?;
+        self.0
+            .audit
+            .one(caller.ctx.event("knowledge.job_retry", outcome::SUCCESS).resource("knowledge_job", id))
+            .await?;
         self.job_state(id).await?.ok_or_else(|| Error::new(Code::NotFound))
     }
 
@@ -657,7 +692,13 @@ impl KnowledgeBase<'_> {
         let job = queue_reindex(self.0, &model, Some(pass.caller().user())).await?;
         self.0
             .audit
-            .one(pass.caller().ctx.event("knowledge.reindex", outcome::SUCCESS).resource("knowledge_job", job).detail(model))
+            .one(
+                pass.caller()
+                    .ctx
+                    .event("knowledge.reindex", outcome::SUCCESS)
+                    .resource("knowledge_job", job)
+                    .detail(model),
+            )
             .await?;
         self.job_state(job).await?.ok_or_else(|| Error::new(Code::NotFound))
     }
@@ -719,11 +760,20 @@ impl KnowledgeBase<'_> {
     pub async fn remove_record(&self, pass: Pass<IndexDocument>) -> Result<(), Error> {
         let (caller, id) = (pass.caller(), pass.id());
         let r = live_record(self.0, id).await?;
-        let d = stored::document_for_record(&self.0.db, id).await.map_err(store_err)?.ok_or_else(|| Error::new(Code::NotFound))?;
+        let d = stored::document_for_record(&self.0.db, id)
+            .await
+            .map_err(store_err)?
+            .ok_or_else(|| Error::new(Code::NotFound))?;
         self.remove(d.id).await?;
         self.0
             .audit
-            .one(caller.ctx.event("knowledge.record_removed", outcome::SUCCESS).resource("document", id).patient(r.patient_id))
+            .one(
+                caller
+                    .ctx
+                    .event("knowledge.record_removed", outcome::SUCCESS)
+                    .resource("document", id)
+                    .patient(r.patient_id),
+            )
             .await?;
         Ok(())
     }
@@ -837,9 +887,12 @@ impl KnowledgeBase<'_> {
             });
         }
         let digest: String = Sha256::digest(query.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
-        let mut events = vec![caller.ctx.event("knowledge.search", outcome::SUCCESS).resource("knowledge", "*").detail(
-            format!("query sha256 {digest}, mode {}, {} results", serde_json::to_string(&mode).unwrap_or_default(), items.len()),
-        )];
+        let mut events =
+            vec![caller.ctx.event("knowledge.search", outcome::SUCCESS).resource("knowledge", "*").detail(format!(
+                "query sha256 {digest}, mode {}, {} results",
+                serde_json::to_string(&mode).unwrap_or_default(),
+                items.len()
+            ))];
         for (record, patient) in patients {
             events.push(
                 caller

@@ -96,6 +96,12 @@ pub async fn run(k: Knowledge, vault: Vault, job: Job) -> Result<(), JobError> {
     };
     let id = payload.knowledge_job;
     let last_attempt = job.attempts >= job.max_attempts;
+    // The queue row is written first and the job's row just after (the door does both before
+    // it answers), so a runner quick enough can claim the work before its row is visible: try
+    // again shortly. A row that never comes (its insert failed) ends the work after a few tries.
+    if job.attempts < 3 && matches!(stored::job_state(&k.inner.db, id).await, Ok(None)) {
+        return Err(JobError::Retry("the job's row is not written yet".into()));
+    }
     match attempt(&k, &vault, id).await {
         Ok(Outcome::Done) => Ok(()),
         Ok(Outcome::Cancelled) => {

@@ -111,7 +111,10 @@ pub async fn enqueue_reindex(
     }
     let job = Uuid::now_v7();
     let queued = queue
-        .enqueue(careport_store::NewJob::new(KNOWLEDGE_JOB, serde_json::json!({ "knowledge_job": job })).max_attempts(max_attempts))
+        .enqueue(
+            careport_store::NewJob::new(KNOWLEDGE_JOB, serde_json::json!({ "knowledge_job": job }))
+                .max_attempts(max_attempts),
+        )
         .await
         .map_err(Error::store)?;
     stored::insert_job(db, job, "reindex", None, queued.0, model, by).await.map_err(Error::store)?;
