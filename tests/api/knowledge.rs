@@ -75,7 +75,12 @@ async fn search(c: &Chart, token: &str, body: Value) -> Value {
 }
 
 fn doc_ids(results: &Value) -> Vec<String> {
-    results["items"].as_array().expect("items").iter().map(|h| h["document_id"].as_str().unwrap().to_owned()).collect()
+    results["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|h| h["document_id"].as_str().expect("present").to_owned())
+        .collect()
 }
 
 const NAUSEA: &str = "# Living with chemotherapy\n\n## Nausea and vomiting\n\nMany people feel sick after chemotherapy. \
@@ -100,10 +105,11 @@ async fn a_document_is_ingested_found_with_its_heading_and_offsets_and_gone_when
     let top = &found["items"][0];
     assert_eq!(top["document_id"], nausea.as_str(), "{found}");
     assert_eq!(top["title"], "Chemotherapy side effects");
-    assert!(top["heading"].as_str().unwrap().contains("Nausea and vomiting"), "{top}");
-    let (start, end) = (top["start"].as_u64().unwrap() as usize, top["end"].as_u64().unwrap() as usize);
+    assert!(top["heading"].as_str().expect("present").contains("Nausea and vomiting"), "{top}");
+    let (start, end) =
+        (top["start"].as_u64().expect("present") as usize, top["end"].as_u64().expect("present") as usize);
     let cited: String = NAUSEA.chars().skip(start).take(end - start).collect();
-    assert_eq!(cited, top["text"].as_str().unwrap(), "the offsets cite the passage in the document's text");
+    assert_eq!(cited, top["text"].as_str().expect("present"), "the offsets cite the passage in the document's text");
 
     // Each arm alone, and the filters.
     for mode in ["vector", "text"] {
@@ -112,7 +118,7 @@ async fn a_document_is_ingested_found_with_its_heading_and_offsets_and_gone_when
         assert_eq!(doc_ids(&r), vec![nausea.clone()], "{mode}: {r}");
     }
     let r = search(&c, &c.patient, json!({"query": "anti-sickness tablets", "cancer_type": "lung"})).await;
-    assert!(r["items"].as_array().unwrap().is_empty(), "a cancer-type filter excludes the breast guide: {r}");
+    assert!(r["items"].as_array().expect("present").is_empty(), "a cancer-type filter excludes the breast guide: {r}");
     let r = search(&c, &c.patient, json!({"query": "anti-sickness tablets", "cancer_type": "breast", "k": 1})).await;
     assert_eq!(doc_ids(&r), vec![nausea.clone()]);
 
@@ -127,10 +133,10 @@ async fn a_document_is_ingested_found_with_its_heading_and_offsets_and_gone_when
     assert_eq!(s, 204);
     let r = search(&c, &c.patient, json!({"query": "anti-sickness tablets nausea chemotherapy", "k": 5})).await;
     assert!(!doc_ids(&r).contains(&nausea), "{r}");
-    let id: Uuid = nausea.parse().unwrap();
-    assert!(stored::chunk_ids(&c.app.db, id).await.unwrap().is_empty());
-    let (_, done) = stored::coverage(&c.app.db, "local/all-MiniLM-L6-v2").await.unwrap();
-    let (total, _) = stored::coverage(&c.app.db, "local/all-MiniLM-L6-v2").await.unwrap();
+    let id: Uuid = nausea.parse().expect("present");
+    assert!(stored::chunk_ids(&c.app.db, id).await.expect("present").is_empty());
+    let (_, done) = stored::coverage(&c.app.db, "local/all-MiniLM-L6-v2").await.expect("present");
+    let (total, _) = stored::coverage(&c.app.db, "local/all-MiniLM-L6-v2").await.expect("present");
     assert_eq!(done, total, "no vector outlives its chunk");
     let (s, _) = c.send("GET", &format!("/api/v1/knowledge/documents/{nausea}"), &c.admin, None).await;
     assert_eq!(s, 404);
@@ -160,7 +166,11 @@ async fn a_restrictive_filter_still_returns_k_results_when_the_nearest_are_hidde
     // The clinicians see the protocols first.
     let r = search(&c, &c.doctor, json!({"query": "nausea after chemotherapy", "k": 3, "mode": "vector"})).await;
     assert!(
-        r["items"].as_array().unwrap().iter().all(|h| h["title"].as_str().unwrap().starts_with("Antiemetic")),
+        r["items"]
+            .as_array()
+            .expect("present")
+            .iter()
+            .all(|h| h["title"].as_str().expect("present").starts_with("Antiemetic")),
         "{r}"
     );
 }
@@ -194,8 +204,8 @@ async fn a_patient_never_finds_clinician_only_other_departments_restricted_or_an
     crate::ocr::give_text(&c.app, other_record).await;
     let (s, v) = c.send("POST", &format!("/api/v1/records/{other_record}/knowledge"), &c.other_patient, None).await;
     assert_eq!(s, 201, "{v}");
-    let private = v["id"].as_str().unwrap().to_owned();
-    assert_eq!(finished_as(&c, v["job_id"].as_str().unwrap(), &c.other_patient).await["status"], "done");
+    let private = v["id"].as_str().expect("present").to_owned();
+    assert_eq!(finished_as(&c, v["job_id"].as_str().expect("present"), &c.other_patient).await["status"], "done");
 
     for mode in ["hybrid", "vector", "text"] {
         for query in [q, "Haemoglobin"] {
@@ -224,8 +234,12 @@ async fn a_patient_never_finds_clinician_only_other_departments_restricted_or_an
     }
     let (s, list) = c.send("GET", "/api/v1/knowledge/documents?limit=200", &c.patient, None).await;
     assert_eq!(s, 200);
-    let listed: BTreeSet<String> =
-        list["items"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap().to_owned()).collect();
+    let listed: BTreeSet<String> = list["items"]
+        .as_array()
+        .expect("present")
+        .iter()
+        .map(|d| d["id"].as_str().expect("present").to_owned())
+        .collect();
     assert_eq!(listed, BTreeSet::from([open.clone(), oncology.clone()]), "{list}");
 
     // A metadata change re-scopes at once.
@@ -255,7 +269,7 @@ async fn other_patients_record(c: &Chart) -> Uuid {
     let fields = [("record_type", "laboratory-results"), ("title", "Blood count"), ("date", "2026-03-01")];
     let (s, v) = c.upload(&c.admin, c.other_patient_id, &fields, "count.pdf", &crate::records::pdf(7, 2048)).await;
     assert_eq!(s, 201, "{v}");
-    v["id"].as_str().unwrap().parse().unwrap()
+    v["id"].as_str().expect("present").parse().expect("present")
 }
 
 #[actix_web::test]
@@ -264,14 +278,14 @@ async fn a_patients_record_is_found_by_those_who_may_read_it_and_not_once_delete
     let fields = [("record_type", "laboratory-results"), ("title", "Blood count"), ("date", "2026-03-01")];
     let (s, v) = c.upload(&c.doctor, c.patient_id, &fields, "count.pdf", &crate::records::pdf(3, 2048)).await;
     assert_eq!(s, 201, "{v}");
-    let record: Uuid = v["id"].as_str().unwrap().parse().unwrap();
+    let record: Uuid = v["id"].as_str().expect("present").parse().expect("present");
     let path = format!("/api/v1/records/{record}/knowledge");
     assert_eq!(c.send("POST", &path, &c.doctor, None).await.0, 404, "text_not_ready before OCR");
     crate::ocr::give_text(&c.app, record).await;
     assert_eq!(c.send("POST", &path, &c.other_doctor, None).await.0, 404, "an unassigned doctor may not");
     let (s, v) = c.send("POST", &path, &c.doctor, None).await;
     assert_eq!(s, 201, "{v}");
-    assert_eq!(finished_as(&c, v["job_id"].as_str().unwrap(), &c.doctor).await["status"], "done");
+    assert_eq!(finished_as(&c, v["job_id"].as_str().expect("present"), &c.doctor).await["status"], "done");
 
     let q = json!({"query": "haemoglobin level", "k": 5});
     for (who, token, sees) in [
@@ -284,7 +298,7 @@ async fn a_patients_record_is_found_by_those_who_may_read_it_and_not_once_delete
         ("administrator", &c.admin, false),
     ] {
         let r = search(&c, token, q.clone()).await;
-        let found = r["items"].as_array().unwrap().iter().any(|h| h["record_id"] == record.to_string());
+        let found = r["items"].as_array().expect("present").iter().any(|h| h["record_id"] == record.to_string());
         assert_eq!(found, sees, "{who}: {r}");
     }
     // The patient's access log shows the read that a search made.
@@ -295,7 +309,7 @@ async fn a_patients_record_is_found_by_those_who_may_read_it_and_not_once_delete
     let (s, _) = c.send("DELETE", &format!("/api/v1/records/{record}"), &c.admin, None).await;
     assert_eq!(s, 204);
     let r = search(&c, &c.patient, q.clone()).await;
-    assert!(r["items"].as_array().unwrap().iter().all(|h| h["record_id"] != record.to_string()), "{r}");
+    assert!(r["items"].as_array().expect("present").iter().all(|h| h["record_id"] != record.to_string()), "{r}");
 }
 
 #[actix_web::test]
@@ -327,11 +341,11 @@ async fn a_malformed_upload_is_refused_and_nothing_is_kept() {
         let (s, v) = add(&c, &c.admin, body.clone()).await;
         assert_eq!(s, 400, "{body}: {v}");
     }
-    assert_eq!(stored::count_documents(&c.app.db).await.unwrap(), 0, "nothing kept");
+    assert_eq!(stored::count_documents(&c.app.db).await.expect("present"), 0, "nothing kept");
     let (s, v) = c.send("GET", "/api/v1/admin/knowledge/stats", &c.admin, None).await;
     assert_eq!(s, 200);
     assert_eq!(v["documents"], 0, "{v}");
-    assert!(v["jobs"].as_object().unwrap().is_empty(), "no job queued: {v}");
+    assert!(v["jobs"].as_object().expect("present").is_empty(), "no job queued: {v}");
 
     // A PDF with a text layer and HTML (its script is not indexed) are read.
     let fields = [("title", "Letter"), ("audience", "all"), ("language", "en")];
@@ -342,9 +356,9 @@ async fn a_malformed_upload_is_refused_and_nothing_is_kept() {
     let fields = [("title", "Mouth care"), ("audience", "all"), ("language", "en")];
     let (s, v) = upload(&c, &fields, "mouth.html", html).await;
     assert_eq!(s, 201, "{v}");
-    assert_eq!(finished(&c, v["job_id"].as_str().unwrap()).await["status"], "done");
+    assert_eq!(finished(&c, v["job_id"].as_str().expect("present")).await["status"], "done");
     let r = search(&c, &c.patient, json!({"query": "secretToken zzzq", "mode": "text"})).await;
-    assert!(r["items"].as_array().unwrap().is_empty(), "script content is not indexed: {r}");
+    assert!(r["items"].as_array().expect("present").is_empty(), "script content is not indexed: {r}");
     let r = search(&c, &c.patient, json!({"query": "salt water rinse", "mode": "text", "k": 1})).await;
     assert_eq!(r["items"][0]["heading"], "Mouth care", "{r}");
 }
@@ -393,7 +407,7 @@ async fn the_index_is_back_after_a_restart_and_a_model_change_re_embeds_into_the
     assert_eq!(doc_ids(&r), vec![later], "{r}");
     let (s, v) = c.send("POST", "/api/v1/knowledge/reindex", &c.admin, None).await;
     assert_eq!(s, 202, "{v}");
-    assert_eq!(finished(&c, v["id"].as_str().unwrap()).await["status"], "done");
+    assert_eq!(finished(&c, v["id"].as_str().expect("present")).await["status"], "done");
     let (_, stats) = c.send("GET", "/api/v1/admin/knowledge/stats", &c.admin, None).await;
     assert_eq!(stats["chunks"], stats["chunks_embedded"], "{stats}");
 }
@@ -401,7 +415,7 @@ async fn the_index_is_back_after_a_restart_and_a_model_change_re_embeds_into_the
 /// Wait until no reindex is queued or running (60 s at most).
 async fn wait_for_reindex(c: &Chart) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !stored::active_reindex(&c.app.db).await.unwrap().is_empty() {
+    while !stored::active_reindex(&c.app.db).await.expect("present").is_empty() {
         assert!(std::time::Instant::now() < deadline, "the reindex did not end within 60 s");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -415,10 +429,10 @@ async fn job_progress_streams_over_a_websocket_and_cancel_and_retry_answer_their
     let (s, v) =
         add(&c, &c.admin, json!({"title": "Long guide", "text": long, "audience": "all", "language": "en"})).await;
     assert_eq!(s, 201, "{v}");
-    let job = v["job_id"].as_str().unwrap().to_owned();
+    let job = v["job_id"].as_str().expect("present").to_owned();
     let events = events(&c, &job, &c.admin).await;
     assert_eq!(events[0]["type"], "state", "{events:?}");
-    let last = events.last().unwrap();
+    let last = events.last().expect("present");
     assert_eq!(last["type"], "done", "{events:?}");
     assert_eq!(last["chunks_done"], last["chunks_total"], "{last}");
     assert_eq!(c.send("DELETE", &format!("/api/v1/knowledge/jobs/{job}"), &c.admin, None).await.0, 409);
@@ -506,7 +520,7 @@ async fn the_filters_sql_and_rust_readings_agree() {
                 .collect(),
             restricted_without_department: next(2) == 0,
             records: Vec::new(),
-            cancer_types: (next(3) == 0).then(|| vec![types[1 + next(2)].unwrap().to_owned()]),
+            cancer_types: (next(3) == 0).then(|| vec![types[1 + next(2)].expect("present").to_owned()]),
             department: departments[next(4)].filter(|_| next(3) == 0).map(Into::into),
             language: (next(3) == 0).then(|| languages[next(3)].to_owned()),
         };

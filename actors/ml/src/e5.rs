@@ -47,9 +47,7 @@ use tokenizers::models::unigram::Unigram;
 use tokenizers::normalizers::{NFD, Precompiled, Replace, Sequence};
 use tokenizers::pre_tokenizers::metaspace::{Metaspace, PrependScheme};
 use tokenizers::processors::template::TemplateProcessing;
-use tokenizers::{
-    AddedToken, NormalizedString, Normalizer, PaddingParams, PaddingStrategy, Tokenizer, TruncationParams,
-};
+use tokenizers::{AddedToken, NormalizedString, Normalizer, Tokenizer};
 
 use crate::minilm::{LoadError, sha256_file};
 
@@ -77,6 +75,9 @@ pub struct MultilingualE5 {
     embeddings_norm: LayerNorm,
     encoder: BertEncoder,
     tokenizer: Tokenizer,
+    /// `</s>` and `<pad>`: to end a cut input and to pad a batch.
+    eos: u32,
+    pad: u32,
     device: Device,
     dimension: usize,
     max_tokens: usize,
@@ -112,6 +113,8 @@ impl MultilingualE5 {
             embeddings_norm,
             encoder,
             tokenizer,
+            eos: file.eos,
+            pad: file.pad,
             device,
             dimension: h.hidden,
             max_tokens: h.max_positions.min(MAX_TOKENS),
@@ -128,15 +131,17 @@ impl MultilingualE5 {
         self.max_tokens
     }
 
-    /// The tokenizer (XLM-R's), with padding to the batch's longest and truncation at
-    /// [`Self::max_tokens`] set. To count tokens when cutting documents into chunks, clone it and
-    /// turn both off (`with_padding(None)`, `with_truncation(None)`); a chunk's budget is
-    /// [`Self::max_tokens`] less `<s>`, `</s>` and the tokens of [`PASSAGE_PREFIX`].
+    /// The tokenizer (XLM-R's), without padding or truncation ([`Self::embed`] cuts and pads on
+    /// its own): `encode(text, true)` counts a text's tokens, `<s>` and `</s>` included, for
+    /// cutting documents into chunks that fit [`Self::max_tokens`] with [`PASSAGE_PREFIX`] in
+    /// front. Borrow it rather than clone it: its 250,002-piece vocabulary takes about 250 MB.
     pub fn tokenizer(&self) -> &Tokenizer {
         &self.tokenizer
     }
 
-    /// Embed a batch: one unit-length vector per text, in order.
+    /// Embed a batch: one unit-length vector per text, in order. A text longer than
+    /// [`Self::max_tokens`] is cut there (its first 510 tokens between `<s>` and `</s>`), as
+    /// sentence-transformers does.
     ///
     /// The texts are embedded as given: prefix questions with [`QUERY_PREFIX`] and passages with
     /// [`PASSAGE_PREFIX`] first.
@@ -146,20 +151,29 @@ impl MultilingualE5 {
         }
         let encodings =
             self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| anyhow::anyhow!("tokenizer: {e}"))?;
-        let batch = encodings.len();
-        let len = encodings.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
+        // Cut as `tokenizers`' truncation would: `<s>`, the first `max - 2` tokens, `</s>`.
+        let max = self.max_tokens;
+        let inputs: Vec<Vec<u32>> = encodings
+            .iter()
+            .map(|e| match e.get_ids() {
+                ids if ids.len() > max => ids[..max - 1].iter().copied().chain([self.eos]).collect(),
+                ids => ids.to_vec(),
+            })
+            .collect();
+        let batch = inputs.len();
+        let len = inputs.iter().map(Vec::len).max().unwrap_or(0);
         let hidden = self.dimension;
 
-        // Word embeddings: dequantise just the rows this batch uses.
+        // Word embeddings, padded to the longest input: dequantise just the rows this batch uses.
         let mut words = vec![0f32; batch * len * hidden];
         let mut mask = vec![0u32; batch * len];
-        for (b, encoding) in encodings.iter().enumerate() {
-            for (t, (&id, &m)) in encoding.get_ids().iter().zip(encoding.get_attention_mask()).enumerate() {
-                let id = id as usize;
+        for (b, ids) in inputs.iter().enumerate() {
+            for t in 0..len {
+                let id = ids.get(t).copied().unwrap_or(self.pad) as usize;
                 anyhow::ensure!(id < self.vocab, "token id {id} is outside the vocabulary");
                 let row = (b * len + t) * hidden;
                 dequantize_q4(&self.words[id * hidden / QK * Q4_BLOCK_BYTES..], &mut words[row..row + hidden]);
-                mask[b * len + t] = m;
+                mask[b * len + t] = u32::from(t < ids.len());
             }
         }
         let words = Tensor::from_vec(words, (batch, len, hidden), &self.device)?;
@@ -534,16 +548,6 @@ fn build_tokenizer(file: &ModelFile) -> Result<Tokenizer, String> {
     }
     let specials: Vec<AddedToken> = specials.into_iter().map(|id| AddedToken::from(piece(id), true)).collect();
     tokenizer.add_special_tokens(specials).map_err(|e| e.to_string())?;
-    tokenizer.with_padding(Some(PaddingParams {
-        strategy: PaddingStrategy::BatchLongest,
-        pad_id: file.pad,
-        pad_token: piece(file.pad),
-        ..Default::default()
-    }));
-    let max_length = file.header.max_positions.min(MAX_TOKENS);
-    tokenizer
-        .with_truncation(Some(TruncationParams { max_length, ..Default::default() }))
-        .map_err(|e| e.to_string())?;
     Ok(tokenizer)
 }
 

@@ -132,7 +132,8 @@ fn inputs_are_cut_at_512_tokens() {
     let base = "passage: ".to_owned() + &"palabra ".repeat(600);
     let a = format!("{base} el final habla de dolor en el pecho");
     let b = format!("{base} 结尾讲的是账单问题");
-    assert_eq!(model.tokenizer().encode(a.as_str(), true).expect("encode").get_ids().len(), 512);
+    // The tokenizer counts every token (for chunking); embedding cuts at 512.
+    assert!(model.tokenizer().encode(a.as_str(), true).expect("encode").get_ids().len() > 600);
     let v = model.embed(&[&a, &b]).expect("embed");
     assert!(cosine(&v[0], &v[1]) > 0.9999, "text past 512 tokens must not count");
 }

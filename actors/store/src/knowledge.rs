@@ -169,7 +169,7 @@ impl DocFilter {
             Some(r) => self.records.contains(&r),
             None => {
                 self.all_documents
-                    || (self.audiences.iter().any(|a| *a == d.audience)
+                    || (self.audiences.contains(&d.audience)
                         && (d.sensitivity == "normal"
                             || match &d.department {
                                 Some(dep) => self.restricted_departments.contains(dep),

@@ -226,7 +226,7 @@ pub fn terms(query: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for w in query.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
         let w = w.to_lowercase();
-        if (w.chars().count() >= 2 || w.chars().any(|c| !c.is_ascii())) && !out.contains(&w) {
+        if (w.chars().count() >= 2 || !w.is_ascii()) && !out.contains(&w) {
             out.push(w);
         }
         if out.len() == 32 {
@@ -856,9 +856,8 @@ impl KnowledgeBase<'_> {
             let text = match (h.text, h.record_id) {
                 (Some(t), _) => t,
                 (None, Some(record)) => {
-                    if !record_texts.contains_key(&record) {
-                        let opened = self.record_chars(caller, record).await;
-                        record_texts.insert(record, opened);
+                    if let std::collections::hash_map::Entry::Vacant(e) = record_texts.entry(record) {
+                        e.insert(self.record_chars(caller, record).await);
                     }
                     let Some(Some(chars)) = record_texts.get(&record) else { continue };
                     let (s, e) = (h.start_char.max(0) as usize, (h.end_char.max(0) as usize).min(chars.len()));

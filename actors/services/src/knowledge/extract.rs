@@ -117,6 +117,6 @@ mod tests {
     fn empty_and_binary_text_is_refused() {
         assert!(text_of(b"   \n".to_vec(), Format::Text, 10).is_err());
         assert!(text_of(vec![0xff, 0xfe, 0x00], Format::Text, 10).is_err());
-        assert_eq!(text_of(b"a\r\nb".to_vec(), Format::Text, 10).unwrap(), "a\nb");
+        assert_eq!(text_of(b"a\r\nb".to_vec(), Format::Text, 10).expect("text"), "a\nb");
     }
 }
