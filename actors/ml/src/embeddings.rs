@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 use crate::pool::{LocalConfig, LocalEmbedder};
 use crate::provider::{EmbedError, EmbeddingProvider};
 
+/// The directory name (under `<data_dir>/models`) of the default local model.
+pub const DEFAULT_LOCAL_MODEL: &str = "multilingual-e5-small-q4";
+
 /// `[ml]` settings.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -50,10 +53,12 @@ impl Embeddings {
         Self { provider: None, local: None, down: None }
     }
 
-    /// The local MiniLM from `cfg.local.model_dir`, or `<data_dir>/models/all-MiniLM-L6-v2`.
-    /// Blocking: it reads the weights.
+    /// The local model from `cfg.local.model_dir`, or the default,
+    /// `<data_dir>/models/multilingual-e5-small-q4` (multilingual-e5-small: the knowledge base's
+    /// questions and documents are in six languages; README "Knowledge base" has the measurement
+    /// that chose it). Blocking: it reads the weights.
     pub fn local(cfg: &MlConfig, data_dir: &Path) -> Self {
-        let dir = cfg.local.model_dir.clone().unwrap_or_else(|| data_dir.join("models").join("all-MiniLM-L6-v2"));
+        let dir = cfg.local.model_dir.clone().unwrap_or_else(|| data_dir.join("models").join(DEFAULT_LOCAL_MODEL));
         let local = Arc::new(LocalEmbedder::start(dir, &cfg.local));
         let down = local.status().err();
         Self { provider: Some(local.clone()), local: Some(local), down }

@@ -28,5 +28,5 @@ pub mod provider;
 pub mod trocr;
 
 pub use embeddings::{Embeddings, MlConfig, ModelStatus, ProviderKind};
-pub use pool::{LOCAL_MODEL_ID, LocalConfig, LocalEmbedder};
+pub use pool::{LOCAL_E5_MODEL_ID, LOCAL_MODEL_ID, LocalConfig, LocalEmbedder};
 pub use provider::{EmbedError, EmbeddingProvider};

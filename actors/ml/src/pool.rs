@@ -1,5 +1,6 @@
 //! The local embedding service: a bounded queue in front of one batching thread that owns the
-//! MiniLM model and a rayon pool of `threads` threads for its matrix work.
+//! local model (MiniLM, or multilingual-e5-small when its directory holds that model) and a rayon
+//! pool of `threads` threads for its matrix work.
 //!
 //! Concurrent requests are grouped: the thread takes the first waiting request, then keeps
 //! collecting for up to `max_wait_ms` or until `max_batch` texts, whichever comes first, and
@@ -17,17 +18,57 @@ use futures_util::future::BoxFuture;
 use serde::Deserialize;
 use tokio::sync::oneshot;
 
-use crate::minilm::MiniLm;
+use crate::e5::MultilingualE5;
+use crate::minilm::{LoadError, MiniLm};
 use crate::provider::{EmbedError, EmbeddingProvider};
 
-/// The model id stored next to every vector the local embedder makes.
+/// The model id stored next to every vector the local MiniLM makes.
 pub const LOCAL_MODEL_ID: &str = "local/all-MiniLM-L6-v2";
+/// The model id of the local multilingual-e5-small (4-bit weights).
+pub const LOCAL_E5_MODEL_ID: &str = "local/multilingual-e5-small-q4";
+
+/// The local models: which one a directory holds is told by its files.
+enum Model {
+    MiniLm(MiniLm),
+    E5(Box<MultilingualE5>),
+}
+
+impl Model {
+    /// The id of the model a directory holds (or would hold: named for a failed load too).
+    fn id_of(dir: &std::path::Path) -> &'static str {
+        let named_e5 = dir.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.contains("e5"));
+        if dir.join(crate::e5::MODEL_FILE).is_file() || named_e5 { LOCAL_E5_MODEL_ID } else { LOCAL_MODEL_ID }
+    }
+
+    fn load(dir: &std::path::Path) -> Result<Self, LoadError> {
+        if Self::id_of(dir) == LOCAL_E5_MODEL_ID {
+            MultilingualE5::load(dir).map(|m| Model::E5(Box::new(m)))
+        } else {
+            MiniLm::load(dir).map(Model::MiniLm)
+        }
+    }
+
+    fn dimension(&self) -> usize {
+        match self {
+            Model::MiniLm(m) => m.dimension(),
+            Model::E5(m) => m.dimension(),
+        }
+    }
+
+    fn embed(&self, texts: &[&str]) -> anyhow::Result<Vec<Vec<f32>>> {
+        match self {
+            Model::MiniLm(m) => m.embed(texts),
+            Model::E5(m) => m.embed(texts),
+        }
+    }
+}
 
 /// `[ml.local]` settings.
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LocalConfig {
-    /// Model directory; unset: `<data_dir>/models/all-MiniLM-L6-v2` (where setup installs it).
+    /// Model directory (all-MiniLM-L6-v2 or multilingual-e5-small-q4, told apart by their files);
+    /// unset: `<data_dir>/models/multilingual-e5-small-q4` (where setup installs it).
     pub model_dir: Option<PathBuf>,
     /// Threads for the model's matrix work.
     pub threads: usize,
@@ -57,6 +98,7 @@ struct Request {
 
 /// The local embedder: the model is loaded (or its failure recorded) at start.
 pub struct LocalEmbedder {
+    model_id: &'static str,
     tx: Option<SyncSender<Request>>,
     failure: Option<String>,
     dimension: usize,
@@ -70,11 +112,12 @@ impl LocalEmbedder {
     /// says why, so the rest of careport keeps serving.
     pub fn start(dir: PathBuf, cfg: &LocalConfig) -> Self {
         let stats = Arc::new(PoolStats::default());
-        let model = match MiniLm::load(&dir) {
+        let model_id = Model::id_of(&dir);
+        let model = match Model::load(&dir) {
             Ok(m) => m,
             Err(e) => {
                 tracing::error!(error = %e, "local embedding model unavailable");
-                return Self { tx: None, failure: Some(e.to_string()), dimension: 384, stats };
+                return Self { model_id, tx: None, failure: Some(e.to_string()), dimension: 384, stats };
             }
         };
         let dimension = model.dimension();
@@ -84,6 +127,7 @@ impl LocalEmbedder {
                 Ok(p) => p,
                 Err(e) => {
                     return Self {
+                        model_id,
                         tx: None,
                         failure: Some(format!("could not start {threads} threads: {e}")),
                         dimension,
@@ -99,10 +143,14 @@ impl LocalEmbedder {
             .name("embed-batcher".into())
             .spawn(move || batch_loop(model, pool, rx, max_batch, max_wait, worker_stats));
         match spawned {
-            Ok(_) => Self { tx: Some(tx), failure: None, dimension, stats },
-            Err(e) => {
-                Self { tx: None, failure: Some(format!("could not start the batching thread: {e}")), dimension, stats }
-            }
+            Ok(_) => Self { model_id, tx: Some(tx), failure: None, dimension, stats },
+            Err(e) => Self {
+                model_id,
+                tx: None,
+                failure: Some(format!("could not start the batching thread: {e}")),
+                dimension,
+                stats,
+            },
         }
     }
 
@@ -141,7 +189,7 @@ impl LocalEmbedder {
 
 impl EmbeddingProvider for LocalEmbedder {
     fn model_id(&self) -> &str {
-        LOCAL_MODEL_ID
+        self.model_id
     }
 
     fn dimension(&self) -> Option<usize> {
@@ -158,7 +206,7 @@ impl EmbeddingProvider for LocalEmbedder {
 }
 
 fn batch_loop(
-    model: MiniLm,
+    model: Model,
     pool: rayon::ThreadPool,
     rx: mpsc::Receiver<Request>,
     max_batch: usize,
@@ -194,7 +242,7 @@ fn batch_loop(
 ///
 /// Texts are ordered by length before chunking, so each chunk pads to similar lengths (a
 /// batch pads every text to its longest), then the vectors are put back in request order.
-fn run_batch(model: &MiniLm, pool: &rayon::ThreadPool, batch: Vec<Request>, max_batch: usize, stats: &PoolStats) {
+fn run_batch(model: &Model, pool: &rayon::ThreadPool, batch: Vec<Request>, max_batch: usize, stats: &PoolStats) {
     let all: Vec<&str> = batch.iter().flat_map(|r| r.texts.iter().map(String::as_str)).collect();
     let mut order: Vec<usize> = (0..all.len()).collect();
     order.sort_by_key(|&i| all[i].len());

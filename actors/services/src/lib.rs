@@ -150,7 +150,7 @@ impl Services {
         let FeatureDeps { clinic, plugins, vault, ocr: ocr_config, knowledge, run_jobs } = features;
         let mut handlers = handlers;
         // The spaces first: a changed model is recorded before any job can run.
-        let needs_reindex = knowledge.init().await?;
+        let needs_reindex = knowledge.init(run_jobs).await?;
         knowledge.follow_spaces();
         if run_jobs {
             handlers.push(Arc::new(knowledge::KnowledgeHandler::new(knowledge.clone(), vault.clone())));

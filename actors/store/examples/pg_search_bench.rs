@@ -5,8 +5,8 @@
 //! It fills a fresh database with `--n` clustered synthetic unit vectors (1,000 documents of
 //! equal size; 10 % of them patient-audience, the rest clinician-only), builds the index, runs
 //! `--queries` queries with and without a patient's filter (which hides 90 % of the chunks), and
-//! prints one line per configuration: `pgvector <none|90%> recall@10 p50_ms p99_ms`, recall
-//! against an exact scan of the same vectors with the same filter.
+//! prints one line per configuration: `pgvector <none|90%> recall@10 p50_ms p99_ms` (the header
+//! is `bench/search.sh`'s), recall against an exact scan of the same vectors with the same filter.
 //!
 //!   cargo run --release -p careport-store --example pg_search_bench -- --url postgres://…/db [--n 100000]
 
@@ -132,7 +132,6 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     let everyone = DocFilter { all_documents: true, ..DocFilter::default() };
     let patient = DocFilter { audiences: vec!["patient".into(), "all".into()], ..DocFilter::default() };
-    println!("backend filter recall@10 p50_ms p99_ms");
     for (label, filter, visible_only) in [("none", &everyone, false), ("90%", &patient, true)] {
         let mut times = Vec::with_capacity(queries);
         let mut hits = 0usize;

@@ -196,6 +196,8 @@ pub(crate) struct Inner {
     pub active: RwLock<Option<ActiveSpace>>,
     pub index: RwLock<Option<Arc<EmbeddedIndex>>>,
     pub counters: KnowledgeCounters,
+    /// Whether this process serves (and so holds the embedded index).
+    pub serving: std::sync::atomic::AtomicBool,
 }
 
 /// The model id of the configured provider, or why there is none.
@@ -236,6 +238,7 @@ impl Knowledge {
                 active: RwLock::new(None),
                 index: RwLock::new(None),
                 counters: KnowledgeCounters::default(),
+                serving: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -274,9 +277,10 @@ impl Knowledge {
     }
 
     /// Read the spaces at start: a first start makes the configured model's space active; a
-    /// changed model is recorded as building (the caller queues the reindex). Loads the
-    /// embedded index. Returns whether a reindex is needed.
-    pub async fn init(&self) -> Result<bool, Error> {
+    /// changed model is recorded as building (the caller queues the reindex). A serving process
+    /// on SQLite loads the embedded index. Returns whether a reindex is needed.
+    pub async fn init(&self, serving: bool) -> Result<bool, Error> {
+        self.inner.serving.store(serving, std::sync::atomic::Ordering::Relaxed);
         let db = &self.inner.db;
         let configured = self.configured();
         let active = stored::active_space(db).await.map_err(Error::store)?;
@@ -331,7 +335,8 @@ impl Knowledge {
         if embedder.is_none() {
             tracing::warn!(space = %model, "the model of the active knowledge space is not available: searches use full text until the reindex completes");
         }
-        if self.inner.db.backend() == careport_store::Backend::Sqlite {
+        // The embedded index is a server's: a CLI command (no jobs, no searches) does not build it.
+        if self.inner.db.backend() == careport_store::Backend::Sqlite && self.inner.serving.load(Ordering::Relaxed) {
             let index = EmbeddedIndex::load(&self.inner.db, &model, dim).await.map_err(Error::store)?;
             tracing::info!(space = %model, vectors = index.len(), "knowledge index loaded");
             *self.inner.index.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(index));
