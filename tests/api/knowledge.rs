@@ -257,11 +257,14 @@ async fn a_patient_never_finds_clinician_only_other_departments_restricted_or_an
     assert_eq!(add(&c, &c.doctor, body).await.0, 403);
     let body =
         json!({"title": "Ward note", "text": "y", "audience": "clinician", "language": "en", "department": "oncology"});
-    assert_eq!(add(&c, &c.doctor, body).await.0, 201);
+    let (s, v) = add(&c, &c.doctor, body).await;
+    assert_eq!(s, 201, "{v}");
     assert_eq!(
         add(&c, &c.patient, json!({"title": "x", "text": "y", "audience": "all", "language": "en"})).await.0,
         403
     );
+    // Its job ends before the test does (the store is dropped after it).
+    assert_eq!(finished_as(&c, v["job_id"].as_str().expect("job"), &c.doctor).await["status"], "done");
 }
 
 /// A record of the other patient's chart, uploaded by an administrator.
@@ -351,6 +354,7 @@ async fn a_malformed_upload_is_refused_and_nothing_is_kept() {
     let fields = [("title", "Letter"), ("audience", "all"), ("language", "en")];
     let (s, v) = upload(&c, &fields, "letter.pdf", TEXT_PDF).await;
     assert_eq!(s, 201, "{v}");
+    assert_eq!(finished(&c, v["job_id"].as_str().expect("job")).await["status"], "done");
     let html = b"<html><head><title>t</title><script>var secretToken = 'zzzq';</script></head>\
         <body><h1>Mouth care</h1><p>Rinse with salt water four times a day.</p></body></html>";
     let fields = [("title", "Mouth care"), ("audience", "all"), ("language", "en")];
