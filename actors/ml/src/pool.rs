@@ -29,7 +29,7 @@ pub const LOCAL_E5_MODEL_ID: &str = "local/multilingual-e5-small-q4";
 
 /// The local models: which one a directory holds is told by its files.
 enum Model {
-    MiniLm(MiniLm),
+    MiniLm(Box<MiniLm>),
     E5(Box<MultilingualE5>),
 }
 
@@ -44,7 +44,7 @@ impl Model {
         if Self::id_of(dir) == LOCAL_E5_MODEL_ID {
             MultilingualE5::load(dir).map(|m| Model::E5(Box::new(m)))
         } else {
-            MiniLm::load(dir).map(Model::MiniLm)
+            MiniLm::load(dir).map(|m| Model::MiniLm(Box::new(m)))
         }
     }
 
