@@ -43,7 +43,7 @@ impl EmbeddedIndex {
                     .map(|(_, chunk, v)| (chunk as u64, v)),
             );
         }
-        // Building the graph is CPU work (about 30 s per 100,000 vectors on 2 cores): off the
+        // Building the graph is CPU work (10–30 s per 100,000 vectors on 2 cores): off the
         // async threads.
         let vectors = tokio::task::spawn_blocking(move || {
             let vectors = VectorIndex::new(dim);
