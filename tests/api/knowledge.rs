@@ -10,7 +10,6 @@ use std::time::Duration;
 use careport_ml::ProviderKind;
 use careport_store::knowledge::{self as stored, DocFilter, DocMeta};
 use careport_tests::model_dir;
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -480,23 +479,7 @@ async fn job_progress_streams_over_a_websocket_and_cancel_and_retry_answer_their
 
 /// The job's WebSocket: every message until the server closes (or 60 s pass).
 async fn events(c: &Chart, job: &str, token: &str) -> Vec<Value> {
-    let url = c.app.url(&format!("/api/v1/knowledge/jobs/{job}/events")).replace("http://", "ws://");
-    let (res, mut socket) = awc::Client::new().ws(url).bearer_auth(token).connect().await.expect("websocket");
-    assert_eq!(res.status().as_u16(), 101);
-    let mut got = Vec::new();
-    let deadline = tokio::time::sleep(Duration::from_secs(60));
-    tokio::pin!(deadline);
-    loop {
-        tokio::select! {
-            frame = socket.next() => match frame {
-                Some(Ok(awc::ws::Frame::Text(t))) => got.push(serde_json::from_slice(&t).expect("json event")),
-                Some(Ok(awc::ws::Frame::Ping(p))) => socket.send(awc::ws::Message::Pong(p)).await.expect("pong"),
-                Some(Ok(awc::ws::Frame::Close(_))) | None | Some(Err(_)) => return got,
-                Some(Ok(_)) => {}
-            },
-            _ = &mut deadline => panic!("the socket stayed open 60 s: {got:?}"),
-        }
-    }
+    crate::ocr::socket_events(c, &format!("/api/v1/knowledge/jobs/{job}/events"), token).await
 }
 
 /// The filter's two readings — SQL for the store's queries, Rust for the embedded index — agree

@@ -102,7 +102,12 @@ async fn text(c: &Chart, record: &str, token: &str) -> (u16, Value) {
 
 /// The job's WebSocket: every message until the server closes (or 60 s pass).
 async fn events(c: &Chart, job: &str, token: &str) -> Vec<Value> {
-    let url = c.app.url(&format!("/api/v1/ocr/jobs/{job}/events")).replace("http://", "ws://");
+    socket_events(c, &format!("/api/v1/ocr/jobs/{job}/events"), token).await
+}
+
+/// A job-events WebSocket at `path`: every message until the server closes (or 60 s pass).
+pub(crate) async fn socket_events(c: &Chart, path: &str, token: &str) -> Vec<Value> {
+    let url = c.app.url(path).replace("http://", "ws://");
     let (res, mut socket) = awc::Client::new().ws(url).bearer_auth(token).connect().await.expect("websocket");
     assert_eq!(res.status().as_u16(), 101);
     let mut got = Vec::new();

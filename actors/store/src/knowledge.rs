@@ -58,6 +58,18 @@ pub struct DocumentRow {
 }
 
 impl DocumentRow {
+    /// Its metadata, as a change starts from it.
+    pub fn fields(&self) -> DocumentMeta {
+        DocumentMeta {
+            title: self.title.clone(),
+            cancer_type: self.cancer_type.clone(),
+            department: self.department.clone(),
+            audience: self.audience.clone(),
+            sensitivity: self.sensitivity.clone(),
+            language: self.language.clone(),
+        }
+    }
+
     /// What the filters look at.
     pub fn meta(&self) -> DocMeta {
         DocMeta {
@@ -269,25 +281,25 @@ where
     }
 }
 
-const DOC_COLUMNS: &str =
-    "d.id, d.title, d.media_type, d.cancer_type, d.department, d.audience, d.sensitivity, d.language,
-     d.record_id, d.patient_id, d.chars, d.sha256, d.state, d.created_by, d.created_at, d.updated_at";
+/// `SELECT <every column but the body> FROM knowledge_documents d <rest>`.
+macro_rules! select_docs {
+    ($rest:literal) => {
+        concat!(
+            "SELECT d.id, d.title, d.media_type, d.cancer_type, d.department, d.audience, d.sensitivity, d.language,
+                d.record_id, d.patient_id, d.chars, d.sha256, d.state, d.created_by, d.created_at, d.updated_at
+             FROM knowledge_documents d ",
+            $rest
+        )
+    };
+}
 
 static INSERT_DOC: Sql = Sql::new(
     "INSERT INTO knowledge_documents (id, title, media_type, cancer_type, department, audience, sensitivity, language,
         record_id, patient_id, body, chars, sha256, state, created_by, created_at, updated_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'indexing', $14, $15, $15)",
 );
-static GET_DOC: Sql = Sql::new(
-    "SELECT d.id, d.title, d.media_type, d.cancer_type, d.department, d.audience, d.sensitivity, d.language,
-        d.record_id, d.patient_id, d.chars, d.sha256, d.state, d.created_by, d.created_at, d.updated_at
-     FROM knowledge_documents d WHERE d.id = $1",
-);
-static DOC_FOR_RECORD: Sql = Sql::new(
-    "SELECT d.id, d.title, d.media_type, d.cancer_type, d.department, d.audience, d.sensitivity, d.language,
-        d.record_id, d.patient_id, d.chars, d.sha256, d.state, d.created_by, d.created_at, d.updated_at
-     FROM knowledge_documents d WHERE d.record_id = $1",
-);
+static GET_DOC: Sql = Sql::new(select_docs!("WHERE d.id = $1"));
+static DOC_FOR_RECORD: Sql = Sql::new(select_docs!("WHERE d.record_id = $1"));
 static PATIENT_DOCS: Sql = Sql::new("SELECT id FROM knowledge_documents WHERE patient_id = $1");
 static BODY: Sql = Sql::new("SELECT body FROM knowledge_documents WHERE id = $1");
 static UPDATE_META: Sql = Sql::new(
@@ -325,11 +337,7 @@ static COUNT_EMBEDDED: Sql = Sql::new(
        AND e.source_id = CAST(c.id AS TEXT) AND e.model = $1)",
 );
 static CHUNK_DOCS: Sql = Sql::new("SELECT id, document_id FROM knowledge_chunks");
-static ALL_META: Sql = Sql::new(
-    "SELECT d.id, d.title, d.media_type, d.cancer_type, d.department, d.audience, d.sensitivity, d.language,
-        d.record_id, d.patient_id, d.chars, d.sha256, d.state, d.created_by, d.created_at, d.updated_at
-     FROM knowledge_documents d",
-);
+static ALL_META: Sql = Sql::new(select_docs!(""));
 static SPACE_VECTORS_PAGE: Sql = Sql::new(
     "SELECT e.id, e.source_id, e.vector FROM embeddings e
      WHERE e.source_kind = 'knowledge' AND e.model = $1 AND e.id > $2 ORDER BY e.id LIMIT $3",
@@ -610,7 +618,7 @@ pub async fn list_documents(
 ) -> Result<Vec<DocumentRow>, sqlx::Error> {
     let mut q = Query::default();
     let cond = filter.sql(&mut q);
-    let mut text = format!("SELECT {DOC_COLUMNS} FROM knowledge_documents d WHERE {cond}");
+    let mut text = format!(select_docs!("WHERE {}"), cond);
     if let Some(a) = &list.audience {
         let p = q.bind(Param::Text(a.clone()));
         text.push_str(&format!(" AND d.audience = {p}"));

@@ -499,14 +499,7 @@ impl KnowledgeBase<'_> {
         if d.record_id.is_some() {
             return Err(invalid("A record's document takes its metadata from the record."));
         }
-        let now = DocumentMeta {
-            title: d.title.clone(),
-            cancer_type: d.cancer_type.clone(),
-            department: d.department.clone(),
-            audience: d.audience.clone(),
-            sensitivity: d.sensitivity.clone(),
-            language: d.language.clone(),
-        };
+        let now = d.fields();
         let pass = self.0.access.pass_with_facts::<WriteKnowledge>(caller, id, &facts(id, &now)).await?;
         let m = self.meta(now, input).await?;
         let pass = self.0.access.pass_with_facts::<WriteKnowledge>(pass.caller().clone(), id, &facts(id, &m)).await?;
@@ -534,23 +527,24 @@ impl KnowledgeBase<'_> {
     /// Delete a document with its chunks and vectors (`DELETE`); its active jobs are cancelled.
     pub async fn delete(&self, caller: Caller, id: Uuid) -> Result<(), Error> {
         let d = self.visible(&caller, id).await?;
-        let pass = if d.record_id.is_some() {
-            // A record's document: whoever may index the record may take it out.
-            self.0.access.pass::<IndexDocument>(caller, d.record_id).await?.caller().clone()
-        } else {
-            let now = DocumentMeta {
-                title: d.title.clone(),
-                cancer_type: d.cancer_type.clone(),
-                department: d.department.clone(),
-                audience: d.audience.clone(),
-                sensitivity: d.sensitivity.clone(),
-                language: d.language.clone(),
-            };
-            self.0.access.pass_with_facts::<WriteKnowledge>(caller, id, &facts(id, &now)).await?.caller().clone()
-        };
+        let pass = self.may_change(caller, &d).await?;
         self.remove(id).await?;
         self.0.audit.one(pass.ctx.event("knowledge.delete", outcome::SUCCESS).resource("knowledge", id)).await?;
         Ok(())
+    }
+
+    /// Decide whether `caller` may change (or delete, or follow the jobs of) document `d`: a
+    /// record's document by whoever may index the record, a curated one by the policies on its
+    /// facts. The caller back, decided.
+    async fn may_change(&self, caller: Caller, d: &DocumentRow) -> Result<Caller, Error> {
+        let pass = match d.record_id {
+            Some(record) => self.0.access.pass::<IndexDocument>(caller, Some(record)).await?.caller().clone(),
+            None => {
+                let facts = facts(d.id, &d.fields());
+                self.0.access.pass_with_facts::<WriteKnowledge>(caller, d.id, &facts).await?.caller().clone()
+            }
+        };
+        Ok(pass)
     }
 
     /// Remove a document from the store and the index, cancelling its jobs.
@@ -582,19 +576,7 @@ impl KnowledgeBase<'_> {
         match row.document_id {
             Some(doc) => {
                 let d = self.visible(caller, doc).await?;
-                if let Some(record) = d.record_id {
-                    self.0.access.pass::<IndexDocument>(caller.clone(), Some(record)).await?;
-                } else {
-                    let now = DocumentMeta {
-                        title: d.title,
-                        cancer_type: d.cancer_type,
-                        department: d.department,
-                        audience: d.audience,
-                        sensitivity: d.sensitivity,
-                        language: d.language,
-                    };
-                    self.0.access.pass_with_facts::<WriteKnowledge>(caller.clone(), doc, &facts(doc, &now)).await?;
-                }
+                self.may_change(caller.clone(), &d).await?;
             }
             None => {
                 self.0
