@@ -9,6 +9,7 @@
 //! for the PostgreSQL run), the vault keeps its objects in S3, under a prefix per app, instead of
 //! the local directory. Logs are discarded unless `TEST_LOG` is set.
 
+pub mod llm;
 pub mod proxy;
 
 use std::path::PathBuf;

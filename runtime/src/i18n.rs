@@ -2,9 +2,10 @@
 //! (plugins of kind `language-pack`) translate these keys; a test checks every example pack
 //! against this list, so a key added here without translations fails the suite.
 //!
-//! Keys: `error.<code>` for every error code of the API (the `message` of an error answer), and
-//! the web UI's strings. A plural key ends in `#<CLDR category>`: English has `#one` and
-//! `#other`; a pack provides the categories of its locale (`plural_categories`).
+//! Keys: `error.<code>` for every error code of the API (the `message` of an error answer), the
+//! web UI's strings, and the assistant's (`chat.*`, kept in `careport_actors::chat::strings`).
+//! A plural key ends in `#<CLDR category>`: English has `#one` and `#other`; a pack provides the
+//! categories of its locale (`plural_categories`).
 
 use std::collections::BTreeMap;
 
@@ -51,6 +52,8 @@ pub fn english() -> BTreeMap<String, String> {
     let mut m: BTreeMap<String, String> =
         Code::ALL.iter().map(|c| (format!("error.{}", c.as_str()), c.default_message().to_owned())).collect();
     m.extend(UI.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    // The assistant's sentences live with the assistant, which reads their translations itself.
+    m.extend(careport_actors::chat::strings::STRINGS.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     m
 }
 

@@ -53,3 +53,20 @@ pub fn chunk_tokenizer(settings: &Settings) -> Option<Arc<dyn careport_ml::chunk
         }
     }
 }
+
+/// The assistant: `[chat]`, and the model of `[llm]` when an operator configured one with a
+/// chat model (patient text leaves the host only then).
+pub fn chat(settings: &Settings) -> anyhow::Result<careport_actors::chat::Chat> {
+    let provider = match (&settings.llm.base_url, &settings.llm.chat_model) {
+        (Some(_), Some(_)) => {
+            let client = OpenAiClient::new(settings.llm.clone()).map_err(|e| anyhow::anyhow!("[llm]: {e}"))?;
+            let endpoint = settings.llm.base_url.clone().unwrap_or_default();
+            Some(careport_actors::chat::Provider { client, endpoint, redact_with: settings.llm.redact_with.clone() })
+        }
+        _ => None,
+    };
+    if let Some(p) = &provider {
+        tracing::info!(endpoint = %p.endpoint, redact_with = ?p.redact_with, "chat answers with an external language model");
+    }
+    Ok(careport_actors::chat::Chat::new(settings.chat.clone(), provider))
+}

@@ -59,6 +59,9 @@ pub struct Settings {
     /// The knowledge base: chunking, embedding jobs, search limits.
     #[serde(default)]
     pub knowledge: careport_actors::knowledge::KnowledgeConfig,
+    /// The assistant: emergency number, steps and time limits, sockets per user, suggestions.
+    #[serde(default)]
+    pub chat: careport_actors::chat::ChatConfig,
 }
 
 /// `[http]`.
@@ -210,6 +213,7 @@ impl Settings {
                 "backoff_base_ms": self.llm.backoff_base_ms,
                 "max_concurrency": self.llm.max_concurrency,
                 "api_version": self.llm.api_version,
+                "redact_with": self.llm.redact_with,
             },
             "log": self.log,
             "secrets": {

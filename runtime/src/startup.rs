@@ -258,6 +258,7 @@ pub async fn start_services(
             vault,
             ocr: settings.ocr.clone(),
             knowledge,
+            chat: crate::ml::chat(settings)?,
             run_jobs,
         },
     )

@@ -17,6 +17,8 @@
 //! - [`clinic`]: the clinic directory and scheduling rules (free slots, booking, reminders).
 //! - [`mail`]: e-mail through SMTP or the outbox folder.
 //! - [`knowledge`]: the knowledge base's vector spaces, embedded index and embedding jobs.
+//! - [`chat`]: the assistant's settings, events, safety rules, grounded answers, prompt, and the
+//!   `SuggestActor` (its operations are in [`door::chat`]).
 //! - [`ocr`]: OCR of medical records: the `OcrSupervisor`, its CPU and GPU workers, the jobs.
 //! - [`plugins`]: the node's WebAssembly plugins (loading, calls, uploads, reloads).
 //! - [`vault`]: the document vault — sealed streaming uploads and downloads, the keys that wrap
@@ -29,6 +31,7 @@
 pub mod access;
 pub mod accounts;
 pub mod audit;
+pub mod chat;
 pub mod clinic;
 pub mod door;
 pub mod handle;
@@ -107,6 +110,10 @@ pub struct Services {
     pub ocr_supervisor: Option<Handle<ocr::OcrSupervisor>>,
     ocr_pool: Option<ocr::pool::OcrPool>,
     pub knowledge: knowledge::Knowledge,
+    /// The assistant's state on this node (the model, limits, actions awaiting confirmation).
+    pub chat: chat::Chat,
+    /// Picks suggested questions.
+    pub suggest: Handle<chat::SuggestActor>,
 }
 
 /// How long a cached entry lives at most (invalidation on write makes it fresh before that).
@@ -131,6 +138,8 @@ pub struct FeatureDeps {
     pub ocr: ocr::OcrConfig,
     /// The knowledge base's service (made by the runtime, which knows the model's tokenizer).
     pub knowledge: knowledge::Knowledge,
+    /// The assistant (made by the runtime, which knows `[llm]` and `[chat]`).
+    pub chat: chat::Chat,
     /// Whether this process runs jobs (a server) or only queues them (a CLI command): the OCR
     /// workers start only where jobs run.
     pub run_jobs: bool,
@@ -147,7 +156,7 @@ impl Services {
         identity: IdentityDeps,
         features: FeatureDeps,
     ) -> Result<Self, careport_domain::Error> {
-        let FeatureDeps { clinic, plugins, vault, ocr: ocr_config, knowledge, run_jobs } = features;
+        let FeatureDeps { clinic, plugins, vault, ocr: ocr_config, knowledge, chat, run_jobs } = features;
         let mut handlers = handlers;
         // The spaces first: a changed model is recorded before any job can run.
         let needs_reindex = knowledge.init(run_jobs).await?;
@@ -207,6 +216,11 @@ impl Services {
         let actor_auth = auth.clone();
         let auth_actor = Handle::new("auth", Supervisor::start(move |_| AuthActor::new(actor_auth.clone())));
         let access = Access::new(db.clone(), policies, audit.clone(), auth.clone());
+        let suggest_embeddings = Arc::clone(&embeddings);
+        let suggest = Handle::new(
+            "suggest",
+            Supervisor::start(move |_| chat::SuggestActor::new(Arc::clone(&suggest_embeddings))),
+        );
         let services = Self {
             db,
             redis,
@@ -230,6 +244,8 @@ impl Services {
             ocr_supervisor,
             ocr_pool,
             knowledge,
+            chat,
+            suggest,
         };
         // The configured embedding model is not the active space's: re-embed everything (once,
         // whichever node starts first), answering from the old space meanwhile.
@@ -315,12 +331,13 @@ impl Services {
 
     /// Ask each actor whether it is serving, each bounded by `timeout`.
     pub async fn actor_health(&self, timeout: Duration) -> Vec<(&'static str, ActorStatus)> {
-        let (jobs, auth, audit, plugins, files) = tokio::join!(
+        let (jobs, auth, audit, plugins, files, suggest) = tokio::join!(
             self.jobs.ping(timeout),
             self.auth_actor.ping(timeout),
             self.audit_actor.ping(timeout),
             self.plugin_actor.ping(timeout),
-            self.files.ping(timeout)
+            self.files.ping(timeout),
+            self.suggest.ping(timeout)
         );
         let mut health = vec![
             (self.jobs.name(), jobs),
@@ -328,6 +345,7 @@ impl Services {
             (self.audit_actor.name(), audit),
             (self.plugin_actor.name(), plugins),
             (self.files.name(), files),
+            (self.suggest.name(), suggest),
         ];
         if let Some(ocr) = &self.ocr_supervisor {
             health.push((ocr.name(), ocr.ping(timeout).await));
@@ -343,6 +361,7 @@ impl Services {
             (self.audit_actor.name(), self.audit_actor.depth()),
             (self.plugin_actor.name(), self.plugin_actor.depth()),
             (self.files.name(), self.files.depth()),
+            (self.suggest.name(), self.suggest.depth()),
         ]
         .into_iter()
         .chain(self.ocr_supervisor.as_ref().map(|o| (o.name(), o.depth())))

@@ -17,6 +17,7 @@
 //! - [`objects`]: the vault's sealed file objects, async, in a local directory or an S3 bucket.
 //! - [`vault`]: wrapped keys, sealed files, medical records and grants (never a key in the clear).
 //! - [`cache`]: the Redis read-through cache; [`plugins`]: plugins kept for every node.
+//! - [`chat`]: chat sessions and messages, sealed by the service before they arrive.
 //!
 //! Everything here is async and runs on the caller's runtime; nothing blocks a thread.
 
@@ -26,6 +27,7 @@ pub mod audit;
 pub mod auth_links;
 pub mod bus;
 pub mod cache;
+pub mod chat;
 pub mod clinicians;
 pub mod db;
 pub mod embeddings;

@@ -6,6 +6,7 @@ pub mod appointments;
 pub mod auth;
 pub mod authn;
 pub mod care_team;
+pub mod chat;
 pub mod clinicians;
 pub mod dashboard;
 pub mod error;
@@ -60,6 +61,8 @@ pub const DOCS_PATH: &str = "/api/docs/";
         knowledge::create, knowledge::list, knowledge::get, knowledge::update, knowledge::delete,
         knowledge::job, knowledge::cancel, knowledge::retry, knowledge::events, knowledge::search,
         knowledge::reindex, knowledge::stats, knowledge::add_record, knowledge::remove_record,
+        chat::create, chat::list, chat::get, chat::rename, chat::delete, chat::suggestions, chat::message,
+        chat::confirm, chat::socket,
     ),
     components(schemas(
         error::ErrorBody, health::Readiness, health::Component, health::Status,
@@ -74,6 +77,7 @@ pub const DOCS_PATH: &str = "/api/docs/";
         appointments::BookBody, appointments::UpdateBody, appointments::CancelBody,
         plugins::UploadBody, record_access::GrantBody, record_access::LinkBody, ocr::OcrBody,
         knowledge::DocumentBody, knowledge::SearchBody,
+        chat::NewSessionBody, chat::RenameBody, chat::MessageBody, chat::ConfirmBody,
     )),
     modifiers(&BearerAuth),
     tags(
@@ -87,6 +91,7 @@ pub const DOCS_PATH: &str = "/api/docs/";
         (name = "reference", description = "Languages, departments, cancer types, record types"),
         (name = "records", description = "Medical records: encrypted uploads and downloads, grants, signed links, OCR text"),
         (name = "knowledge", description = "The knowledge base: documents, embedding jobs, filtered hybrid search"),
+        (name = "chat", description = "The assistant: sessions, streamed answers over a WebSocket, tools with the user's own rights, suggestions"),
     )
 )]
 pub struct ApiDoc;
@@ -166,6 +171,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(record_access::config)
         .configure(ocr::config)
         .configure(knowledge::config)
+        .configure(chat::config)
         .configure(pages::config)
         .service(SwaggerUi::new("/api/docs/{_:.*}").url(OPENAPI_PATH, openapi()));
 }

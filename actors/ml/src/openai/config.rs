@@ -51,6 +51,11 @@ pub struct OpenAiConfig {
     /// carries `?api-version=` and the key goes in an `api-key` header. Leave unset for
     /// Azure's `/openai/v1` API and for every other server.
     pub api_version: Option<String>,
+    /// Plugins (by name) that every message and tool result passes through before it is sent
+    /// to the chat model, in order, e.g. `["redact-phi"]`. careport (not this client) runs
+    /// them; one that is missing or fails means nothing is sent.
+    #[serde(default)]
+    pub redact_with: Vec<String>,
 }
 
 impl OpenAiConfig {
@@ -66,6 +71,7 @@ impl OpenAiConfig {
             backoff_base_ms: DEFAULT_BACKOFF_BASE_MS,
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
             api_version: None,
+            redact_with: Vec::new(),
         }
     }
 
@@ -124,6 +130,7 @@ impl std::fmt::Debug for OpenAiConfig {
             .field("backoff_base_ms", &self.backoff_base_ms)
             .field("max_concurrency", &self.max_concurrency)
             .field("api_version", &self.api_version)
+            .field("redact_with", &self.redact_with)
             .finish()
     }
 }

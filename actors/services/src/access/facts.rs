@@ -1,6 +1,6 @@
 //! The store facts a decision needs, and no more: a patient's care team and departments, an
 //! appointment's parties, a medical record's chart, sensitivity and the caller's grants on it,
-//! a session's owner. The policies read them as `assigned`, `patient_department`,
+//! a session's owner, a chat session's owner. The policies read them as `assigned`, `patient_department`,
 //! `appointment`, `document_patient`, `document_unrestricted`, `grant` and `owner`.
 
 use careport_domain::Error;
@@ -51,6 +51,12 @@ pub(super) async fn facts_for(access: &Access, caller: &Caller, kind: &str, id: 
                 && s.user_id == caller.user()
             {
                 facts.push(StoreFact::Owner { user: s.user_id, kind: "session".into(), id: id.to_owned() });
+            }
+        }
+        "chat_session" => {
+            let Ok(sid) = Uuid::parse_str(id) else { return Ok(facts) };
+            if let Some(owner) = careport_store::chat::owner(db, sid).await.map_err(store_err)? {
+                facts.push(StoreFact::Owner { user: owner, kind: "chat_session".into(), id: id.to_owned() });
             }
         }
         _ => {}

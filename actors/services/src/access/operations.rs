@@ -127,6 +127,14 @@ operations! {
     WriteKnowledge => "write" on "knowledge" at Target::Instance;
     /// Reindex the knowledge base and read its statistics (administrators).
     ManageKnowledge => "manage" on "knowledge" at Target::Family;
+    /// Open a chat session and list one's own.
+    UseChat => "use" on "chat" at Target::Family;
+    /// Read one's own chat session (its messages, its suggestions).
+    ReadChatSession => "read" on "chat_session" at Target::Instance;
+    /// Write in one's own chat session: rename it, send a message, confirm an action.
+    WriteChatSession => "write" on "chat_session" at Target::Instance;
+    /// Delete one's own chat session and its messages.
+    DeleteChatSession => "delete" on "chat_session" at Target::Instance;
 }
 
 /// Proof that the policies allowed `O` for this caller on this resource. Only

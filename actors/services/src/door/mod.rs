@@ -18,6 +18,7 @@
 //! - [`sharing`]: grants, signed links and erasure.
 //! - [`ocr`]: records' text — asking for OCR, following and cancelling jobs, reading the text.
 //! - [`knowledge`]: the knowledge base — documents, embedding jobs, records opted in, search.
+//! - [`chat`]: the assistant — sessions, an exchange (the agent and its tools), confirmations.
 //! - [`reference`]: languages, departments, cancer types, record types.
 //! - [`admin`]: accounts, invitations, the MFA policy, the audit trail.
 //! - [`plugins`]: plugin administration.
@@ -88,6 +89,7 @@ impl crate::Services {
     }
 }
 
+pub mod chat;
 pub mod knowledge;
 pub mod ocr;
 pub mod records;
@@ -112,5 +114,10 @@ impl crate::Services {
     /// The knowledge base: documents, embedding jobs, records opted in, reindexing, search.
     pub fn knowledge(&self) -> knowledge::KnowledgeBase<'_> {
         knowledge::KnowledgeBase(self)
+    }
+
+    /// Chat: sessions, exchanges, confirmations, suggestions.
+    pub fn chats(&self) -> chat::ChatSessions<'_> {
+        chat::ChatSessions(self)
     }
 }

@@ -191,6 +191,8 @@ impl Sharing<'_> {
         }
         let shredded = self.0.vault.erase_patient(id).await?;
         super::knowledge::forget_patient(self.0, id).await;
+        // Their conversations were sealed with the key just destroyed; the rows go too.
+        careport_store::chat::delete_all_of(&self.0.db, id).await.map_err(store_err)?;
         self.0
             .audit
             .one(

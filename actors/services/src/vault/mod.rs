@@ -184,6 +184,14 @@ impl Vault {
         Ok(Some(key))
     }
 
+    /// The box that seals small pieces of `owner`'s own data (chat messages and titles) with
+    /// their user key; with `create`, the key is made on first need. `Erased` when the key is
+    /// gone (and not to be made).
+    pub async fn user_box(&self, owner: Uuid, create: bool) -> Result<UserBox, Error> {
+        let key = self.user_key(owner, create).await?.ok_or_else(|| Error::new(Code::Erased))?;
+        Ok(UserBox { key })
+    }
+
     /// Seal `body` as a new record of `meta.patient`. Nothing is visible until the record is
     /// committed; a refused or broken upload leaves no record and no object (a crash leaves at
     /// most a temporary for the janitor).
@@ -504,4 +512,31 @@ pub async fn rotate_master(db: &Db, old: &MasterKey, new: &MasterKey) -> Result<
         ),
         stored::RotateError::Store(e) => store_err(e),
     })
+}
+
+/// Seals and opens one user's small data with their key. `context` (the row a value belongs
+/// to) is sealed with it and must be given again to open it, so a sealed value copied into
+/// another row does not open there.
+pub struct UserBox {
+    key: Key,
+}
+
+impl UserBox {
+    pub fn seal(&self, context: &str, data: &[u8]) -> String {
+        let mut framed = Vec::with_capacity(context.len() + 1 + data.len());
+        framed.extend_from_slice(context.as_bytes());
+        framed.push(0);
+        framed.extend_from_slice(data);
+        self.key.seal(&framed)
+    }
+
+    /// `integrity_error` when it does not open with this key or belongs to another context.
+    pub fn open(&self, context: &str, sealed: &str) -> Result<Vec<u8>, Error> {
+        let framed = self.key.open(sealed).map_err(|_| Error::new(Code::IntegrityError))?;
+        let n = context.len();
+        if framed.len() <= n || &framed[..n] != context.as_bytes() || framed[n] != 0 {
+            return Err(Error::new(Code::IntegrityError));
+        }
+        Ok(framed[n + 1..].to_vec())
+    }
 }
