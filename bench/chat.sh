@@ -18,7 +18,8 @@ MODE=${1:-grounded}
 SESSIONS=${2:-50}
 SECONDS_=${3:-20}
 GAP=${4:-20}
-cargo build --release -q -p careport -p careport-tests --example chat_load
+cargo build --release -q -p careport --bin careport
+cargo build --release -q -p careport-tests --example chat_load
 BIN="$CARGO_TARGET_DIR/release/careport"
 LOAD="$CARGO_TARGET_DIR/release/examples/chat_load"
 WORK=$(mktemp -d)

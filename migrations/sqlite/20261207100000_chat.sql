@@ -8,6 +8,8 @@ CREATE TABLE chat_sessions (
     title      TEXT    NOT NULL,
     language   TEXT    NOT NULL REFERENCES languages (code),
     messages   INTEGER NOT NULL,
+    -- The suggestions the session opened with (sealed JSON), so that none is suggested again.
+    opening    TEXT    NOT NULL,
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL
 );

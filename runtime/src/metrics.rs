@@ -37,6 +37,13 @@ pub struct Metrics {
     pub knowledge_index_vectors: IntGauge,
     pub knowledge_index_bytes: IntGauge,
     pub knowledge_jobs: IntGaugeVec,
+    /// Chat on this node: answers by mode, emergencies answered, tool calls and refusals,
+    /// answers the model failed, sockets open (copied at each scrape).
+    pub chat_answers: IntGaugeVec,
+    pub chat_emergencies: IntGauge,
+    pub chat_tool_calls: IntGaugeVec,
+    pub chat_fallbacks: IntGauge,
+    pub chat_sockets: IntGauge,
 }
 
 impl Metrics {
@@ -99,6 +106,24 @@ impl Metrics {
         let knowledge_jobs =
             IntGaugeVec::new(Opts::new("knowledge_jobs", "Embedding jobs by state (whole cluster)"), &["state"])?;
         registry.register(Box::new(knowledge_jobs.clone()))?;
+        let chat_answers =
+            IntGaugeVec::new(Opts::new("chat_answers_total", "Chat answers by this node, by mode"), &["mode"])?;
+        let chat_tool_calls = IntGaugeVec::new(
+            Opts::new("chat_tool_calls_total", "Chat tool calls on this node (all, and refused as the API refuses)"),
+            &["outcome"],
+        )?;
+        let chat_emergencies =
+            IntGauge::new("chat_emergencies_total", "Chat messages answered with the emergency message first")?;
+        let chat_fallbacks = IntGauge::new(
+            "chat_fallbacks_total",
+            "Chat answers made from passages because the language model failed or redaction stopped the text",
+        )?;
+        let chat_sockets = IntGauge::new("chat_sockets", "Chat WebSockets open on this node")?;
+        registry.register(Box::new(chat_answers.clone()))?;
+        registry.register(Box::new(chat_tool_calls.clone()))?;
+        for m in [&chat_emergencies, &chat_fallbacks, &chat_sockets] {
+            registry.register(Box::new(m.clone()))?;
+        }
         for m in [&knowledge_searches, &knowledge_search_micros, &knowledge_index_vectors, &knowledge_index_bytes] {
             registry.register(Box::new(m.clone()))?;
         }
@@ -144,6 +169,11 @@ impl Metrics {
             knowledge_index_vectors,
             knowledge_index_bytes,
             knowledge_jobs,
+            chat_answers,
+            chat_emergencies,
+            chat_tool_calls,
+            chat_fallbacks,
+            chat_sockets,
         })
     }
 

@@ -4,6 +4,7 @@
 mod accounts;
 mod audit;
 mod auth;
+mod chat;
 mod clinic;
 mod health;
 mod jobs;

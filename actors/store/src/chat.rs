@@ -17,6 +17,8 @@ pub struct SessionRow {
     pub title: String,
     pub language: String,
     pub messages: i32,
+    /// The suggestions it opened with, sealed.
+    pub opening: String,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -43,11 +45,11 @@ pub struct NewMessage {
 }
 
 static INSERT_SESSION: Sql = Sql::new(
-    "INSERT INTO chat_sessions (id, user_id, title, language, messages, created_at, updated_at) \
-     VALUES ($1, $2, $3, $4, 0, $5, $5)",
+    "INSERT INTO chat_sessions (id, user_id, title, language, messages, opening, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, 0, $5, $6, $6)",
 );
 static GET_SESSION: Sql =
-    Sql::new("SELECT id, user_id, title, language, messages, created_at, updated_at FROM chat_sessions WHERE id = $1");
+    Sql::new("SELECT id, user_id, title, language, messages, opening, created_at, updated_at FROM chat_sessions WHERE id = $1");
 static OWNER: Sql = Sql::new("SELECT user_id FROM chat_sessions WHERE id = $1");
 static RENAME: Sql = Sql::new("UPDATE chat_sessions SET title = $2, updated_at = $3 WHERE id = $1");
 static DELETE_MESSAGES: Sql = Sql::new("DELETE FROM chat_messages WHERE session_id = $1");
@@ -67,9 +69,20 @@ static LAST_MESSAGES: Sql = Sql::new(
      ORDER BY seq DESC LIMIT $2",
 );
 
+/// A session to open; `title` and `opening` sealed.
+#[derive(Debug, Clone)]
+pub struct NewSession<'a> {
+    pub id: Uuid,
+    pub user: Uuid,
+    pub title: &'a str,
+    pub language: &'a str,
+    pub opening: &'a str,
+    pub now: i64,
+}
+
 /// Open a session.
-pub async fn create(db: &Db, id: Uuid, user: Uuid, title: &str, language: &str, now: i64) -> Result<(), sqlx::Error> {
-    exec!(db.writer(), &INSERT_SESSION, id, user, title, language, now)?;
+pub async fn create(db: &Db, s: &NewSession<'_>) -> Result<(), sqlx::Error> {
+    exec!(db.writer(), &INSERT_SESSION, s.id, s.user, s.title, s.language, s.opening, s.now)?;
     Ok(())
 }
 
@@ -87,11 +100,11 @@ pub async fn owner(db: &Db, id: Uuid) -> Result<Option<Uuid>, sqlx::Error> {
 /// time-ordered).
 pub async fn list(db: &Db, user: Uuid, before: Option<Uuid>, limit: i64) -> Result<Vec<SessionRow>, sqlx::Error> {
     static FIRST: Sql = Sql::new(
-        "SELECT id, user_id, title, language, messages, created_at, updated_at FROM chat_sessions \
+        "SELECT id, user_id, title, language, messages, opening, created_at, updated_at FROM chat_sessions \
          WHERE user_id = $1 ORDER BY id DESC LIMIT $2",
     );
     static AFTER: Sql = Sql::new(
-        "SELECT id, user_id, title, language, messages, created_at, updated_at FROM chat_sessions \
+        "SELECT id, user_id, title, language, messages, opening, created_at, updated_at FROM chat_sessions \
          WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
     );
     match before {

@@ -228,6 +228,17 @@ pub async fn metrics(services: web::Data<Services>, metrics: web::Data<Metrics>)
     }
     {
         use std::sync::atomic::Ordering::Relaxed;
+        let c = services.chat.counters();
+        metrics.chat_answers.with_label_values(&["llm"]).set(c.answers_llm.load(Relaxed) as i64);
+        metrics.chat_answers.with_label_values(&["grounded"]).set(c.answers_grounded.load(Relaxed) as i64);
+        metrics.chat_tool_calls.with_label_values(&["all"]).set(c.tool_calls.load(Relaxed) as i64);
+        metrics.chat_tool_calls.with_label_values(&["refused"]).set(c.tool_refusals.load(Relaxed) as i64);
+        metrics.chat_emergencies.set(c.emergencies.load(Relaxed) as i64);
+        metrics.chat_fallbacks.set(c.fallbacks.load(Relaxed) as i64);
+        metrics.chat_sockets.set(services.chat.sockets_open() as i64);
+    }
+    {
+        use std::sync::atomic::Ordering::Relaxed;
         let c = services.knowledge.counters();
         metrics.knowledge_searches.set(c.searches.load(Relaxed) as i64);
         metrics.knowledge_search_micros.set(c.search_micros.load(Relaxed) as i64);

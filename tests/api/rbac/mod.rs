@@ -215,6 +215,12 @@ fn access_log(who: Who) -> u16 {
     }
 }
 
+/// A chat session of the patient's: the patient alone, as its owner; everyone else,
+/// administrators included, is told it does not exist.
+fn patient_self(ok: u16) -> Rule {
+    path_rule(ok, &[Who::PatientSelf])
+}
+
 /// The directory's clinician (the assigned doctor): every valid token but narrowed ones.
 fn read_clinician(ok: u16) -> Rule {
     Box::new(move |who| if who.narrowed() { 404 } else { ok })
@@ -355,6 +361,19 @@ fn table() -> Vec<Row> {
         row("delete", "/api/v1/records/{id}/knowledge", T, index_record(204)),
         row("delete", "/api/v1/patients/{id}", T, admin_path(204)),
         row("post", "/api/v1/patients/{id}/restore", T, admin_path(200)),
+        // The assistant: every signed-in user opens and lists their own sessions; a session
+        // (the cells act on one of the patient's) is its owner's alone, administrators included.
+        row("post", "/api/v1/chat/sessions", T, own(201)),
+        row("get", "/api/v1/chat/sessions", T, own(200)),
+        row("get", "/api/v1/chat/sessions/{id}", T, patient_self(200)),
+        row("patch", "/api/v1/chat/sessions/{id}", T, patient_self(200)),
+        row("delete", "/api/v1/chat/sessions/{id}", T, patient_self(204)),
+        row("get", "/api/v1/chat/sessions/{id}/suggestions", T, patient_self(200)),
+        row("post", "/api/v1/chat/sessions/{id}/messages", T, patient_self(200)),
+        // A booking the patient declines (`accept: false`): decided, and nothing booked.
+        row("post", "/api/v1/chat/sessions/{id}/confirm", T, patient_self(200)),
+        // Called without a WebSocket upgrade, the socket answers 400 after its decision.
+        row("get", "/api/v1/chat/sessions/{id}/ws", T, patient_self(400)),
     ]
 }
 

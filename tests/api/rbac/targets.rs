@@ -74,6 +74,13 @@ async fn knowledge_doc(w: &World) -> Uuid {
     v["id"].as_str().expect("id").parse().expect("uuid")
 }
 
+/// A chat session of the patient's, made for one cell.
+async fn chat_session(w: &World) -> Uuid {
+    let (s, v) = w.send_as(&w.patient, "POST", "/api/v1/chat/sessions", Some(json!({"language": "en"}))).await;
+    assert_eq!(s, 201, "chat session: {v}");
+    v["id"].as_str().expect("id").parse().expect("uuid")
+}
+
 /// Start MFA enrolment for `p` (with a plain token of theirs): the secret.
 async fn enrol(w: &World, p: &Person) -> String {
     let (s, v) = w.send_as(p, "POST", "/api/v1/auth/mfa/enrol", Some(json!({"password": PASSWORD}))).await;
@@ -389,6 +396,34 @@ pub async fn prepare(
             let (s, v) = w.send_as(&w.patient, "POST", &with_id(record), None).await;
             assert_eq!(s, 201, "opt in: {v}");
             cell(with_id(record), Body::None)
+        }
+
+        // The assistant: a session of the patient's per cell.
+        ("post", "/api/v1/chat/sessions") => json_cell(path, json!({"title": "Opened by a cell"})),
+        ("get", "/api/v1/chat/sessions") => cell(format!("{path}?limit=200"), Body::None),
+        (_, p) if p.starts_with("/api/v1/chat/sessions/{id}") => {
+            let session = chat_session(w).await;
+            match (method, p) {
+                ("patch", _) => json_cell(with_id(session), json!({"title": "Renamed by a cell"})),
+                (_, "/api/v1/chat/sessions/{id}/suggestions") => {
+                    cell(format!("{}?count=3", with_id(session)), Body::None)
+                }
+                (_, "/api/v1/chat/sessions/{id}/messages") => {
+                    json_cell(with_id(session), json!({"text": "How long does radiotherapy take?"}))
+                }
+                (_, "/api/v1/chat/sessions/{id}/confirm") => {
+                    // A booking prepared in the session, as the model's tool would.
+                    let action = careport_actors::chat::PendingAction::Book {
+                        clinician_id: w.doctor.id,
+                        starts_at: in_hours(24 * 30),
+                        reason: String::new(),
+                        clinician: "Dr Cell".into(),
+                    };
+                    let id = w.app.services.chat.hold(patient, session, action);
+                    json_cell(with_id(session), json!({"id": id, "accept": false}))
+                }
+                _ => cell(with_id(session), Body::None),
+            }
         }
 
         (_, p) if p.contains('{') => cell(with_id(patient), Body::None),

@@ -48,6 +48,16 @@ pub fn keys(text: &str) -> HashSet<String> {
     out
 }
 
+/// Two keys name the same word: equal, or one begins the other and both have four letters or
+/// more ("last" and "lasts"; keys are cut at six letters, so "treatment" is "treatm").
+fn same_word(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    short.chars().count() >= 4 && long.starts_with(short)
+}
+
 /// A text cut into sentences (at `.` `!` `?` `。` `！` `？` `؟` `।` and line ends), trimmed.
 pub fn sentences(text: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -98,7 +108,7 @@ pub fn pick(question: &str, passages: &[&str], max: usize) -> Vec<Picked> {
     for (p, text) in passages.iter().enumerate() {
         for (position, sentence) in sentences(text).into_iter().enumerate() {
             let have = keys(&sentence);
-            let common = wanted.intersection(&have).count() as f64;
+            let common = wanted.iter().filter(|w| have.iter().any(|h| same_word(w, h))).count() as f64;
             if common == 0.0 {
                 continue;
             }
@@ -238,6 +248,9 @@ mod tests {
         );
         assert!(!texts.contains(&"Parking is free."), "{texts:?}");
         assert!(picked.iter().all(|p| p.passage == 0), "{picked:?}");
+        // "last" finds "lasts".
+        let picked = pick("How long does it last?", &["It is common. It lasts a few weeks."], 1);
+        assert_eq!(picked[0].sentence, "It lasts a few weeks.");
     }
 
     #[test]

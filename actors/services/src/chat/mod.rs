@@ -21,7 +21,7 @@ pub mod strings;
 pub mod suggest;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -246,6 +246,20 @@ struct Inner {
     sockets: Mutex<HashMap<Uuid, usize>>,
     pending: Mutex<HashMap<Uuid, Pending>>,
     strings: strings::Strings,
+    counters: ChatCounters,
+}
+
+/// This node's chat figures, for `/metrics`.
+#[derive(Default)]
+pub struct ChatCounters {
+    pub answers_llm: AtomicU64,
+    pub answers_grounded: AtomicU64,
+    pub emergencies: AtomicU64,
+    pub tool_calls: AtomicU64,
+    /// Tool calls refused as the API would refuse them.
+    pub tool_refusals: AtomicU64,
+    /// Answers the model failed (or redaction stopped) and passages answered instead.
+    pub fallbacks: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -262,12 +276,23 @@ impl Chat {
                 sockets: Mutex::default(),
                 pending: Mutex::default(),
                 strings: strings::Strings::default(),
+                counters: ChatCounters::default(),
             }),
         }
     }
 
     pub fn config(&self) -> &ChatConfig {
         &self.inner.cfg
+    }
+
+    /// This node's figures.
+    pub fn counters(&self) -> &ChatCounters {
+        &self.inner.counters
+    }
+
+    /// Chat sockets open on this node.
+    pub fn sockets_open(&self) -> usize {
+        lock(&self.inner.sockets).values().sum()
     }
 
     /// The chat's sentences in each language.

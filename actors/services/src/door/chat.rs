@@ -139,6 +139,10 @@ fn title_context(session: Uuid) -> String {
     format!("chat-title:{session}")
 }
 
+fn opening_context(session: Uuid) -> String {
+    format!("chat-opening:{session}")
+}
+
 fn message_context(session: Uuid, message: Uuid) -> String {
     format!("chat:{session}:{message}")
 }
@@ -232,18 +236,34 @@ impl ChatSessions<'_> {
             None => self.preferred_language(caller).await?,
         };
         let id = Uuid::now_v7();
+        let suggestions = self.suggest(caller, &language, &[], &[], self.0.chat.config().suggestions).await;
         let keys = self.user_box(caller.user()).await?;
-        let sealed = keys.seal(&title_context(id), title.as_bytes());
-        let now = now_ms();
-        stored::create(&self.0.db, id, caller.user(), &sealed, &language, now).await.map_err(store_err)?;
+        let sealed_title = keys.seal(&title_context(id), title.as_bytes());
+        let opening = serde_json::to_vec(&suggestions).map_err(|e| Error::internal(anyhow::anyhow!(e)))?;
+        let sealed_opening = keys.seal(&opening_context(id), &opening);
+        let new = stored::NewSession {
+            id,
+            user: caller.user(),
+            title: &sealed_title,
+            language: &language,
+            opening: &sealed_opening,
+            now: now_ms(),
+        };
+        stored::create(&self.0.db, &new).await.map_err(store_err)?;
         self.0
             .audit
             .one(caller.ctx.event("chat.session_created", outcome::SUCCESS).resource("chat_session", id))
             .await?;
         let row = self.row(id).await?;
-        let session = self.view(&row, &keys);
-        let suggestions = self.suggest(caller, &row, &[], self.0.chat.config().suggestions).await;
-        Ok(Created { session, suggestions })
+        Ok(Created { session: self.view(&row, &keys), suggestions })
+    }
+
+    /// The suggestions a session opened with (none if they do not open: they are a courtesy).
+    fn opening(&self, row: &SessionRow, keys: &UserBox) -> Vec<Suggestion> {
+        keys.open(&opening_context(row.id), &row.opening)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
     }
 
     async fn preferred_language(&self, caller: &Caller) -> Result<String, Error> {
@@ -334,18 +354,28 @@ impl ChatSessions<'_> {
         let row = self.row(pass.id()).await?;
         let keys = self.user_box(caller.user()).await?;
         let history = self.messages(&keys, row.id, None).await?;
-        Ok(self.suggest(caller, &row, &history, count).await)
+        let opening = self.opening(&row, &keys);
+        Ok(self.suggest(caller, &row.language, &history, &opening, count).await)
     }
 
-    /// Suggestions for this conversation; none rather than an error (they are a courtesy).
-    async fn suggest(&self, caller: &Caller, row: &SessionRow, history: &[Message], count: usize) -> Vec<Suggestion> {
+    /// Suggestions for this conversation (`history`: all of it; `opening`: what the session
+    /// opened with); none rather than an error (they are a courtesy).
+    async fn suggest(
+        &self,
+        caller: &Caller,
+        language: &str,
+        history: &[Message],
+        opening: &[Suggestion],
+        count: usize,
+    ) -> Vec<Suggestion> {
         let asked: Vec<String> = history.iter().filter(|m| m.role == "user").map(|m| m.body.text.clone()).collect();
         let recent = asked[asked.len().saturating_sub(3)..].to_vec();
         let mut exclude = asked;
         exclude.extend(history.iter().flat_map(|m| m.body.suggestions.iter().map(|s| s.text.clone())));
+        exclude.extend(opening.iter().map(|s| s.text.clone()));
         let cancer_types = self.cancer_types(caller).await;
         let msg =
-            crate::chat::suggest::Suggest { language: row.language.clone(), cancer_types, recent, exclude, count };
+            crate::chat::suggest::Suggest { language: language.to_owned(), cancer_types, recent, exclude, count };
         self.0.suggest.send(msg).await.unwrap_or_default()
     }
 
@@ -400,7 +430,9 @@ impl ChatSessions<'_> {
         let row = self.row(id).await?;
         let language = row.language.clone();
         let keys = self.user_box(caller.user()).await?;
-        let history = self.messages(&keys, id, Some(cfg.history_messages)).await?;
+        // All of it for the suggestions (nothing is suggested twice), the recent part for the model.
+        let all = self.messages(&keys, id, None).await?;
+        let history = &all[all.len().saturating_sub(cfg.history_messages)..];
         let message_id = Uuid::now_v7();
         let mut out = Out::new(sink, cancel);
         out.event(ChatEvent::Start { message_id, language: language.clone(), direction: direction(&language) }).await;
@@ -409,6 +441,7 @@ impl ChatSessions<'_> {
         let emergency = safety::detect(question).is_some();
         if emergency {
             out.say(&safety::emergency_message(&language, &cfg.emergency_number)).await;
+            out.paragraph().await;
         }
 
         // 2. The model, when there is one; passages otherwise or when it fails.
@@ -416,12 +449,13 @@ impl ChatSessions<'_> {
         let (mode, citations) = match self.0.chat.provider() {
             Some(provider) if !out.stopped => {
                 let run = agent::Run { services: self.0, caller, session: id, language: &language, provider };
-                match run.answer(&history, question, &mut out).await {
+                match run.answer(history, question, &mut out).await {
                     Ok(done) => {
                         pending = done.pending;
                         (Mode::Llm, done.citations)
                     }
                     Err(fallback) => {
+                        self.0.chat.counters().fallbacks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         out.paragraph().await;
                         let note = self.string(&language, fallback.key(), &[]).await;
                         out.say(&note).await;
@@ -451,9 +485,10 @@ impl ChatSessions<'_> {
             created_at: String::new(),
             body: Body { text: question.to_owned(), ..Body::default() },
         };
-        let mut so_far = history.clone();
+        let mut so_far = all.clone();
         so_far.push(asked.clone());
-        let suggestions = self.suggest(caller, &row, &so_far, cfg.suggestions).await;
+        let opening = self.opening(&row, &keys);
+        let suggestions = self.suggest(caller, &language, &so_far, &opening, cfg.suggestions).await;
 
         // 4. The question and the answer, sealed, in one transaction; then the audit event.
         let answer = Body {
@@ -492,6 +527,12 @@ impl ChatSessions<'_> {
             .one(caller.ctx.event("chat.message", outcome::SUCCESS).resource("chat_session", id).detail(detail))
             .await?;
 
+        let counters = self.0.chat.counters();
+        let answered = if mode == Mode::Llm { &counters.answers_llm } else { &counters.answers_grounded };
+        answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if emergency {
+            counters.emergencies.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         let stopped = out.stopped;
         let done = ChatEvent::Done {
             message_id,
@@ -582,13 +623,14 @@ impl ChatSessions<'_> {
         let (caller, id) = (pass.caller(), pass.id());
         let row = self.row(id).await?;
         let language = row.language.clone();
+        // Busy first: a confirmation refused for that keeps its action for a retry.
+        let _busy = self.0.chat.begin(id)?;
         let Some(pending) = self.0.chat.take(caller.user(), id, action) else {
             return Err(Error::with_message(
                 Code::NotFound,
                 "No action waits for this confirmation (it may have expired).",
             ));
         };
-        let _busy = self.0.chat.begin(id)?;
         let text = match (pending, accept) {
             (PendingAction::Book { clinician_id, starts_at, reason, .. }, true) => {
                 let pass = self.0.access.pass::<BookForPatient>(caller.clone(), Some(caller.user())).await?;

@@ -155,6 +155,11 @@ impl Run<'_> {
                     (ToolStatus::Refused, json!({"error": "unknown_tool", "message": message}))
                 };
                 let (status, result) = ran;
+                let counters = self.services.chat.counters();
+                counters.tool_calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if status == ToolStatus::Refused {
+                    counters.tool_refusals.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 out.event(ChatEvent::Tool { name: call.name.clone(), status }).await;
                 let text = self.redact(&result.to_string()).await?;
                 messages.push(ChatMessage::tool_result(call.id, text));
@@ -294,8 +299,10 @@ impl Gate {
                 return !out.stopped;
             }
             self.replaced = true;
-            let lead = if sentence.starts_with(char::is_whitespace) { " " } else { "" };
-            return out.say(&format!("{lead}{no_diagnosis}")).await;
+            // The replacement takes the sentence's place, spaces around it included.
+            let lead = &sentence[..sentence.len() - sentence.trim_start().len()];
+            let trail = &sentence[sentence.trim_end().len()..];
+            return out.say(&format!("{lead}{no_diagnosis}{trail}")).await;
         }
         out.say(sentence).await
     }
