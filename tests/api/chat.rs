@@ -895,6 +895,65 @@ async fn suggestions_never_repeat_what_was_asked_or_suggested() {
     }
 }
 
+/// The same with the multilingual embedding model (the default), in Spanish: ranked by meaning,
+/// never repeated, every suggestion from the Spanish bank.
+#[actix_web::test]
+async fn with_the_embedding_model_suggestions_follow_the_conversation_in_its_language_and_never_repeat() {
+    let Some(e5) = crate::knowledge::e5_dir() else {
+        eprintln!("skipped: CAREPORT_TEST_E5_DIR is not set (scripts/install-multilingual-model.sh)");
+        return;
+    };
+    let c = chart_with(|s| {
+        s.ml.embedding_provider = careport_ml::ProviderKind::Local;
+        s.ml.local.model_dir = Some(e5);
+    })
+    .await;
+    let created = open_session(&c, &c.patient, json!({"language": "es"})).await;
+    let session = id_of(&created);
+    let bank: Vec<String> = careport_actors::chat::suggest::candidates("es", &["uterine".into()])
+        .into_iter()
+        .chain(careport_actors::chat::suggest::candidates("es", &["uterine-leiomyosarcoma-ulms".into()]))
+        .map(|s| norm(&s.text))
+        .collect();
+    let mut seen: Vec<String> = suggestion_texts(&created["suggestions"]).iter().map(|s| norm(s)).collect();
+    assert!(!seen.is_empty(), "{created}");
+    for question in
+        ["¿Cuánto dura el cansancio después de la radioterapia?", "¿Qué debo comer durante la quimioterapia?"]
+    {
+        let a = ask(&c, &c.patient, &session, question).await;
+        let got = suggestion_texts(&a["suggestions"]);
+        assert_eq!(got.len(), 4, "{a}");
+        for s in &got {
+            let n = norm(s);
+            assert!(bank.contains(&n), "{s:?} is not a Spanish question of the bank");
+            assert!(!seen.contains(&n), "{s:?} was suggested already");
+            seen.push(n);
+        }
+    }
+}
+
+/// The assistant's sentences come from the language pack of the session's language.
+#[actix_web::test]
+async fn the_answer_s_labels_come_from_the_session_language_s_pack() {
+    let c = grounded_chart().await;
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/examples/lang-es");
+    let body = json!({
+        "manifest": std::fs::read_to_string(dir.join("plugin.toml")).expect("manifest"),
+        "module_base64": data_encoding::BASE64.encode(&std::fs::read(dir.join("lang_es.wasm")).expect("module")),
+    });
+    let (s, v) = c.send("POST", "/api/v1/admin/plugins", &c.admin, Some(body)).await;
+    assert_eq!(s, 201, "{v}");
+    let catalogue: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("catalog.json")).expect("catalogue")).expect("json");
+    let nothing = catalogue["messages"]["chat.no_passages"].as_str().expect("translated");
+    assert_ne!(nothing, strings::english("chat.no_passages"));
+    let created = open_session(&c, &c.patient, json!({"language": "es"})).await;
+    let a = ask(&c, &c.patient, &id_of(&created), "¿Hay aparcamiento para bicicletas?").await;
+    assert_eq!(a["mode"], "grounded", "{a}");
+    assert_eq!(a["answer"], nothing, "{a}");
+    assert_eq!(a["language"], "es");
+}
+
 // ----- 11. what leaves the host --------------------------------------------------------------------
 
 #[actix_web::test]

@@ -444,7 +444,7 @@ async fn the_index_is_back_after_a_restart_and_a_model_change_re_embeds_into_the
 }
 
 /// The multilingual model, when installed (`CAREPORT_TEST_E5_DIR`; `.ci/run` sets it).
-fn e5_dir() -> Option<std::path::PathBuf> {
+pub(crate) fn e5_dir() -> Option<std::path::PathBuf> {
     std::env::var_os("CAREPORT_TEST_E5_DIR").map(std::path::PathBuf::from).filter(|d| d.is_dir())
 }
 

@@ -48,8 +48,9 @@ static INSERT_SESSION: Sql = Sql::new(
     "INSERT INTO chat_sessions (id, user_id, title, language, messages, opening, created_at, updated_at) \
      VALUES ($1, $2, $3, $4, 0, $5, $6, $6)",
 );
-static GET_SESSION: Sql =
-    Sql::new("SELECT id, user_id, title, language, messages, opening, created_at, updated_at FROM chat_sessions WHERE id = $1");
+static GET_SESSION: Sql = Sql::new(
+    "SELECT id, user_id, title, language, messages, opening, created_at, updated_at FROM chat_sessions WHERE id = $1",
+);
 static OWNER: Sql = Sql::new("SELECT user_id FROM chat_sessions WHERE id = $1");
 static RENAME: Sql = Sql::new("UPDATE chat_sessions SET title = $2, updated_at = $3 WHERE id = $1");
 static DELETE_MESSAGES: Sql = Sql::new("DELETE FROM chat_messages WHERE session_id = $1");

@@ -374,8 +374,7 @@ impl ChatSessions<'_> {
         exclude.extend(history.iter().flat_map(|m| m.body.suggestions.iter().map(|s| s.text.clone())));
         exclude.extend(opening.iter().map(|s| s.text.clone()));
         let cancer_types = self.cancer_types(caller).await;
-        let msg =
-            crate::chat::suggest::Suggest { language: language.to_owned(), cancer_types, recent, exclude, count };
+        let msg = crate::chat::suggest::Suggest { language: language.to_owned(), cancer_types, recent, exclude, count };
         self.0.suggest.send(msg).await.unwrap_or_default()
     }
 
