@@ -4,9 +4,13 @@
 # of tests/fixtures/knowledge/multilingual.json (English renderings) and the local e5 model
 # when installed (else full text only).
 #
-#   bash bench/chat.sh grounded [SESSIONS] [SECONDS]      no LLM: answers quoted from passages
-#   bash bench/chat.sh llm [SESSIONS] [SECONDS] [GAP_MS]  a local OpenAI-compatible server
-#                                                         streaming one word every GAP_MS
+#   bash bench/chat.sh grounded [SESSIONS] [SECONDS] [THINK_MS]
+#       no LLM: answers quoted from passages
+#   bash bench/chat.sh llm [SESSIONS] [SECONDS] [THINK_MS] [GAP_MS]
+#       a local OpenAI-compatible server streaming one word every GAP_MS (default 20)
+#
+# THINK_MS: each session's pause between an answer and its next question (default 0: back to
+# back, which saturates the server; a person reading the answer pauses seconds).
 #
 # Prints time to first token p50/p99, answers/s and, for `llm`, the time between tokens as the
 # client sees it (against GAP_MS: careport's overhead per token). Client, server and the fake
@@ -17,7 +21,8 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/careport-target}
 MODE=${1:-grounded}
 SESSIONS=${2:-50}
 SECONDS_=${3:-20}
-GAP=${4:-20}
+THINK=${4:-0}
+GAP=${5:-20}
 cargo build --release -q -p careport --bin careport
 cargo build --release -q -p careport-tests --example chat_load
 BIN="$CARGO_TARGET_DIR/release/careport"
@@ -76,6 +81,6 @@ with open(out, "w") as f:
         if q["lang"] == "en":
             f.write(q["text"].replace("\n", " ") + "\n")
 PY
-echo "mode=$MODE questions=$(wc -l <"$WORK/questions.txt") sessions=$SESSIONS seconds=$SECONDS_ $( [ "$MODE" = llm ] && echo "gap_ms=$GAP")"
+echo "mode=$MODE model=${CAREPORT__ML__LOCAL__MODEL_DIR:-off} questions=$(wc -l <"$WORK/questions.txt") sessions=$SESSIONS seconds=$SECONDS_ think_ms=$THINK $( [ "$MODE" = llm ] && echo "gap_ms=$GAP")"
 "$LOAD" load --url "http://127.0.0.1:$PORT" --token "$PATIENT_TOKEN" --sessions "$SESSIONS" --seconds "$SECONDS_" \
-  --questions "$WORK/questions.txt"
+  --questions "$WORK/questions.txt" --think-ms "$THINK"

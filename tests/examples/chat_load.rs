@@ -3,10 +3,11 @@
 //! - `chat_load fake-llm --port P --gap-ms G`: a local OpenAI-compatible server
 //!   (`careport_tests::llm::FakeLlm`) that streams every answer a word at a time, one event each
 //!   `G` ms, until killed.
-//! - `chat_load load --url URL --token T --sessions N --seconds S --questions FILE`: N chat
-//!   WebSockets of one user, each asking the questions of FILE (one per line) in turn for S
-//!   seconds, one answer at a time per socket; prints time to first token (p50, p99), the
-//!   answers per second, and the time between tokens of an answer.
+//! - `chat_load load --url URL --token T --sessions N --seconds S --questions FILE [--think-ms
+//!   MS]`: N chat WebSockets of one user, each asking the questions of FILE (one per line) in
+//!   turn for S seconds, one answer at a time per socket, pausing MS between an answer and the
+//!   next question (0: back to back, the server saturated); prints time to first token (p50,
+//!   p99), the answers per second, and the time between tokens of an answer.
 //!
 //! Time to first token is measured from sending the message to the first `token` event.
 
@@ -38,7 +39,14 @@ struct Measured {
     errors: usize,
 }
 
-async fn one_socket(url: String, token: String, questions: Vec<String>, until: Instant, offset: usize) -> Measured {
+async fn one_socket(
+    url: String,
+    token: String,
+    questions: Vec<String>,
+    until: Instant,
+    offset: usize,
+    think: Duration,
+) -> Measured {
     let client = awc::Client::builder().timeout(Duration::from_secs(120)).finish();
     let mut m = Measured::default();
     let created = client
@@ -61,6 +69,10 @@ async fn one_socket(url: String, token: String, questions: Vec<String>, until: I
         return m;
     };
     let mut n = offset;
+    // Sessions with a pause between questions start spread over one pause.
+    if !think.is_zero() {
+        tokio::time::sleep(think.mul_f64((offset % 50) as f64 / 50.0)).await;
+    }
     while Instant::now() < until {
         let q = &questions[n % questions.len()];
         n += 1;
@@ -112,6 +124,9 @@ async fn one_socket(url: String, token: String, questions: Vec<String>, until: I
             m.tokens += tokens;
             m.answers += 1;
         }
+        if !think.is_zero() {
+            tokio::time::sleep(think).await;
+        }
     }
     m
 }
@@ -122,6 +137,7 @@ async fn load(args: &[String]) {
     let sessions: usize = arg(args, "--sessions").map_or(50, |s| s.parse().expect("--sessions"));
     let seconds: u64 = arg(args, "--seconds").map_or(20, |s| s.parse().expect("--seconds"));
     let file = arg(args, "--questions").expect("--questions");
+    let think = Duration::from_millis(arg(args, "--think-ms").map_or(0, |t| t.parse().expect("--think-ms")));
     let questions: Vec<String> = std::fs::read_to_string(&file)
         .expect("questions file")
         .lines()
@@ -131,7 +147,7 @@ async fn load(args: &[String]) {
     let started = Instant::now();
     let until = started + Duration::from_secs(seconds);
     let tasks: Vec<_> = (0..sessions)
-        .map(|i| actix_web::rt::spawn(one_socket(url.clone(), token.clone(), questions.clone(), until, i)))
+        .map(|i| actix_web::rt::spawn(one_socket(url.clone(), token.clone(), questions.clone(), until, i, think)))
         .collect();
     let mut all = Measured::default();
     for t in tasks {

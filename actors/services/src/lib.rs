@@ -216,11 +216,9 @@ impl Services {
         let actor_auth = auth.clone();
         let auth_actor = Handle::new("auth", Supervisor::start(move |_| AuthActor::new(actor_auth.clone())));
         let access = Access::new(db.clone(), policies, audit.clone(), auth.clone());
-        let suggest_embeddings = Arc::clone(&embeddings);
-        let suggest = Handle::new(
-            "suggest",
-            Supervisor::start(move |_| chat::SuggestActor::new(Arc::clone(&suggest_embeddings))),
-        );
+        let suggest_knowledge = knowledge.clone();
+        let suggest =
+            Handle::new("suggest", Supervisor::start(move |_| chat::SuggestActor::new(suggest_knowledge.clone())));
         let services = Self {
             db,
             redis,

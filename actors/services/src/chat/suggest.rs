@@ -12,13 +12,14 @@
 //!   rephrasings of one.
 //!
 //! Without an embedding model the same steps run on word overlap. Question vectors are kept
-//! (they never change), so after the first requests only the conversation is embedded.
+//! (the knowledge base's query vectors, by digest), so after the first requests only a new
+//! message is embedded, and only once for its search and its suggestions.
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock};
 
+use crate::knowledge::Knowledge;
 use actix::prelude::*;
-use careport_ml::Embeddings;
 use serde::{Deserialize, Serialize};
 
 use super::grounded::keys;
@@ -27,8 +28,6 @@ use super::grounded::keys;
 pub const SAME_QUESTION: f32 = 0.93;
 /// Weight of relevance against novelty in MMR.
 const LAMBDA: f32 = 0.7;
-/// Vectors kept at most (questions of the bank and recent messages).
-const MAX_CACHED: usize = 20_000;
 
 /// A suggested question.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,13 +83,15 @@ pub struct Suggest {
 
 /// Picks suggestions; see the module doc.
 pub struct SuggestActor {
-    embeddings: Arc<Embeddings>,
-    vectors: Arc<Mutex<HashMap<String, Arc<Vec<f32>>>>>,
+    knowledge: Knowledge,
+    /// Held while the bank's questions are embedded: a burst of new sessions embeds them once,
+    /// the others wait and find them kept.
+    bank: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SuggestActor {
-    pub fn new(embeddings: Arc<Embeddings>) -> Self {
-        Self { embeddings, vectors: Arc::default() }
+    pub fn new(knowledge: Knowledge) -> Self {
+        Self { knowledge, bank: Arc::default() }
     }
 }
 
@@ -104,8 +105,8 @@ impl Handler<crate::Ping> for SuggestActor {
     type Result = MessageResult<crate::Ping>;
 
     fn handle(&mut self, _: crate::Ping, _: &mut Self::Context) -> Self::Result {
-        let cached = self.vectors.lock().map(|v| v.len()).unwrap_or(0);
-        MessageResult(crate::ActorStatus { ok: true, detail: format!("{cached} question vectors kept") })
+        let model = self.knowledge.configured().map_or_else(|| "word overlap (no model)".to_owned(), |(m, _)| m);
+        MessageResult(crate::ActorStatus { ok: true, detail: format!("ranking with {model}") })
     }
 }
 
@@ -113,11 +114,10 @@ impl Handler<Suggest> for SuggestActor {
     type Result = ResponseActFuture<Self, Vec<Suggestion>>;
 
     fn handle(&mut self, msg: Suggest, _: &mut Self::Context) -> Self::Result {
-        let embeddings = Arc::clone(&self.embeddings);
-        let vectors = Arc::clone(&self.vectors);
-        // Requests run side by side; the first ones may embed a question twice (harmless), later
-        // ones find every question's vector kept.
-        Box::pin(async move { suggest(&embeddings, &vectors, msg).await }.into_actor(self))
+        let knowledge = self.knowledge.clone();
+        let bank = Arc::clone(&self.bank);
+        // Requests run side by side; only embedding the bank is one at a time.
+        Box::pin(async move { suggest(Some(&knowledge), &bank, msg).await }.into_actor(self))
     }
 }
 
@@ -125,11 +125,7 @@ fn normal(text: &str) -> String {
     text.trim().trim_end_matches(['?', '？', '؟', '.', '!']).trim().to_lowercase()
 }
 
-async fn suggest(
-    embeddings: &Embeddings,
-    vectors: &Mutex<HashMap<String, Arc<Vec<f32>>>>,
-    msg: Suggest,
-) -> Vec<Suggestion> {
+async fn suggest(knowledge: Option<&Knowledge>, bank: &tokio::sync::Mutex<()>, msg: Suggest) -> Vec<Suggestion> {
     let count = msg.count.clamp(1, super::MAX_SUGGESTIONS);
     let excluded: Vec<String> = msg.exclude.iter().map(|t| normal(t)).collect();
     let mut pool: Vec<Suggestion> = candidates(&msg.language, &msg.cancer_types);
@@ -138,8 +134,12 @@ async fn suggest(
     if pool.is_empty() {
         return Vec::new();
     }
-    let recent = msg.recent.iter().rev().take(3).cloned().collect::<Vec<_>>().join("\n");
-    match vectors_for(embeddings, vectors, &pool, &recent, &msg.exclude).await {
+    let recent: Vec<String> = msg.recent.iter().rev().take(3).cloned().collect();
+    let found = match knowledge {
+        Some(k) => vectors_for(k, bank, &pool, &recent, &msg.exclude).await,
+        None => None,
+    };
+    match found {
         Some((candidates, recent_vec, excluded_vecs)) => {
             let keep: Vec<usize> = (0..pool.len())
                 .filter(|&i| excluded_vecs.iter().all(|e| cosine(&candidates[i], e) < SAME_QUESTION))
@@ -158,7 +158,7 @@ async fn suggest(
             // No model: word overlap stands in for similarity.
             let sets: Vec<_> = pool.iter().map(|s| keys(&s.text)).collect();
             let excluded_sets: Vec<_> = msg.exclude.iter().map(|t| keys(t)).collect();
-            let recent_set = keys(&recent);
+            let recent_set = keys(&recent.join("\n"));
             let keep: Vec<usize> =
                 (0..pool.len()).filter(|&i| excluded_sets.iter().all(|e| jaccard(&sets[i], e) < 0.8)).collect();
             let relevance: Vec<f32> = keep
@@ -176,47 +176,43 @@ fn prior(i: usize, n: usize) -> f32 {
     1.0 - i as f32 / (n as f32 + 1.0)
 }
 
-type Vectors = (Vec<Arc<Vec<f32>>>, Option<Arc<Vec<f32>>>, Vec<Arc<Vec<f32>>>);
+type Found = (Vec<Vec<f32>>, Option<Vec<f32>>, Vec<Vec<f32>>);
 
-/// The vectors of the candidates, of the recent conversation and of what was asked or
-/// suggested; `None` without a working model.
+/// Unit vectors of the candidates, of the recent conversation (the mean of its messages'
+/// vectors) and of what was asked or suggested; `None` without a working model. Vectors come
+/// from the knowledge base's query vectors, so a question embedded for its search is not
+/// embedded again here.
 async fn vectors_for(
-    embeddings: &Embeddings,
-    cache: &Mutex<HashMap<String, Arc<Vec<f32>>>>,
+    knowledge: &Knowledge,
+    bank: &tokio::sync::Mutex<()>,
     pool: &[Suggestion],
-    recent: &str,
+    recent: &[String],
     exclude: &[String],
-) -> Option<Vectors> {
-    let model = embeddings.model_id()?.to_owned();
-    let mut texts: Vec<&str> = pool.iter().map(|s| s.text.as_str()).collect();
-    texts.extend(exclude.iter().map(String::as_str));
-    if !recent.is_empty() {
-        texts.push(recent);
-    }
-    let missing: Vec<String> = {
-        let cache = cache.lock().ok()?;
-        let mut m: Vec<String> = texts.iter().filter(|t| !cache.contains_key(**t)).map(|t| (*t).to_owned()).collect();
-        m.sort();
-        m.dedup();
-        m
+) -> Option<Found> {
+    let questions: Vec<&str> = pool.iter().map(|s| s.text.as_str()).collect();
+    let candidates = {
+        let _one_at_a_time = bank.lock().await;
+        knowledge.embed_queries(&questions).await?.ok()?
     };
-    if !missing.is_empty() {
-        let input = missing.iter().map(|t| crate::knowledge::prefixed(&model, t, true)).collect();
-        let found = embeddings.embed(input).await.ok()?;
-        let mut cache = cache.lock().ok()?;
-        if cache.len() + found.len() > MAX_CACHED {
-            cache.clear();
+    let mut own: Vec<&str> = exclude.iter().map(String::as_str).collect();
+    own.extend(recent.iter().map(String::as_str));
+    let own = knowledge.embed_queries(&own).await?.ok()?;
+    let (excluded, recent_vecs) = own.split_at(exclude.len());
+    let recent_vec = (!recent_vecs.is_empty()).then(|| {
+        let dim = recent_vecs[0].len();
+        let mut mean = vec![0.0f32; dim];
+        for v in recent_vecs {
+            for (m, x) in mean.iter_mut().zip(normalized(v.to_vec())) {
+                *m += x;
+            }
         }
-        for (t, v) in missing.into_iter().zip(found) {
-            cache.insert(t, Arc::new(normalized(v)));
-        }
-    }
-    let cache = cache.lock().ok()?;
-    let get = |t: &str| cache.get(t).cloned();
-    let candidates = pool.iter().map(|s| get(&s.text)).collect::<Option<Vec<_>>>()?;
-    let excluded = exclude.iter().map(|t| get(t)).collect::<Option<Vec<_>>>()?;
-    let recent = if recent.is_empty() { None } else { Some(get(recent)?) };
-    Some((candidates, recent, excluded))
+        normalized(mean)
+    });
+    Some((
+        candidates.iter().map(|v| normalized(v.to_vec())).collect(),
+        recent_vec,
+        excluded.iter().map(|v| normalized(v.to_vec())).collect(),
+    ))
 }
 
 fn normalized(mut v: Vec<f32>) -> Vec<f32> {
@@ -332,8 +328,7 @@ mod tests {
 
     #[tokio::test]
     async fn without_a_model_suggestions_never_repeat_what_was_asked_or_suggested() {
-        let embeddings = Embeddings::off();
-        let vectors = Mutex::default();
+        let bank = tokio::sync::Mutex::new(());
         let mut exclude: Vec<String> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for _ in 0..4 {
@@ -344,7 +339,7 @@ mod tests {
                 exclude: exclude.clone(),
                 count: 4,
             };
-            let got = suggest(&embeddings, &vectors, msg).await;
+            let got = suggest(None, &bank, msg).await;
             assert_eq!(got.len(), 4);
             for s in got {
                 assert!(seen.insert(normal(&s.text)), "repeated: {}", s.text);

@@ -196,8 +196,31 @@ pub(crate) struct Inner {
     pub active: RwLock<Option<ActiveSpace>>,
     pub index: RwLock<Option<Arc<EmbeddedIndex>>>,
     pub counters: KnowledgeCounters,
+    /// Recent query vectors of the configured model.
+    pub queries: QueryVectors,
     /// Whether this process serves (and so holds the embedded index).
     pub serving: std::sync::atomic::AtomicBool,
+}
+
+/// Query vectors kept at most (about 1.5 KiB each at 384 dimensions).
+const MAX_QUERY_VECTORS: usize = 20_000;
+
+/// Recent query vectors, by the SHA-256 of the model and the embedded text — never the text
+/// itself: questions are patients' words, and nothing here should hold them after the request.
+#[derive(Default)]
+pub struct QueryVectors {
+    kept: std::sync::Mutex<std::collections::HashMap<[u8; 32], Arc<Vec<f32>>>>,
+}
+
+impl QueryVectors {
+    fn key(model: &str, input: &str) -> [u8; 32] {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(model.as_bytes());
+        h.update([0]);
+        h.update(input.as_bytes());
+        h.finalize().into()
+    }
 }
 
 /// The model id of the configured provider, or why there is none.
@@ -238,6 +261,7 @@ impl Knowledge {
                 active: RwLock::new(None),
                 index: RwLock::new(None),
                 counters: KnowledgeCounters::default(),
+                queries: QueryVectors::default(),
                 serving: std::sync::atomic::AtomicBool::new(false),
             }),
         }
@@ -370,12 +394,46 @@ impl Knowledge {
 
     /// Embed a query for `space`; `None` when its model is not available here.
     pub async fn embed_query(&self, space: &ActiveSpace, text: &str) -> Option<Result<Vec<f32>, EmbedError>> {
-        let input = vec![prefixed(&space.model, text, true)];
         let answer = match space.embedder.as_ref()? {
-            QueryEmbedder::Configured => self.inner.embeddings.embed(input).await,
-            QueryEmbedder::Older(p) => p.embed(input).await,
+            QueryEmbedder::Configured => {
+                return Some(
+                    self.embed_queries(&[text]).await?.map(|mut v| v.pop().map(|q| q.to_vec()).unwrap_or_default()),
+                );
+            }
+            QueryEmbedder::Older(p) => p.embed(vec![prefixed(&space.model, text, true)]).await,
         };
         Some(answer.and_then(|mut v| v.pop().ok_or_else(|| EmbedError::BadResponse("no vector".into()))))
+    }
+
+    /// Embed texts as queries with the configured model, each once: a vector made recently is
+    /// kept (a chat answer's question serves its search and its suggestions; the suggestion
+    /// bank's questions are embedded once). `None` when no model is configured.
+    pub async fn embed_queries(&self, texts: &[&str]) -> Option<Result<Vec<Arc<Vec<f32>>>, EmbedError>> {
+        let (model, _) = self.configured()?;
+        let inputs: Vec<String> = texts.iter().map(|t| prefixed(&model, t, true)).collect();
+        let keys: Vec<[u8; 32]> = inputs.iter().map(|i| QueryVectors::key(&model, i)).collect();
+        let mut out: Vec<Option<Arc<Vec<f32>>>> = {
+            let kept = self.inner.queries.kept.lock().unwrap_or_else(|p| p.into_inner());
+            keys.iter().map(|k| kept.get(k).cloned()).collect()
+        };
+        let missing: Vec<usize> = (0..out.len()).filter(|&i| out[i].is_none()).collect();
+        if !missing.is_empty() {
+            let found = match self.inner.embeddings.embed(missing.iter().map(|&i| inputs[i].clone()).collect()).await {
+                Ok(v) if v.len() == missing.len() => v,
+                Ok(_) => return Some(Err(EmbedError::BadResponse("a vector per text was expected".into()))),
+                Err(e) => return Some(Err(e)),
+            };
+            let mut kept = self.inner.queries.kept.lock().unwrap_or_else(|p| p.into_inner());
+            if kept.len() + found.len() > MAX_QUERY_VECTORS {
+                kept.clear();
+            }
+            for (&i, v) in missing.iter().zip(found) {
+                let v = Arc::new(v);
+                kept.insert(keys[i], Arc::clone(&v));
+                out[i] = Some(v);
+            }
+        }
+        Some(Ok(out.into_iter().flatten().collect()))
     }
 
     /// Note a search's time, for `/metrics`.
