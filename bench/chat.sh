@@ -9,6 +9,8 @@
 #   bash bench/chat.sh llm [SESSIONS] [SECONDS] [THINK_MS] [GAP_MS]
 #       a local OpenAI-compatible server streaming one word every GAP_MS (default 20)
 #
+# UNIQUE=1: every question a new text (numbered), so no query vector is reused (the 36 questions
+# otherwise repeat, and their vectors are kept after the first round).
 # THINK_MS: each session's pause between an answer and its next question (default 0: back to
 # back, which saturates the server; a person reading the answer pauses seconds).
 #
@@ -43,7 +45,10 @@ if [ "$MODE" = llm ]; then
   LLM_PORT=$(port)
   "$LOAD" fake-llm --port "$LLM_PORT" --gap-ms "$GAP" >"$WORK/fake.log" 2>&1 &
   PIDS+=($!)
-  export CAREPORT__LLM__BASE_URL="http://127.0.0.1:$LLM_PORT/v1" CAREPORT__LLM__CHAT_MODEL=bench-model
+  # llm.max_concurrency (default 8) caps requests in flight to a provider; raised here so that
+  # the benchmark measures careport, not that cap (LLM_CONCURRENCY=8 to see it).
+  export CAREPORT__LLM__BASE_URL="http://127.0.0.1:$LLM_PORT/v1" CAREPORT__LLM__CHAT_MODEL=bench-model \
+    CAREPORT__LLM__MAX_CONCURRENCY=${LLM_CONCURRENCY:-$((SESSIONS + 10))}
 fi
 
 "$BIN" seed-demo --admins 1 --clinicians 2 --patients 1 --patient-accounts 1 --appointments-per-patient 0 >"$WORK/seed.txt"
@@ -83,4 +88,4 @@ with open(out, "w") as f:
 PY
 echo "mode=$MODE model=${CAREPORT__ML__LOCAL__MODEL_DIR:-off} questions=$(wc -l <"$WORK/questions.txt") sessions=$SESSIONS seconds=$SECONDS_ think_ms=$THINK $( [ "$MODE" = llm ] && echo "gap_ms=$GAP")"
 "$LOAD" load --url "http://127.0.0.1:$PORT" --token "$PATIENT_TOKEN" --sessions "$SESSIONS" --seconds "$SECONDS_" \
-  --questions "$WORK/questions.txt" --think-ms "$THINK"
+  --questions "$WORK/questions.txt" --think-ms "$THINK" ${UNIQUE:+--unique}

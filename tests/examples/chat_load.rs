@@ -4,10 +4,11 @@
 //!   (`careport_tests::llm::FakeLlm`) that streams every answer a word at a time, one event each
 //!   `G` ms, until killed.
 //! - `chat_load load --url URL --token T --sessions N --seconds S --questions FILE [--think-ms
-//!   MS]`: N chat WebSockets of one user, each asking the questions of FILE (one per line) in
+//!   MS] [--unique]`: N chat WebSockets of one user, each asking the questions of FILE (one per line) in
 //!   turn for S seconds, one answer at a time per socket, pausing MS between an answer and the
 //!   next question (0: back to back, the server saturated); prints time to first token (p50,
-//!   p99), the answers per second, and the time between tokens of an answer.
+//!   p99), the answers per second, and the time between tokens of an answer. `--unique` makes
+//!   every question a new text (numbered), so that no query vector is reused.
 //!
 //! Time to first token is measured from sending the message to the first `token` event.
 
@@ -32,6 +33,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 #[derive(Default)]
 struct Measured {
     first_token_ms: Vec<f64>,
+    /// From sending the question to the `done` event.
+    answer_ms: Vec<f64>,
     /// Mean gap between consecutive tokens of each answer.
     token_gap_ms: Vec<f64>,
     tokens: usize,
@@ -46,6 +49,7 @@ async fn one_socket(
     until: Instant,
     offset: usize,
     think: Duration,
+    unique: bool,
 ) -> Measured {
     let client = awc::Client::builder().timeout(Duration::from_secs(120)).finish();
     let mut m = Measured::default();
@@ -75,6 +79,8 @@ async fn one_socket(
     }
     while Instant::now() < until {
         let q = &questions[n % questions.len()];
+        // A question never asked before (no vector of it kept anywhere) when `unique`.
+        let q = if unique { format!("{q} (session {offset}, question {n})") } else { q.clone() };
         n += 1;
         let sent = Instant::now();
         let msg = json!({"type": "message", "text": q}).to_string();
@@ -98,7 +104,10 @@ async fn one_socket(
                             last = now;
                             tokens += 1;
                         }
-                        Some("done") => break,
+                        Some("done") => {
+                            m.answer_ms.push(sent.elapsed().as_secs_f64() * 1e3);
+                            break;
+                        }
                         Some("error") => {
                             m.errors += 1;
                             break;
@@ -137,6 +146,7 @@ async fn load(args: &[String]) {
     let sessions: usize = arg(args, "--sessions").map_or(50, |s| s.parse().expect("--sessions"));
     let seconds: u64 = arg(args, "--seconds").map_or(20, |s| s.parse().expect("--seconds"));
     let file = arg(args, "--questions").expect("--questions");
+    let unique = args.iter().any(|a| a == "--unique");
     let think = Duration::from_millis(arg(args, "--think-ms").map_or(0, |t| t.parse().expect("--think-ms")));
     let questions: Vec<String> = std::fs::read_to_string(&file)
         .expect("questions file")
@@ -147,12 +157,15 @@ async fn load(args: &[String]) {
     let started = Instant::now();
     let until = started + Duration::from_secs(seconds);
     let tasks: Vec<_> = (0..sessions)
-        .map(|i| actix_web::rt::spawn(one_socket(url.clone(), token.clone(), questions.clone(), until, i, think)))
+        .map(|i| {
+            actix_web::rt::spawn(one_socket(url.clone(), token.clone(), questions.clone(), until, i, think, unique))
+        })
         .collect();
     let mut all = Measured::default();
     for t in tasks {
         let m = t.await.expect("socket task");
         all.first_token_ms.extend(m.first_token_ms);
+        all.answer_ms.extend(m.answer_ms);
         all.token_gap_ms.extend(m.token_gap_ms);
         all.tokens += m.tokens;
         all.answers += m.answers;
@@ -160,15 +173,18 @@ async fn load(args: &[String]) {
     }
     let elapsed = started.elapsed().as_secs_f64();
     all.first_token_ms.sort_by(f64::total_cmp);
+    all.answer_ms.sort_by(f64::total_cmp);
     all.token_gap_ms.sort_by(f64::total_cmp);
     println!(
         "sessions={sessions} answers={} errors={} answers_per_s={:.1} first_token_p50_ms={:.1} first_token_p99_ms={:.1} \
-         tokens={} token_gap_p50_ms={:.2} token_gap_p99_ms={:.2}",
+         answer_p50_ms={:.1} answer_p99_ms={:.1} tokens={} token_gap_p50_ms={:.2} token_gap_p99_ms={:.2}",
         all.answers,
         all.errors,
         all.answers as f64 / elapsed,
         percentile(&all.first_token_ms, 0.5),
         percentile(&all.first_token_ms, 0.99),
+        percentile(&all.answer_ms, 0.5),
+        percentile(&all.answer_ms, 0.99),
         all.tokens,
         percentile(&all.token_gap_ms, 0.5),
         percentile(&all.token_gap_ms, 0.99),
