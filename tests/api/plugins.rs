@@ -263,3 +263,66 @@ async fn a_plugin_change_on_one_node_reaches_the_other() {
     assert_eq!(res.status(), 201);
     wait_for("v2").await;
 }
+
+/// The plugins careport ships with: a fresh portal speaks the six languages (the packs enabled,
+/// complete), the example OCR plugins wait disabled; at the next start an operator's own plugin
+/// of a bundled name at a higher version stays theirs, and an older bundled version is upgraded
+/// without being re-enabled.
+#[actix_web::test]
+async fn a_fresh_portal_has_the_bundled_plugins_and_an_operator_s_own_stay_theirs() {
+    let mut app = careport_tests::spawn_app_with(|s| s.plugins.bundled = true, Vec::new()).await;
+    let email = format!("admin-{}@example.org", &Uuid::new_v4().simple().to_string()[..8]);
+    app.create_user(&email, Role::Admin, None, None).await;
+    let token = app.login(&email).await["access_token"].as_str().expect("token").to_owned();
+    for locale in ["es", "fr", "ar", "zh", "hi"] {
+        let res = app.get(&format!("/api/v1/i18n/{locale}")).await;
+        assert_eq!(res.status(), 200, "{locale}");
+        let v: Value = res.json().await.expect("json");
+        assert_eq!(v["fallback"], json!([]), "{locale}: the shipped pack translates every key");
+    }
+    let fresh = listed(&app, &token).await;
+    assert_eq!(fresh.len(), 7, "{fresh:?}");
+    assert_eq!(fresh["lang-es"], ("1.1.0".to_owned(), true));
+    assert!(!fresh["redact-phi"].1, "the OCR examples wait disabled");
+    assert!(!fresh["lab-values"].1);
+
+    // The operator's own lang-fr, a higher version; lang-zh put back to an older version and
+    // disabled.
+    let dir = |d: &str| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/examples").join(d);
+    let upload = |name: &str, module: &str, version: &str| {
+        let manifest = std::fs::read_to_string(dir(name).join("plugin.toml"))
+            .expect("manifest")
+            .replace("version = \"1.1.0\"", &format!("version = \"{version}\""));
+        json!({
+            "manifest": manifest,
+            "module_base64": data_encoding::BASE64.encode(&std::fs::read(dir(name).join(module)).expect("module")),
+        })
+    };
+    let res = app.post_json("/api/v1/admin/plugins", Some(&token), &upload("lang-fr", "lang_fr.wasm", "9.0.0")).await;
+    assert_eq!(res.status(), 201);
+    let res = app.post_json("/api/v1/admin/plugins", Some(&token), &upload("lang-zh", "lang_zh.wasm", "1.0.0")).await;
+    assert_eq!(res.status(), 201);
+    let res = app.post_json("/api/v1/admin/plugins/lang-zh/disable", Some(&token), &json!({})).await;
+    assert_eq!(res.status(), 200);
+
+    app.restart().await;
+    let token = app.login(&email).await["access_token"].as_str().expect("token").to_owned();
+    let after = listed(&app, &token).await;
+    assert_eq!(after["lang-fr"], ("9.0.0".to_owned(), true), "the operator's higher version stays");
+    assert_eq!(after["lang-zh"], ("1.1.0".to_owned(), false), "upgraded, still disabled");
+    assert!(!after["redact-phi"].1);
+}
+
+/// The installed plugins: name → (version, enabled).
+async fn listed(app: &careport_tests::TestApp, token: &str) -> std::collections::BTreeMap<String, (String, bool)> {
+    let v: Value = app.get_as("/api/v1/admin/plugins", token).await.json().await.expect("json");
+    v["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|p| {
+            let name = p["name"].as_str().expect("name").to_owned();
+            (name, (p["version"].as_str().expect("version").to_owned(), p["enabled"].as_bool().expect("enabled")))
+        })
+        .collect()
+}

@@ -6,6 +6,10 @@
 //! fresh directory and swapped into place only once the new version is serving, so a restart
 //! always finds the version that was serving. A disabled plugin keeps a `disabled` marker file.
 //!
+//! careport ships plugins of its own ([`BUNDLED`]: the language packs, enabled; the example OCR
+//! plugins, disabled), installed at start where the portal lacks them or has an older version,
+//! like an upload — so they are ordinary plugins an administrator lists, disables or replaces.
+//!
 //! Every change also goes to the store (`plugins` table) and is announced on the bus
 //! (`plugins.changed`): every node installs the newer row, and the `PluginActor` polls the store
 //! as a backstop for a missed event. At start the store's plugins win over the directory's;
@@ -36,15 +40,65 @@ pub struct PluginsConfig {
     pub grants: HashMap<String, Vec<String>>,
     /// How often a node compares its plugins with the store's (a backstop for missed events).
     pub sync_interval_ms: u64,
+    /// Install the plugins careport ships with ([`BUNDLED`]): the five language packs enabled,
+    /// the example OCR plugins disabled.
+    #[serde(default = "yes")]
+    pub bundled: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for PluginsConfig {
     fn default() -> Self {
-        Self { dir: None, max_time_ms: 1000, max_memory_mib: 256, grants: HashMap::new(), sync_interval_ms: 5000 }
+        Self {
+            dir: None,
+            max_time_ms: 1000,
+            max_memory_mib: 256,
+            grants: HashMap::new(),
+            sync_interval_ms: 5000,
+            bundled: true,
+        }
     }
 }
 
 const DISABLED_MARK: &str = "disabled";
+
+/// A plugin compiled into careport.
+pub struct Bundled {
+    pub manifest: &'static str,
+    pub module: &'static [u8],
+    /// Serving on a fresh portal; the others are there for an administrator to enable.
+    pub enabled: bool,
+}
+
+macro_rules! bundled {
+    ($dir:literal, $module:literal, $enabled:expr) => {
+        Bundled {
+            manifest: include_str!(concat!("../../../plugins/examples/", $dir, "/plugin.toml")),
+            module: include_bytes!(concat!("../../../plugins/examples/", $dir, "/", $module)),
+            enabled: $enabled,
+        }
+    };
+}
+
+/// What a fresh portal has: it speaks the six languages at once, and the example OCR
+/// post-processors wait, disabled, for an administrator who wants them.
+pub const BUNDLED: &[Bundled] = &[
+    bundled!("lang-es", "lang_es.wasm", true),
+    bundled!("lang-fr", "lang_fr.wasm", true),
+    bundled!("lang-ar", "lang_ar.wasm", true),
+    bundled!("lang-zh", "lang_zh.wasm", true),
+    bundled!("lang-hi", "lang_hi.wasm", true),
+    bundled!("redact-phi", "redact_phi.wasm", false),
+    bundled!("lab-values", "lab_values.wasm", false),
+];
+
+/// A dotted version as numbers (`1.10.0` after `1.9.2`); what does not parse counts as 0.
+fn version_key(v: &str) -> Vec<u64> {
+    v.split(['.', '-', '+']).map(|p| p.parse().unwrap_or(0)).collect()
+}
 /// The bus channel of plugin changes; the payload is the plugin's name.
 pub const CHANNEL: &str = "plugins.changed";
 
@@ -111,7 +165,39 @@ impl Plugins {
             }
         }
         plugins.sync().await;
+        if cfg.bundled {
+            plugins.install_bundled().await;
+        }
         Ok(plugins)
+    }
+
+    /// Install each bundled plugin the portal lacks, or has at a lower version (careport was
+    /// upgraded). An operator's own plugin of the same name at the same or a higher version is
+    /// left as it is, and a bundled plugin an administrator disabled stays disabled when it is
+    /// upgraded. Like an upload, an install reaches every node through the store.
+    async fn install_bundled(&self) {
+        let serving = self.list();
+        for b in BUNDLED {
+            let Ok(m) = Manifest::parse(b.manifest) else {
+                tracing::error!("a bundled plugin's manifest does not parse; it is left out");
+                continue;
+            };
+            let current = serving.iter().find(|p| p.name == m.name);
+            let enabled = match current {
+                None => b.enabled,
+                Some(p) if version_key(&p.version) < version_key(&m.version) => p.enabled,
+                Some(_) => continue,
+            };
+            match self.upload(b.manifest.to_owned(), b.module.to_vec()).await {
+                Ok(_) => {
+                    if !enabled && let Err(e) = self.set_enabled(&m.name, false).await {
+                        tracing::warn!(plugin = %m.name, error = %e, "a bundled plugin could not be left disabled");
+                    }
+                    tracing::info!(plugin = %m.name, version = %m.version, enabled, "bundled plugin installed");
+                }
+                Err(e) => tracing::error!(plugin = %m.name, error = %e, "a bundled plugin could not be installed"),
+            }
+        }
     }
 
     /// How often the `PluginActor` compares with the store.
