@@ -1166,3 +1166,32 @@ async fn a_session_answers_one_message_at_a_time() {
     assert_eq!(fake.requests().len(), 2, "the refused messages reached no model");
     socket.close().await;
 }
+
+// ----- a cookie-authenticated socket and its origin --------------------------------------------------
+
+/// Browsers send the portal's cookie on a WebSocket handshake that another site starts (where
+/// SameSite lets them), and a socket carries no CSRF header: with the cookie, the `Origin` must
+/// be the portal's own.
+#[actix_web::test]
+async fn a_socket_opened_with_the_cookie_must_come_from_the_portal_s_own_origin() {
+    let c = grounded_chart().await;
+    let session = patient_session(&c).await;
+    let url = c.app.url(&session_path(&session, "/ws")).replace("http://", "ws://");
+    let cookie = format!("__Host-careport_access={}", c.patient);
+    let public = c.app.settings.public_url.trim_end_matches('/').to_owned();
+    let ours = public.split('/').take(3).collect::<Vec<_>>().join("/");
+    let refused = awc::Client::new()
+        .ws(url.clone())
+        .header("Cookie", cookie.clone())
+        .origin("https://evil.example")
+        .connect()
+        .await;
+    match refused {
+        Err(WsClientError::InvalidResponseStatus(status)) => assert_eq!(status.as_u16(), 403),
+        Err(e) => panic!("refused in another way: {e}"),
+        Ok((res, _)) => panic!("a foreign origin opened the socket: {}", res.status()),
+    }
+    let (res, _socket) =
+        awc::Client::new().ws(url).header("Cookie", cookie).origin(ours.as_str()).connect().await.expect("our origin");
+    assert_eq!(res.status().as_u16(), 101);
+}

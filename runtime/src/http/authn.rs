@@ -294,3 +294,21 @@ pub fn query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, Api
         .into()
     })
 }
+
+/// A socket opened with the web UI's cookie must come from the portal's own pages: browsers
+/// send cookies on cross-site WebSocket handshakes where SameSite allows, and a WebSocket has no
+/// CSRF header, so the `Origin` must be the portal's (`public_url`). A bearer token is not sent
+/// by browsers on their own, so it needs no such check.
+pub fn check_origin(req: &HttpRequest, services: &Services) -> Result<(), Error> {
+    if req.headers().contains_key(header::AUTHORIZATION) {
+        return Ok(());
+    }
+    let Some(origin) = req.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok()) else { return Ok(()) };
+    let ours = services.identity.public_url().trim_end_matches('/');
+    let ours_origin = ours.split('/').take(3).collect::<Vec<_>>().join("/");
+    if origin.trim_end_matches('/').eq_ignore_ascii_case(&ours_origin) {
+        Ok(())
+    } else {
+        Err(Error::new(Code::CsrfRejected))
+    }
+}

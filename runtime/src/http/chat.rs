@@ -232,7 +232,7 @@ pub async fn socket(
     req: HttpRequest,
     body: web::Payload,
 ) -> Result<HttpResponse> {
-    check_origin(&req, &services)?;
+    super::authn::check_origin(&req, &services)?;
     let caller = auth.pass.caller().clone();
     let session = auth.pass.id();
     let guard = services.chat.open_socket(caller.user())?;
@@ -255,24 +255,6 @@ pub async fn socket(
         }
     });
     Ok(response)
-}
-
-/// A socket opened with the web UI's cookie must come from the portal's own pages: browsers
-/// send cookies on cross-site WebSocket handshakes where SameSite allows, and a WebSocket has no
-/// CSRF header, so the `Origin` must be the portal's (`public_url`). A bearer token is not sent
-/// by browsers on their own, so it needs no such check.
-fn check_origin(req: &HttpRequest, services: &Services) -> std::result::Result<(), Error> {
-    if req.headers().contains_key(header::AUTHORIZATION) {
-        return Ok(());
-    }
-    let Some(origin) = req.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok()) else { return Ok(()) };
-    let ours = services.identity.public_url().trim_end_matches('/');
-    let ours_origin = ours.split('/').take(3).collect::<Vec<_>>().join("/");
-    if origin.trim_end_matches('/').eq_ignore_ascii_case(&ours_origin) {
-        Ok(())
-    } else {
-        Err(Error::new(Code::CsrfRejected))
-    }
 }
 
 /// What a client sends.

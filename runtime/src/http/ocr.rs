@@ -109,6 +109,7 @@ pub async fn events(
     body: web::Payload,
 ) -> Result<HttpResponse> {
     let id = path_id(&req, "id")?;
+    super::authn::check_origin(&req, &services)?;
     let (state, events) = services.text().watch(auth.caller, id).await?;
     let (response, session, stream) = actix_ws::handle(&req, body).map_err(|_| {
         careport_domain::Error::with_message(careport_domain::Code::BadRequest, "This route speaks WebSocket only.")
