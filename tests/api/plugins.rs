@@ -326,3 +326,43 @@ async fn listed(app: &careport_tests::TestApp, token: &str) -> std::collections:
         })
         .collect()
 }
+
+/// A language pack is run once per installed version, not on every catalogue request: neither a
+/// known nor an unknown locale calls the packs again, and a new version is read afresh.
+#[actix_web::test]
+async fn catalogues_are_read_once_per_pack_version() {
+    let app = careport_tests::spawn_app_with(|s| s.plugins.bundled = true, Vec::new()).await;
+    let email = format!("admin-{}@example.org", &Uuid::new_v4().simple().to_string()[..8]);
+    app.create_user(&email, Role::Admin, None, None).await;
+    let token = app.login(&email).await["access_token"].as_str().expect("token").to_owned();
+    for path in ["/api/v1/i18n/xx", "/api/v1/i18n/es", "/api/v1/i18n/yy", "/api/v1/i18n/es", "/api/v1/i18n/zz"] {
+        let res = app.get(path).await;
+        assert_eq!(res.status(), if path.ends_with("/es") { 200 } else { 404 }, "{path}");
+    }
+    let calls = |v: &Value, name: &str| {
+        v["items"].as_array().expect("items").iter().find(|p| p["name"] == name).expect("listed")["calls"]
+            .as_u64()
+            .expect("calls")
+    };
+    let v: Value = app.get_as("/api/v1/admin/plugins", &token).await.json().await.expect("json");
+    for pack in ["lang-es", "lang-fr", "lang-ar", "lang-zh", "lang-hi"] {
+        assert_eq!(calls(&v, pack), 1, "{pack} runs once for five requests");
+    }
+    // A new version is read afresh, once.
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/examples/lang-es");
+    let manifest = std::fs::read_to_string(dir.join("plugin.toml"))
+        .expect("manifest")
+        .replace("version = \"1.1.0\"", "version = \"1.2.0\"");
+    let body = json!({
+        "manifest": manifest,
+        "module_base64": data_encoding::BASE64.encode(&std::fs::read(dir.join("lang_es.wasm")).expect("module")),
+    });
+    let res = app.post_json("/api/v1/admin/plugins", Some(&token), &body).await;
+    assert_eq!(res.status(), 201);
+    for _ in 0..3 {
+        assert_eq!(app.get("/api/v1/i18n/es").await.status(), 200);
+    }
+    let v: Value = app.get_as("/api/v1/admin/plugins", &token).await.json().await.expect("json");
+    // The count is the name's, across versions: one call for each.
+    assert_eq!(calls(&v, "lang-es"), 2, "the new version, once");
+}

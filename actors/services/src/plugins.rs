@@ -114,6 +114,16 @@ pub struct Plugins {
     /// The store's `updated_at` of the version this node serves, by name.
     served: Arc<RwLock<HashMap<String, i64>>>,
     sync_interval: std::time::Duration,
+    /// Language packs' catalogues, read once per installed version (see [`Plugins::catalogue`]).
+    catalogues: Arc<RwLock<HashMap<String, Catalogue>>>,
+}
+
+/// A language pack's catalogue as read from the version installed when it was read.
+#[derive(Clone)]
+struct Catalogue {
+    /// The pack's version and the store's change time of it: any upload or reload differs.
+    installed: (String, Option<i64>),
+    pack: Arc<serde_json::Value>,
 }
 
 fn blocking_error(e: tokio::task::JoinError) -> PluginError {
@@ -140,6 +150,7 @@ impl Plugins {
             bus,
             served: Arc::default(),
             sync_interval: std::time::Duration::from_millis(cfg.sync_interval_ms.max(100)),
+            catalogues: Arc::default(),
         };
         let mut names: Vec<PathBuf> = std::fs::read_dir(&plugins.dir)?
             .filter_map(Result::ok)
@@ -311,6 +322,39 @@ impl Plugins {
         let registry = self.registry.clone();
         let name = name.to_owned();
         tokio::task::spawn_blocking(move || registry.call(&name, &input)).await.map_err(blocking_error)?
+    }
+
+    /// The catalogue (`{locale, name, direction, plural_categories, messages, …}`) of the enabled
+    /// language pack for `locale`, if any. Each pack is called once per installed version and
+    /// its answer kept, so that neither a known nor an unknown locale runs the packs again.
+    pub async fn catalogue(&self, locale: &str) -> Option<Arc<serde_json::Value>> {
+        let packs: Vec<PluginStats> =
+            self.list().into_iter().filter(|p| p.kind == "language-pack" && p.enabled).collect();
+        let mut found = None;
+        for p in packs {
+            let served = self.served.read().unwrap_or_else(|e| e.into_inner()).get(&p.name).copied();
+            let installed = (p.version.clone(), served);
+            let kept = self.catalogues.read().unwrap_or_else(|e| e.into_inner()).get(&p.name).cloned();
+            let pack = match kept {
+                Some(c) if c.installed == installed => c.pack,
+                _ => match self.call(&p.name, serde_json::json!({})).await {
+                    Ok(v) => {
+                        let pack = Arc::new(v);
+                        let c = Catalogue { installed, pack: Arc::clone(&pack) };
+                        self.catalogues.write().unwrap_or_else(|e| e.into_inner()).insert(p.name.clone(), c);
+                        pack
+                    }
+                    Err(e) => {
+                        tracing::warn!(plugin = %p.name, error = %e, "a language pack did not answer");
+                        continue;
+                    }
+                },
+            };
+            if found.is_none() && pack["locale"] == locale {
+                found = Some(pack);
+            }
+        }
+        found
     }
 
     /// Validate, install and persist an uploaded plugin; the old version serves until the new one

@@ -26,11 +26,9 @@ pub async fn catalogue(services: web::Data<Services>, locale: web::Path<String>)
     if locale.len() > 16 || !locale.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
         return Err(Error::new(Code::NotFound).into());
     }
-    for p in services.plugins.list().into_iter().filter(|p| p.kind == "language-pack" && p.enabled) {
-        let Ok(mut pack) = services.plugins.call(&p.name, json!({})).await else { continue };
-        if pack["locale"] != locale.as_str() {
-            continue;
-        }
+    // Catalogues are read once per pack version: an unknown locale runs no plugin.
+    if let Some(pack) = services.plugins.catalogue(&locale).await {
+        let mut pack = (*pack).clone();
         let categories: Vec<String> = pack["plural_categories"]
             .as_array()
             .map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_owned)).collect())

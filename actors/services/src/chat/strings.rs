@@ -7,10 +7,7 @@
 //! languages, because it must be there even when no pack is installed and no operator can
 //! weaken it by uploading a pack.
 //!
-//! A pack's catalogue is read once per plugin version and kept.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
+//! A pack's catalogue is read once per plugin version and kept ([`Plugins::catalogue`]).
 
 use crate::plugins::Plugins;
 
@@ -39,55 +36,21 @@ pub fn english(key: &str) -> &str {
     STRINGS.iter().find(|(k, _)| *k == key).map_or(key, |(_, v)| v)
 }
 
-/// A pack's messages, and the pack (`name@version`) they were read from.
-type Catalogue = (String, HashMap<String, String>);
-
-/// Catalogues read from language packs, by locale.
+/// The chat's sentences in each language.
 #[derive(Default)]
-pub struct Strings {
-    cache: Mutex<HashMap<String, Catalogue>>,
-}
+pub struct Strings;
 
 impl Strings {
     /// `key` in `language`, with `{name}` placeholders filled from `args`.
     pub async fn get(&self, plugins: &Plugins, language: &str, key: &str, args: &[(&str, &str)]) -> String {
-        let mut text = self.lookup(plugins, language, key).await.unwrap_or_else(|| english(key).to_owned());
+        let translated = match language {
+            "en" => None,
+            _ => plugins.catalogue(language).await.and_then(|c| c["messages"][key].as_str().map(str::to_owned)),
+        };
+        let mut text = translated.unwrap_or_else(|| english(key).to_owned());
         for (name, value) in args {
             text = text.replace(&format!("{{{name}}}"), value);
         }
         text
-    }
-
-    async fn lookup(&self, plugins: &Plugins, language: &str, key: &str) -> Option<String> {
-        if language == "en" {
-            return None;
-        }
-        let packs: Vec<_> = plugins.list().into_iter().filter(|p| p.kind == "language-pack" && p.enabled).collect();
-        // A cached catalogue whose pack is still enabled at the same version.
-        {
-            let cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some((version, messages)) = cache.get(language)
-                && packs.iter().any(|p| &format!("{}@{}", p.name, p.version) == version)
-            {
-                return messages.get(key).cloned();
-            }
-        }
-        for p in packs {
-            let Ok(pack) = plugins.call(&p.name, serde_json::json!({})).await else { continue };
-            if pack["locale"] != language {
-                continue;
-            }
-            let messages: HashMap<String, String> = pack["messages"]
-                .as_object()
-                .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect())
-                .unwrap_or_default();
-            let found = messages.get(key).cloned();
-            self.cache
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(language.to_owned(), (format!("{}@{}", p.name, p.version), messages));
-            return found;
-        }
-        None
     }
 }
