@@ -275,7 +275,7 @@ impl Chat {
                 busy: Mutex::default(),
                 sockets: Mutex::default(),
                 pending: Mutex::default(),
-                strings: strings::Strings::default(),
+                strings: strings::Strings,
                 counters: ChatCounters::default(),
             }),
         }
