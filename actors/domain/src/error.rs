@@ -138,6 +138,7 @@ error_codes! {
     TextNotReady => NotFound, "text_not_ready", "This record has no text yet: ask for it with POST /api/v1/records/{id}/ocr, or wait for its job.";
     JobFinished => Conflict, "job_finished", "The job has already ended.";
     JobActive => Conflict, "job_active", "The job is still queued or running; cancel it first or wait for it.";
+    TooManyAppointments => Conflict, "too_many_appointments", "You hold as many upcoming appointments as one patient may book; cancel one first or ask the clinic.";
     ChatBusy => Conflict, "chat_busy", "This conversation is still answering the previous message; wait for it or stop it.";
     KnowledgeUnreadable => Unprocessable, "knowledge_unreadable", "The document could not be read as text (plain text, Markdown, HTML or a PDF with a text layer); nothing was kept.";
     ShuttingDown => Unavailable, "shutting_down", "The server is shutting down; retry on another node.";

@@ -185,7 +185,7 @@ impl Services {
             Handle::new("plugins", Supervisor::start(move |_| plugins_actor::PluginActor::new(actor_plugins.clone())));
         let cache = careport_store::Cache::new(identity.redis.clone(), CACHE_TTL_SECS);
         let redis = identity.redis.clone();
-        let clinic = clinic::Clinic::new(db.clone(), queue.clone(), cache.clone(), clinic)
+        let clinic = clinic::Clinic::new(db.clone(), queue.clone(), cache.clone(), redis.clone(), clinic)
             .map_err(careport_domain::Error::internal)?;
         let runner_queue = queue.clone();
         let jobs =

@@ -84,6 +84,16 @@ static LIST: Sql = Sql::new(
      ORDER BY a.starts_at, a.id LIMIT $11",
 );
 
+/// Scheduled appointments of `patient` that start at or after `from`, in all and with
+/// `clinician` (the limits on a patient's own bookings).
+pub async fn open_future(db: &Db, patient: Uuid, clinician: Uuid, from: i64) -> Result<(i64, i64), sqlx::Error> {
+    static OPEN: Sql = Sql::new(
+        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN clinician_id = $2 THEN 1 ELSE 0 END), 0) FROM appointments \
+         WHERE patient_id = $1 AND status = 'scheduled' AND starts_at >= $3",
+    );
+    fetch!(db.reader(), (i64, i64), fetch_one, &OPEN, patient, clinician, from)
+}
+
 /// Book: insert a scheduled appointment.
 pub async fn insert(db: &Db, a: &AppointmentRow) -> Result<(), BookError> {
     exec!(

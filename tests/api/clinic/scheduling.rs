@@ -302,3 +302,49 @@ async fn reminders_are_queued_as_durable_jobs_and_skip_cancelled_appointments() 
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(app.emails_to_at_least(&email, 1).await.len(), 1, "no reminder for a cancelled appointment");
 }
+
+/// A patient cannot take every free slot: at most `clinic.max_open_per_clinician` scheduled
+/// future appointments with one clinician (and `max_open_total` in all) when booking for
+/// themself, and `bookings_per_hour` requests; the care team books past the limit.
+#[actix_web::test]
+async fn a_patient_booking_for_themself_holds_a_limited_number_of_appointments() {
+    let (app, c, tz) = paris(1).await;
+    let monday = next_monday(&tz);
+    let email = unique("pat");
+    let patient_id = app.create_user(&email, Role::Patient, None, None).await;
+    let patient = token(&app, &email).await;
+    let book = format!("/api/v1/patients/{patient_id}/appointments");
+    let body = |h: i8, m: i8| Some(json!({"clinician_id": c.doctor_id, "starts_at": at(&tz, monday, h, m)}));
+    for (h, m) in [(9, 0), (9, 30), (10, 0)] {
+        let (s, v) = send(&app, "POST", &book, &patient, body(h, m)).await;
+        assert_eq!(s, 201, "{h}:{m}: {v}");
+    }
+    let (s, v) = send(&app, "POST", &book, &patient, body(10, 30)).await;
+    assert_eq!((s, v["code"].as_str()), (409, Some("too_many_appointments")), "the fourth: {v}");
+    let (_, list) = send(&app, "GET", "/api/v1/appointments", &patient, None).await;
+    assert_eq!(list["items"].as_array().expect("items").len(), 3, "the refused booking stored nothing");
+    // Staff book what care needs (an administrator here; the doctor is not this patient's).
+    let (s, v) = send(&app, "POST", &book, &c.admin, body(10, 30)).await;
+    assert_eq!(s, 201, "{v}");
+}
+
+/// Booking requests of a patient for themself are rate-limited: 429 with `Retry-After`.
+#[actix_web::test]
+async fn a_patient_s_booking_requests_are_rate_limited() {
+    let app = careport_tests::spawn_app_with(|s| s.clinic.bookings_per_hour = 2, Vec::new()).await;
+    let c = super::clinic(&app).await;
+    let email = unique("pat");
+    let patient_id = app.create_user(&email, Role::Patient, None, None).await;
+    let patient = token(&app, &email).await;
+    let book = app.url(&format!("/api/v1/patients/{patient_id}/appointments"));
+    let body = json!({"clinician_id": c.doctor_id, "starts_at": "2020-01-01T09:00:00Z"});
+    for _ in 0..2 {
+        let res = app.client.post(&book).bearer_auth(&patient).json(&body).send().await.expect("send");
+        assert_eq!(res.status(), 422, "in the past, but counted");
+    }
+    let res = app.client.post(&book).bearer_auth(&patient).json(&body).send().await.expect("send");
+    assert_eq!(res.status(), 429);
+    assert!(res.headers().get("retry-after").is_some(), "Retry-After is sent");
+    let v: Value = res.json().await.expect("json");
+    assert_eq!(v["code"], "too_many_requests");
+}

@@ -32,6 +32,27 @@ pub struct ClinicConfig {
     pub booking_horizon_days: u32,
     /// The longest window one slots request may cover.
     pub max_slot_window_days: u32,
+    /// A patient booking for themself may hold at most this many scheduled future
+    /// appointments with one clinician, and this many in all (staff booking for a patient are
+    /// not limited: they book what care needs).
+    #[serde(default = "default_open_per_clinician")]
+    pub max_open_per_clinician: i64,
+    #[serde(default = "default_open_total")]
+    pub max_open_total: i64,
+    /// Booking requests a patient may make for themself per hour (on every node together when
+    /// Redis is configured); more answer 429 with `Retry-After`.
+    #[serde(default = "default_bookings_per_hour")]
+    pub bookings_per_hour: u32,
+}
+
+fn default_open_per_clinician() -> i64 {
+    3
+}
+fn default_open_total() -> i64 {
+    10
+}
+fn default_bookings_per_hour() -> u32 {
+    20
 }
 
 impl Default for ClinicConfig {
@@ -41,6 +62,9 @@ impl Default for ClinicConfig {
             reminder_hours_before: vec![24],
             booking_horizon_days: 180,
             max_slot_window_days: 31,
+            max_open_per_clinician: default_open_per_clinician(),
+            max_open_total: default_open_total(),
+            bookings_per_hour: default_bookings_per_hour(),
         }
     }
 }
@@ -67,6 +91,8 @@ struct Inner {
     queue: JobQueue,
     tz: TimeZone,
     cfg: ClinicConfig,
+    /// Patients' own booking requests per hour.
+    bookings: crate::identity::throttle::Throttle,
 }
 
 /// A booking request, checked by [`Clinic::book`].
@@ -80,9 +106,53 @@ pub struct Booking {
 
 impl Clinic {
     /// Fails if the time zone is unknown.
-    pub fn new(db: Db, queue: JobQueue, cache: careport_store::Cache, cfg: ClinicConfig) -> anyhow::Result<Self> {
+    pub fn new(
+        db: Db,
+        queue: JobQueue,
+        cache: careport_store::Cache,
+        redis: Option<careport_store::Redis>,
+        cfg: ClinicConfig,
+    ) -> anyhow::Result<Self> {
         let tz = time_zone(&cfg.time_zone)?;
-        Ok(Self { inner: Arc::new(Inner { db, cache, queue, tz, cfg }) })
+        let limits = crate::identity::throttle::ThrottleConfig {
+            account_max_failures: cfg.bookings_per_hour.max(1),
+            ip_max_failures: cfg.bookings_per_hour.max(1),
+            window_secs: 3600,
+            lockout_secs: 3600,
+        };
+        let bookings = crate::identity::throttle::Throttle::new(limits, redis);
+        Ok(Self { inner: Arc::new(Inner { db, cache, queue, tz, cfg, bookings }) })
+    }
+
+    /// The limits on a patient booking for themself: the request rate, then the scheduled
+    /// future appointments they hold (with this clinician, and in all). A refused request is
+    /// 429 `too_many_requests` with `Retry-After`, or 409 `too_many_appointments`. Concurrent
+    /// requests may pass the count by the number in flight; the rate bounds that.
+    pub async fn check_own_booking(&self, patient: Uuid, clinician: Uuid) -> Result<(), Error> {
+        let key = format!("book:{patient}");
+        if let Err(locked) = self.inner.bookings.check(&[&key]).await {
+            let secs = u32::try_from(locked.retry_after_secs).unwrap_or(u32::MAX);
+            return Err(Error::with_message(
+                Code::TooManyRequests,
+                format!("At most {} booking requests an hour; retry later.", self.inner.cfg.bookings_per_hour),
+            )
+            .retry_after(secs));
+        }
+        self.inner.bookings.failed(&[(&key, self.inner.cfg.bookings_per_hour.max(1))]).await;
+        let (total, with) =
+            appointments::open_future(&self.inner.db, patient, clinician, now_ms()).await.map_err(store)?;
+        let cfg = &self.inner.cfg;
+        if with >= cfg.max_open_per_clinician || total >= cfg.max_open_total {
+            return Err(Error::with_message(
+                Code::TooManyAppointments,
+                format!(
+                    "You already hold {with} upcoming appointments with this clinician and {total} in all \
+                     (at most {} and {}); cancel one first or ask the clinic.",
+                    cfg.max_open_per_clinician, cfg.max_open_total
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The cache namespace of one clinician's directory entry and hours.

@@ -96,6 +96,11 @@ impl Appointments<'_> {
         }
         let starts_at = parse_instant("starts_at", &b.starts_at)?;
         let reason = reason_text("reason", &b.reason, 500)?;
+        // A patient booking for themself is limited (rate, and appointments held); the care team
+        // and administrators book what care needs.
+        if caller.user() == patient {
+            self.0.clinic.check_own_booking(patient, b.clinician_id).await?;
+        }
         let booked = self
             .0
             .clinic
