@@ -41,7 +41,8 @@ fn accepted(message: &str) -> HttpResponse {
 /// Register as a patient. Answers 202 alike whether or not the address already has an account
 /// (its owner gets an e-mail either way).
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterBody,
-    responses((status = 202, description = "Check your e-mail"), (status = 422, description = "Password rule broken", body = super::error::ErrorBody)))]
+    responses((status = 202, description = "Check your e-mail"), (status = 422, description = "Password rule broken", body = super::error::ErrorBody),
+        (status = 429, description = "Too many requests for this address or from this client (`Retry-After`)", body = super::error::ErrorBody)))]
 pub async fn register(
     services: web::Data<Services>,
     client: Client,
@@ -214,23 +215,29 @@ pub struct EmailBody {
 
 /// Ask for a password-reset link. Answers 202 alike whether or not the address has an account.
 #[utoipa::path(post, path = "/api/v1/auth/password/forgot", tag = "auth", request_body = EmailBody,
-    responses((status = 202, description = "If the account exists, a link was sent")))]
+    responses((status = 202, description = "If the account exists, a link was sent"),
+        (status = 429, description = "Too many requests for this address or from this client (`Retry-After`)", body = super::error::ErrorBody)))]
 pub async fn forgot_password(
     services: web::Data<Services>,
     client: Client,
     body: web::Json<EmailBody>,
 ) -> Result<HttpResponse> {
     let email = email(&body.email)?;
-    services.identity.forgot_password(&client.0, email).await;
+    services.identity.forgot_password(&client.0, email).await?;
     Ok(accepted("If an account uses this address, a reset link is on its way."))
 }
 
 /// Send a new verification link. Answers 202 alike whether or not the address has an account.
 #[utoipa::path(post, path = "/api/v1/auth/email/resend", tag = "auth", request_body = EmailBody,
-    responses((status = 202, description = "If the account needs it, a link was sent")))]
-pub async fn resend_verification(services: web::Data<Services>, body: web::Json<EmailBody>) -> Result<HttpResponse> {
+    responses((status = 202, description = "If the account needs it, a link was sent"),
+        (status = 429, description = "Too many requests for this address or from this client (`Retry-After`)", body = super::error::ErrorBody)))]
+pub async fn resend_verification(
+    services: web::Data<Services>,
+    client: Client,
+    body: web::Json<EmailBody>,
+) -> Result<HttpResponse> {
     let email = email(&body.email)?;
-    services.identity.resend_verification(email).await;
+    services.identity.resend_verification(&client.0, email).await?;
     Ok(accepted("If an unverified account uses this address, a new link is on its way."))
 }
 

@@ -177,10 +177,14 @@ pub async fn forgot_password_submit(
     form: web::Form<EmailForm>,
 ) -> HttpResponse {
     match Email::parse(&form.email) {
-        Ok(email) => {
-            services.identity.forgot_password(&client.0, email).await;
-            ok("Check your e-mail", "<p class=\"ok\">If an account uses this address, a reset link is on its way.</p>")
-        }
+        Ok(email) => match services.identity.forgot_password(&client.0, email).await {
+            Ok(()) => ok(
+                "Check your e-mail",
+                "<p class=\"ok\">If an account uses this address, a reset link is on its way.</p>",
+            ),
+            // Too many requests for the address or from this client: said as it is, alike for every address.
+            Err(e) => failed("Forgot your password?", &e, FORGOT_FORM),
+        },
         Err(e) => failed("Forgot your password?", &e, FORGOT_FORM),
     }
 }

@@ -135,3 +135,39 @@ async fn a_stolen_access_token_is_no_password_oracle() {
     let res = app.post_json("/api/v1/auth/mfa/enrol", Some(&t), &json!({"password": PASSWORD})).await;
     assert_eq!(code(res).await, (429, "too_many_attempts".into()), "locked, even with the right password");
 }
+
+/// `register`, `password/forgot` and `email/resend` send mail: each address and each client may
+/// cause only so many an hour (429 with `Retry-After` past it), counted whether or not the
+/// address has an account — so a known and an unknown address are refused alike, and nobody can
+/// keep replacing a victim's fresh reset link.
+#[actix_web::test]
+async fn requests_that_send_mail_are_limited_per_address_and_per_client_alike_for_every_address() {
+    let app = spawn_app_with(
+        |s| {
+            s.auth.throttle.mail_per_address_per_hour = 2;
+            s.auth.throttle.mail_per_client_per_hour = 4;
+        },
+        Vec::new(),
+    )
+    .await;
+    let known = unique("known");
+    app.create_user(&known, Role::Patient, None, None).await;
+    let unknown = unique("nobody");
+    for email in [&known, &unknown] {
+        for path in ["/api/v1/auth/password/forgot", "/api/v1/auth/email/resend"] {
+            let res = app.post_json(path, None, &json!({"email": email})).await;
+            assert_eq!(res.status(), 202, "{path}");
+        }
+        let res = app.post_json("/api/v1/auth/password/forgot", None, &json!({"email": email})).await;
+        assert_eq!(res.status(), 429, "the third for one address");
+        assert!(res.headers().get("retry-after").is_some());
+        let v: Value = res.json().await.expect("json");
+        assert_eq!(v["code"], "too_many_requests", "alike for a known and an unknown address: {v}");
+    }
+    // Four requests from this client counted so far: a new address is refused too (the client's
+    // limit).
+    let res = app.post_json("/api/v1/auth/password/forgot", None, &json!({"email": unique("third")})).await;
+    assert_eq!(res.status(), 429, "the client's limit");
+    let res = register(&app, &unique("newcomer"), PASSWORD).await;
+    assert_eq!(res.status(), 429, "registration counts too");
+}

@@ -119,6 +119,8 @@ impl Clinic {
             ip_max_failures: cfg.bookings_per_hour.max(1),
             window_secs: 3600,
             lockout_secs: 3600,
+            mail_per_address_per_hour: 0,
+            mail_per_client_per_hour: 0,
         };
         let bookings = crate::identity::throttle::Throttle::new(limits, redis);
         Ok(Self { inner: Arc::new(Inner { db, cache, queue, tz, cfg, bookings }) })

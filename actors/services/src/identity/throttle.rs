@@ -23,6 +23,21 @@ pub struct ThrottleConfig {
     pub ip_max_failures: u32,
     pub window_secs: u64,
     pub lockout_secs: u64,
+    /// Messages that `register`, `password/forgot` and `email/resend` may cause to one address
+    /// per hour (each request counts, whether or not the address has an account, so answers
+    /// stay alike), and requests of these three per client address per hour. Past either:
+    /// 429 with `Retry-After`. Counted in Redis when configured, so every node counts together.
+    #[serde(default = "default_mail_per_address")]
+    pub mail_per_address_per_hour: u32,
+    #[serde(default = "default_mail_per_client")]
+    pub mail_per_client_per_hour: u32,
+}
+
+fn default_mail_per_address() -> u32 {
+    3
+}
+fn default_mail_per_client() -> u32 {
+    20
 }
 
 #[derive(Debug, Default)]
@@ -152,7 +167,14 @@ mod tests {
     #[tokio::test]
     async fn locks_after_the_limit_and_resets_on_success() {
         let t = Throttle::new(
-            ThrottleConfig { account_max_failures: 3, ip_max_failures: 10, window_secs: 60, lockout_secs: 30 },
+            ThrottleConfig {
+                account_max_failures: 3,
+                ip_max_failures: 10,
+                window_secs: 60,
+                lockout_secs: 30,
+                mail_per_address_per_hour: 3,
+                mail_per_client_per_hour: 20,
+            },
             None,
         );
         let k = Throttle::account_key("ada@example.org");

@@ -88,7 +88,8 @@ impl Identity {
 
     /// Send a reset link if the address has an active account. Answers at once, alike either
     /// way: the lookup and the mail happen in the background.
-    pub async fn forgot_password(&self, client: &ClientInfo, email: Email) {
+    pub async fn forgot_password(&self, client: &ClientInfo, email: Email) -> Result<(), Error> {
+        self.limit_mail(client, email.as_str()).await?;
         let this = self.clone();
         let ctx = client.context();
         tokio::spawn(async move {
@@ -121,6 +122,7 @@ impl Identity {
                 tracing::warn!(error = ?e, "could not send the reset e-mail");
             }
         });
+        Ok(())
     }
 
     /// Set a new password with a reset link; every session ends.

@@ -66,6 +66,8 @@ struct Inner {
     keys: KeyRing,
     cache: TokenCache,
     throttle: Throttle,
+    /// Requests that send mail to an address (register, forgot, resend), per hour.
+    mail_throttle: Throttle,
     revocations: Revocations,
     fernet: fernet::Fernet,
     dummy_hash: Arc<str>,
@@ -217,6 +219,10 @@ impl Identity {
             .ok_or_else(|| Error::internal(anyhow::anyhow!("the master key is not a Fernet key")))?;
         let dummy_hash = passwords::dummy_hash(&deps.config.argon2).await?;
         let throttle = Throttle::new(deps.config.throttle.clone(), deps.redis.clone());
+        let mail_throttle = Throttle::new(
+            super::throttle::ThrottleConfig { window_secs: 3600, lockout_secs: 3600, ..deps.config.throttle.clone() },
+            deps.redis.clone(),
+        );
         // The CSRF key is derived, not stored: a new token key makes old CSRF values invalid.
         let csrf_key: [u8; 32] = {
             use sha2::Digest;
@@ -234,6 +240,7 @@ impl Identity {
                 keys,
                 cache: TokenCache::default(),
                 throttle,
+                mail_throttle,
                 revocations: Revocations::default(),
                 fernet,
                 dummy_hash,
@@ -286,6 +293,29 @@ impl Identity {
     // ----- tokens -------------------------------------------------------------------------
 
     /// Verify an access token: signature (cached per node), expiry, revocation.
+    /// Count a request that sends mail to `email` from `client` (register, forgot, resend):
+    /// 429 with `Retry-After` past `auth.throttle.mail_per_address_per_hour` for the address or
+    /// `mail_per_client_per_hour` for the client. Every request counts, whether or not the
+    /// address has an account, so the answer tells nothing about it; and a victim's fresh link
+    /// can be replaced by someone else's request only that many times an hour.
+    pub(crate) async fn limit_mail(&self, client: &ClientInfo, email: &str) -> Result<(), Error> {
+        let cfg = &self.inner.cfg.throttle;
+        let to = format!("mail-to:{}", &secret::digest(&email.to_lowercase())[..32]);
+        let from = format!("mail-from:{}", client.ip.as_deref().unwrap_or("unknown"));
+        if let Err(locked) = self.inner.mail_throttle.check(&[&to, &from]).await {
+            let secs = u32::try_from(locked.retry_after_secs).unwrap_or(u32::MAX);
+            return Err(Error::with_message(
+                Code::TooManyRequests,
+                "Too many requests for this address or from this client; retry later.",
+            )
+            .retry_after(secs));
+        }
+        let limits =
+            [(to.as_str(), cfg.mail_per_address_per_hour.max(1)), (from.as_str(), cfg.mail_per_client_per_hour.max(1))];
+        self.inner.mail_throttle.failed(&limits).await;
+        Ok(())
+    }
+
     pub fn authenticate(&self, raw: &str) -> Result<Arc<VerifiedToken>, Error> {
         let token =
             self.inner.cache.get_or_verify(&self.inner.keys, raw.trim(), SystemTime::now()).map_err(token_error)?;

@@ -25,6 +25,7 @@ impl Identity {
     ) -> Result<(), Error> {
         // Rules first: they depend only on the input, so they leak nothing.
         passwords::check_password(&password, Some(email.as_str()))?;
+        self.limit_mail(client, email.as_str()).await?;
         if let Some(l) = &language {
             accounts::check_language(l)?;
         }
@@ -108,7 +109,8 @@ impl Identity {
     }
 
     /// Send a new verification link (answers alike whether or not the address has an account).
-    pub async fn resend_verification(&self, email: Email) {
+    pub async fn resend_verification(&self, client: &ClientInfo, email: Email) -> Result<(), Error> {
+        self.limit_mail(client, email.as_str()).await?;
         let this = self.clone();
         tokio::spawn(async move {
             if let Ok(Some(u)) = users::find_by_email(&this.inner.db, &email).await
@@ -119,6 +121,7 @@ impl Identity {
                 tracing::warn!(error = ?e, "could not send the verification e-mail");
             }
         });
+        Ok(())
     }
 
     /// Use a verification link.
