@@ -171,3 +171,68 @@ async fn requests_that_send_mail_are_limited_per_address_and_per_client_alike_fo
     let res = register(&app, &unique("newcomer"), PASSWORD).await;
     assert_eq!(res.status(), 429, "registration counts too");
 }
+
+/// Lockout is no weapon (OWASP ASVS V2.2): failures from one client lock that client out of the
+/// account, not its owner elsewhere; many failures from everywhere lock the account, and even
+/// then its owner's correct password with a valid second factor gets through. Without a second
+/// factor the locked account waits like before.
+#[actix_web::test]
+async fn someone_else_s_failures_do_not_lock_the_owner_out_and_a_second_factor_opens_a_locked_account() {
+    let app = spawn_app_with(
+        |s| {
+            s.http.trust_forwarded_for = true;
+            s.auth.throttle.account_max_failures = 3;
+            s.auth.throttle.account_lock_failures = 6;
+            s.auth.throttle.ip_max_failures = 100;
+        },
+        Vec::new(),
+    )
+    .await;
+    let login = |from: &'static str, email: String, password: &'static str, totp: Option<String>| {
+        app.client
+            .post(app.url("/api/v1/auth/login"))
+            .header("x-forwarded-for", from)
+            .json(&json!({"email": email, "password": password, "totp": totp}))
+            .send()
+    };
+    let owner = unique("owner");
+    app.create_user(&owner, Role::Patient, None, None).await;
+    let plain = unique("plain");
+    app.create_user(&plain, Role::Patient, None, None).await;
+
+    // The owner enrols a second factor.
+    let res = login("192.0.2.10", owner.clone(), PASSWORD, None).await.expect("send");
+    assert_eq!(res.status(), 200);
+    let t = res.json::<Value>().await.expect("json")["access_token"].as_str().expect("token").to_owned();
+    let enrol: Value = app
+        .post_json("/api/v1/auth/mfa/enrol", Some(&t), &json!({"password": PASSWORD}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let secret = enrol["secret"].as_str().expect("secret").to_owned();
+    // The previous step's code confirms; the current one is left for the login (a code is used once).
+    let res = app.post_json("/api/v1/auth/mfa/confirm", Some(&t), &json!({"code": current_code(&secret, -1)})).await;
+    assert_eq!(res.status(), 200);
+
+    for account in [&owner, &plain] {
+        // An attacker fails three times from one address: that address is locked out of it …
+        for _ in 0..3 {
+            let res = login("198.51.100.1", account.clone(), "guess-guess-guess-1", None).await.expect("send");
+            assert_eq!(res.status(), 401);
+        }
+        let res = login("198.51.100.1", account.clone(), PASSWORD, None).await.expect("send");
+        assert_eq!(res.status(), 429, "the attacker's address is locked out of this account");
+        // … and three more times from another: six in all, the account's own limit.
+        for _ in 0..3 {
+            let res = login("198.51.100.2", account.clone(), "guess-guess-guess-1", None).await.expect("send");
+            assert_eq!(res.status(), 401);
+        }
+    }
+    // The account without a second factor waits, even with its password from a new address.
+    let res = login("192.0.2.20", plain.clone(), PASSWORD, None).await.expect("send");
+    assert_eq!(code(res).await, (429, "too_many_attempts".into()));
+    // The owner's password and a valid code open the locked account.
+    let res = login("192.0.2.10", owner.clone(), PASSWORD, Some(current_code(&secret, 0))).await.expect("send");
+    assert_eq!(res.status(), 200, "the second factor gets through");
+}

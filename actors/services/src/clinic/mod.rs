@@ -116,6 +116,7 @@ impl Clinic {
         let tz = time_zone(&cfg.time_zone)?;
         let limits = crate::identity::throttle::ThrottleConfig {
             account_max_failures: cfg.bookings_per_hour.max(1),
+            account_lock_failures: cfg.bookings_per_hour.max(1),
             ip_max_failures: cfg.bookings_per_hour.max(1),
             window_secs: 3600,
             lockout_secs: 3600,

@@ -17,8 +17,16 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ThrottleConfig {
-    /// Failed logins per account within the window before a lockout.
+    /// Failed logins on one account *from one client* within the window before that client is
+    /// locked out of that account (and failed re-authentications of a signed-in user before
+    /// their sensitive changes are).
     pub account_max_failures: u32,
+    /// Failed logins on one account from all clients together within the window before the
+    /// account itself is locked — except for a correct password with a valid second factor,
+    /// which always gets through. High, so that nobody can lock an owner out by failing from
+    /// elsewhere.
+    #[serde(default = "default_account_lock_failures")]
+    pub account_lock_failures: u32,
     /// Failed attempts per client IP within the window before a lockout.
     pub ip_max_failures: u32,
     pub window_secs: u64,
@@ -33,6 +41,9 @@ pub struct ThrottleConfig {
     pub mail_per_client_per_hour: u32,
 }
 
+fn default_account_lock_failures() -> u32 {
+    50
+}
 fn default_mail_per_address() -> u32 {
     3
 }
@@ -68,6 +79,17 @@ impl Throttle {
     /// The key for an account (digest of the normalised address).
     pub fn account_key(email: &str) -> String {
         format!("acct:{}", &super::secret::digest(email)[..32])
+    }
+
+    /// The key for an account from one client.
+    pub fn pair_key(email: &str, ip: &str) -> String {
+        format!("pair:{}:{ip}", &super::secret::digest(email)[..32])
+    }
+
+    /// The key for a signed-in user's own sensitive changes (MFA, password): only their own
+    /// session reaches these, so nobody else can fill this counter.
+    pub fn signed_in_key(user: uuid::Uuid) -> String {
+        format!("user:{user}")
     }
 
     /// The key for a client IP.
@@ -169,6 +191,7 @@ mod tests {
         let t = Throttle::new(
             ThrottleConfig {
                 account_max_failures: 3,
+                account_lock_failures: 50,
                 ip_max_failures: 10,
                 window_secs: 60,
                 lockout_secs: 30,

@@ -12,13 +12,20 @@ impl Identity {
     pub async fn login(&self, client: &ClientInfo, req: Login) -> Result<TokenPair, Error> {
         let cfg = &self.inner.cfg;
         let email = Email::parse(&req.email).map_err(|_| Error::new(Code::InvalidCredentials))?;
+        // Failures count per (account, client), per client, and per account (much higher): a
+        // client is locked out of an account by its own failures, not by someone else's; the
+        // account itself only after many failures from everywhere, and even then a correct
+        // password with a valid second factor gets through (README: "Identity and access").
         let acct_key = Throttle::account_key(email.as_str());
-        let ip_key = Throttle::ip_key(client.ip.as_deref().unwrap_or("unknown"));
+        let ip = client.ip.as_deref().unwrap_or("unknown");
+        let pair_key = Throttle::pair_key(email.as_str(), ip);
+        let ip_key = Throttle::ip_key(ip);
         let mut ctx = client.context();
-        if let Err(locked) = self.inner.throttle.check(&[&acct_key, &ip_key]).await {
+        if let Err(locked) = self.inner.throttle.check(&[&pair_key, &ip_key]).await {
             self.audit_best_effort(ctx.event("auth.login", outcome::DENIED).detail("throttled")).await;
             return Err(self.throttled(locked));
         }
+        let account_locked = self.inner.throttle.check(&[&acct_key]).await.err();
         let creds = users::credentials_by_email(&self.inner.db, &email).await.map_err(store_err)?;
         let password = req.password;
         let ok = passwords::verify_password(
@@ -27,17 +34,30 @@ impl Identity {
             self.inner.dummy_hash.clone(),
         )
         .await?;
-        let fail_keys =
-            [(acct_key.as_str(), cfg.throttle.account_max_failures), (ip_key.as_str(), cfg.throttle.ip_max_failures)];
+        let fail_keys = [
+            (pair_key.as_str(), cfg.throttle.account_max_failures),
+            (acct_key.as_str(), cfg.throttle.account_lock_failures),
+            (ip_key.as_str(), cfg.throttle.ip_max_failures),
+        ];
         let creds = match (ok, creds) {
             (true, Some(c)) => c,
             (_, c) => {
                 self.inner.throttle.failed(&fail_keys).await;
                 ctx.actor_id = c.map(|c| c.user.id);
                 self.audit_best_effort(ctx.event("auth.login", outcome::FAILURE).detail("bad credentials")).await;
+                if let Some(locked) = account_locked {
+                    return Err(self.throttled(locked));
+                }
                 return Err(Error::new(Code::InvalidCredentials));
             }
         };
+        // The account is locked: only its owner's second factor opens it.
+        if let Some(locked) = account_locked
+            && creds.user.mfa_enabled_at.is_none()
+        {
+            self.audit_best_effort(ctx.event("auth.login", outcome::DENIED).detail("throttled")).await;
+            return Err(self.throttled(locked));
+        }
         let user = creds.user.clone();
         ctx.actor_id = Some(user.id);
         ctx.actor_role = Some(user.role.clone());
@@ -65,6 +85,7 @@ impl Identity {
             // Best effort: the login succeeds with the old hash either way.
             self.rehash(user.id, password);
         }
+        self.inner.throttle.reset(&pair_key).await;
         self.inner.throttle.reset(&acct_key).await;
         let session = Uuid::now_v7();
         let refresh = secret::new_token();

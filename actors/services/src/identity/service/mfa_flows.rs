@@ -34,7 +34,7 @@ impl Identity {
             return Err(Error::new(Code::MfaAlreadyEnabled));
         }
         let secret_b32 = self.open_secret(creds.mfa_secret.as_deref())?;
-        let key = Throttle::account_key(&creds.user.email);
+        let key = Throttle::signed_in_key(creds.user.id);
         if let Err(locked) = self.inner.throttle.check(&[&key]).await {
             return Err(self.throttled(locked));
         }
@@ -108,7 +108,7 @@ impl Identity {
             .map_err(store_err)?
             .ok_or_else(|| Error::new(Code::NotFound))?;
         // Throttled like login: a stolen access token must not become a password oracle.
-        let key = Throttle::account_key(&creds.user.email);
+        let key = Throttle::signed_in_key(creds.user.id);
         if let Err(locked) = self.inner.throttle.check(&[&key]).await {
             return Err(self.throttled(locked));
         }
@@ -124,7 +124,7 @@ impl Identity {
 
     /// A second-factor check outside login, counted against the account's throttle.
     pub(super) async fn check_code_throttled(&self, creds: &Credentials, code: &str) -> Result<(), Error> {
-        let key = Throttle::account_key(&creds.user.email);
+        let key = Throttle::signed_in_key(creds.user.id);
         if let Err(locked) = self.inner.throttle.check(&[&key]).await {
             return Err(self.throttled(locked));
         }
