@@ -210,3 +210,33 @@ async fn assignments_name_a_subtype_and_keep_their_history() {
     assert!(team["items"].as_array().expect("items").is_empty());
     let _ = c.doctor_id;
 }
+
+/// Whoever verifies a chart's address at registration is linked to it: on a chart without an
+/// account, only an administrator changes the address (a clinician gets 403 and nothing
+/// changes), and the change is audited with the field's name.
+#[actix_web::test]
+async fn only_an_administrator_changes_the_address_of_a_chart_without_an_account() {
+    let app = spawn_app().await;
+    let c = clinic(&app).await;
+    let first = unique("first");
+    let record = new_patient(&app, &c.doctor, json!({"full_name": "Ada Lovelace", "email": first})).await;
+    let path = format!("/api/v1/patients/{}", record["id"].as_str().expect("id"));
+    let taker = unique("taker");
+    let (status, v) = send(&app, "PATCH", &path, &c.doctor, Some(json!({"email": taker}))).await;
+    assert_eq!((status, v["code"].as_str()), (403, Some("forbidden")), "{v}");
+    let (_, now) = send(&app, "GET", &path, &c.admin, None).await;
+    assert_eq!(now["email"], first.as_str(), "nothing changed");
+    // Other fields stay the care team's to change.
+    let (status, v) = send(&app, "PATCH", &path, &c.doctor, Some(json!({"phone": "555 0101"}))).await;
+    assert_eq!(status, 200, "{v}");
+    let second = unique("second");
+    let (status, v) = send(&app, "PATCH", &path, &c.admin, Some(json!({"email": second}))).await;
+    assert_eq!((status, v["email"].as_str()), (200, Some(second.as_str())), "{v}");
+    let events = careport_store::audit::list(
+        &app.db,
+        &careport_store::audit::Filter { action: Some("patient.update".into()), limit: 10, ..Default::default() },
+    )
+    .await
+    .expect("audit");
+    assert!(events.iter().any(|e| e.detail.as_deref().is_some_and(|d| d.contains("email"))), "{events:?}");
+}

@@ -183,6 +183,15 @@ impl Patients<'_> {
                 format!("Patients change only their contact details; ask the clinic to change {k}."),
             ));
         }
+        // Whoever verifies a chart's address at registration is linked to that chart: on a chart
+        // with no account yet, a new address is an administrator's decision, not a clinician's.
+        if body.contains_key("email") && current.account_status.is_none() && caller.role() != Role::Admin {
+            return Err(Error::with_message(
+                Code::Forbidden,
+                "Only an administrator changes the e-mail address of a chart without an account: whoever \
+                 verifies that address at registration is linked to the chart.",
+            ));
+        }
         let mut f = PatientFields::from(&current);
         apply(self.0, &mut f, &body).await?;
         patients::update(&self.0.db, id, &f).await.map_err(patient_error)?;
