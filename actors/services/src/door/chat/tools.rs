@@ -159,14 +159,19 @@ async fn search(services: &Services, caller: &Caller, call: &ToolCall, ctx: &mut
 
 async fn my_records(services: &Services, caller: &Caller, call: &ToolCall) -> Result<Value, Error> {
     let _: NoArgs = args(call)?;
+    Ok(json!({"records": records_of(services, caller, caller.user()).await?}))
+}
+
+/// A chart's newest records the caller may open (the records list operation), as the model
+/// sees them: id, type, title, date.
+async fn records_of(services: &Services, caller: &Caller, patient: Uuid) -> Result<Vec<Value>, Error> {
     let q = RecordQuery { page: PageRequest { limit: Some(LIST_LIMIT), cursor: None }, ..RecordQuery::default() };
-    let page = services.records().list(caller.clone(), caller.user(), q).await?;
-    let items: Vec<Value> = page
+    let page = services.records().list(caller.clone(), patient, q).await?;
+    Ok(page
         .items
         .iter()
         .map(|r| json!({"record_id": r.id, "record_type": r.record_type, "title": r.title, "date": r.date}))
-        .collect();
-    Ok(json!({"records": items}))
+        .collect())
 }
 
 async fn record_text(services: &Services, caller: &Caller, call: &ToolCall) -> Result<Value, Error> {
@@ -296,19 +301,13 @@ async fn patient_summary(
 ) -> Result<Value, Error> {
     let a: PatientArg = args(call)?;
     let p = services.patients().read(caller.clone(), a.patient_id).await?;
-    let q = RecordQuery { page: PageRequest { limit: Some(LIST_LIMIT), cursor: None }, ..RecordQuery::default() };
-    let records = services.records().list(caller.clone(), a.patient_id, q).await?;
+    let records = records_of(services, caller, a.patient_id).await?;
     ctx.patients.insert(p.id);
     let team: Vec<Value> = p
         .care_team
         .iter()
         .flatten()
         .map(|m| json!({"clinician_id": m.clinician_id, "name": m.full_name, "cancer_type": m.cancer_type_name}))
-        .collect();
-    let records: Vec<Value> = records
-        .items
-        .iter()
-        .map(|r| json!({"record_id": r.id, "record_type": r.record_type, "title": r.title, "date": r.date}))
         .collect();
     // Contact details stay out: the model has no use for them.
     Ok(json!({
