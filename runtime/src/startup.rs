@@ -71,6 +71,9 @@ impl Application {
         let app_flag = web::Data::new(shutdown_flag.clone());
         let app_limits = web::Data::new(limits);
         let app_client = web::Data::new(http::authn::ClientConfig { trust_forwarded_for: http.trust_forwarded_for });
+        let app_ui = web::Data::new(
+            http::ui::Ui::new(&settings.clinic.time_zone).context("Failed to load the web UI's templates")?,
+        );
         let body_limit = http.body_limit_bytes;
         let mut server = HttpServer::new(move || {
             App::new()
@@ -82,6 +85,7 @@ impl Application {
                 .app_data(app_flag.clone())
                 .app_data(app_limits.clone())
                 .app_data(app_client.clone())
+                .app_data(app_ui.clone())
                 .app_data(web::JsonConfig::default().limit(body_limit).error_handler(error::json_error))
                 .app_data(web::PayloadConfig::new(body_limit))
                 .app_data(web::QueryConfig::default().error_handler(error::query_error))
@@ -282,6 +286,7 @@ pub fn node_name() -> String {
 /// The policies shipped with careport, compiled in for installs without a `policies/` folder.
 const SHIPPED_POLICIES: &[(&str, &str)] = &[
     ("admin.datalog", include_str!("../../policies/admin.datalog")),
+    ("chat.datalog", include_str!("../../policies/chat.datalog")),
     ("clinic.datalog", include_str!("../../policies/clinic.datalog")),
     ("documents.datalog", include_str!("../../policies/documents.datalog")),
     ("knowledge.datalog", include_str!("../../policies/knowledge.datalog")),
@@ -317,4 +322,28 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<Db> {
     let db = Db::connect(&settings.database, &settings.data_dir).await?;
     db.migrate().await?;
     Ok(db)
+}
+
+#[cfg(test)]
+mod shipped_policies {
+    /// Every file of `policies/` is compiled in: an install without the folder (a binary run
+    /// from anywhere else) must decide exactly as the checkout does. `chat.datalog` was once
+    /// missing, and every chat page answered 403 outside the checkout.
+    #[test]
+    fn every_policy_file_is_compiled_in() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+            .expect("policies/")
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .filter(|n| n.ends_with(".datalog"))
+            .collect();
+        on_disk.sort();
+        let mut shipped: Vec<String> = super::SHIPPED_POLICIES.iter().map(|(n, _)| (*n).to_owned()).collect();
+        shipped.sort();
+        assert_eq!(shipped, on_disk);
+        for (name, text) in super::SHIPPED_POLICIES {
+            let file = std::fs::read_to_string(dir.join(name)).expect("policy file");
+            assert_eq!(*text, file, "{name}");
+        }
+    }
 }

@@ -141,6 +141,22 @@ impl Actor for AuditActor {
 
 impl Supervised for AuditActor {}
 
+/// Walk the whole chain with this node's key (the web UI's audit page; `careport audit
+/// verify` does the same from the command line).
+#[derive(Message)]
+#[rtype(result = "Result<audit::Verification, Error>")]
+pub struct Verify;
+
+impl Handler<Verify> for AuditActor {
+    type Result = ResponseFuture<Result<audit::Verification, Error>>;
+
+    fn handle(&mut self, _: Verify, _: &mut Self::Context) -> Self::Result {
+        let db = self.db.clone();
+        let key = self.key.clone();
+        Box::pin(async move { audit::verify(&db, &key).await.map_err(Error::store) })
+    }
+}
+
 impl Handler<Append> for AuditActor {
     type Result = ResponseFuture<Result<(), Error>>;
 
@@ -184,6 +200,13 @@ impl Audit {
     /// Append events and wait for the commit (fail closed).
     pub async fn write(&self, events: Vec<NewEvent>) -> Result<(), Error> {
         self.actor.send(Append(events)).await.map_err(|e| {
+            Error::new(Code::AuditUnavailable).caused_by(anyhow::anyhow!("audit actor: {e}")).retry_after(5)
+        })?
+    }
+
+    /// Verify the whole chain: how many events hold, and the first broken link if any.
+    pub async fn verify(&self) -> Result<audit::Verification, Error> {
+        self.actor.send(Verify).await.map_err(|e| {
             Error::new(Code::AuditUnavailable).caused_by(anyhow::anyhow!("audit actor: {e}")).retry_after(5)
         })?
     }

@@ -120,7 +120,7 @@ pub fn check_csrf(req: &HttpRequest, services: &Services, session: uuid::Uuid) -
     mac.verify_slice(&bytes).map_err(|_| Error::new(Code::CsrfRejected))
 }
 
-async fn authenticate(req: &HttpRequest) -> Result<(web::Data<Services>, Caller), ApiError> {
+pub(crate) async fn authenticate(req: &HttpRequest) -> Result<(web::Data<Services>, Caller), ApiError> {
     let services = services(req)?;
     let (raw, via_cookie) = presented_token(req)?;
     let token = services.identity.authenticate(&raw)?;

@@ -21,6 +21,7 @@ pub mod plugins;
 pub mod record_access;
 pub mod records;
 pub mod reference;
+pub mod ui;
 
 use actix_web::{HttpResponse, web};
 use careport_domain::Code;
@@ -130,9 +131,13 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc
 }
 
-/// What this server is, and where its API docs are.
+/// What this server is, and where its API docs are (a browser is sent to the web UI).
 #[utoipa::path(get, path = "/", tag = "operations", responses((status = 200, description = "Name, version and links")))]
-pub async fn index() -> HttpResponse {
+pub async fn index(req: actix_web::HttpRequest) -> HttpResponse {
+    // A browser opening the portal's address goes to the web UI's start page.
+    if ui::wants_html(&req) {
+        return HttpResponse::SeeOther().insert_header((actix_web::http::header::LOCATION, "/home")).finish();
+    }
     HttpResponse::Ok().json(serde_json::json!({
         "name": "careport",
         "version": env!("CARGO_PKG_VERSION"),
@@ -173,5 +178,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(knowledge::config)
         .configure(chat::config)
         .configure(pages::config)
+        .configure(ui::config)
         .service(SwaggerUi::new("/api/docs/{_:.*}").url(OPENAPI_PATH, openapi()));
 }

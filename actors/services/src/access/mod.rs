@@ -77,6 +77,24 @@ impl Access {
         Ok(Pass::new(caller, id))
     }
 
+    /// Whether `caller` may do `O` (on their own user for an own-user operation, on `id` for an
+    /// instance, on the family otherwise) — asked, not enforced: nothing is audited and a failure
+    /// reads as no. For showing or hiding a way in (the web UI's menu); the operation itself
+    /// still decides when it is called.
+    pub async fn allows<O: Operation>(&self, caller: &Caller, id: Option<Uuid>) -> bool {
+        let resource = match O::TARGET {
+            Target::OwnUser => caller.user().to_string(),
+            Target::OwnSession => caller.session().to_string(),
+            Target::Family => "*".to_owned(),
+            Target::Instance => match id {
+                Some(id) => id.to_string(),
+                None => return false,
+            },
+        };
+        let Ok(facts) = facts::facts_for(self, caller, O::KIND, &resource).await else { return false };
+        self.permits(caller, O::OPERATION, O::KIND, &resource, &facts).unwrap_or(false)
+    }
+
     /// [`Access::pass`] with the store facts already at hand: an operation that must load the
     /// very rows the facts come from loads them once (they must be the facts
     /// [`facts::facts_for`] would return).

@@ -116,6 +116,22 @@ impl Admin<'_> {
         self.0.identity.invite(pass.caller(), invite).await
     }
 
+    /// Verify the audit chain (`{events, intact, broken_at, why}`); the check is itself recorded.
+    pub async fn verify_audit(&self, pass: Pass<ReadAudit>) -> Result<serde_json::Value, Error> {
+        let v = self.0.audit.verify().await?;
+        let detail = match &v.broken {
+            None => format!("intact: {} event(s)", v.events),
+            Some((seq, _)) => format!("broken at #{seq}"),
+        };
+        self.0.audit.one(pass.caller().ctx.event("audit.verify", outcome::SUCCESS).detail(detail)).await?;
+        Ok(serde_json::json!({
+            "events": v.events,
+            "intact": v.broken.is_none(),
+            "broken_at": v.broken.as_ref().map(|(s, _)| *s),
+            "why": v.broken.map(|(_, w)| w),
+        }))
+    }
+
     /// The audit trail, newest first. Reading it is itself an access worth recording.
     pub async fn audit_trail(&self, pass: Pass<ReadAudit>, q: AuditQuery) -> Result<Page<EventRow>, Error> {
         let limit = q.page.limit()?;

@@ -92,6 +92,15 @@ pub struct Document {
     pub updated_at: i64,
 }
 
+/// A cited passage: its document, the passage and its context (empty for a record's document).
+#[derive(Debug, Clone, Serialize)]
+pub struct Passage {
+    pub document: Document,
+    pub before: String,
+    pub text: String,
+    pub after: String,
+}
+
 fn document(d: DocumentRow) -> Document {
     Document {
         id: d.id,
@@ -490,6 +499,30 @@ impl KnowledgeBase<'_> {
     /// One document (`GET /knowledge/documents/{id}`), if `caller` finds it.
     pub async fn get(&self, pass: Pass<ListKnowledge>, id: Uuid) -> Result<Document, Error> {
         Ok(document(self.visible(pass.caller(), id).await?))
+    }
+
+    /// A passage of a document `caller` finds, as a chat citation names it (characters
+    /// `start..end` of its text), with some context either side: the web UI opens a citation
+    /// with it. A record's document names its record instead, whose reading is the records
+    /// operation's decision and audit event.
+    pub async fn passage(&self, pass: Pass<ListKnowledge>, id: Uuid, start: i64, end: i64) -> Result<Passage, Error> {
+        const CONTEXT: usize = 400;
+        let d = document(self.visible(pass.caller(), id).await?);
+        if d.record_id.is_some() {
+            return Ok(Passage { document: d, before: String::new(), text: String::new(), after: String::new() });
+        }
+        let body = stored::body(&self.0.db, id).await.map_err(store_err)?.unwrap_or_default();
+        let chars: Vec<char> = body.chars().collect();
+        let s = usize::try_from(start.max(0)).unwrap_or(0).min(chars.len());
+        let e = usize::try_from(end.max(0)).unwrap_or(0).clamp(s, chars.len());
+        let from = s.saturating_sub(CONTEXT);
+        let to = (e + CONTEXT).min(chars.len());
+        Ok(Passage {
+            document: d,
+            before: chars[from..s].iter().collect(),
+            text: chars[s..e].iter().collect(),
+            after: chars[e..to].iter().collect(),
+        })
     }
 
     /// Change a document's metadata (`PATCH`): decided on the document as it is and as it would

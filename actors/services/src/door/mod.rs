@@ -23,6 +23,7 @@
 //! - [`admin`]: accounts, invitations, the MFA policy, the audit trail.
 //! - [`plugins`]: plugin administration.
 //! - [`dashboard`]: each role's start page and the clinic's statistics.
+//! - [`menu`]: the ways in a caller has, asked of the policies (the web UI's navigation).
 //! - [`page`]: cursor pagination, the same on every list.
 //! - [`views`]: what operations return, shaped as the API shows it.
 
@@ -42,6 +43,7 @@ pub mod appointments;
 pub mod care_team;
 pub mod clinicians;
 pub mod dashboard;
+pub mod menu;
 pub mod patients;
 pub mod plugins;
 pub mod reference;

@@ -1,0 +1,75 @@
+//! What a caller's menu offers: each entry is a question put to the policies ("may this caller
+//! list patients?"), not a role compared by hand, so the web UI shows exactly the ways in that
+//! the operations behind them would allow. Asked, not enforced: nothing is audited, and every
+//! page still goes through its operation, which decides again.
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::access::{
+    ListAppointments, ListPatients, ManageKnowledge, ManagePlugins, ManageReference, ManageUsers, ReadAudit,
+    ReadOwnAccessLog, ReadPatient, ReadStats, UseChat, WriteClinician,
+};
+use crate::{Caller, Services};
+
+/// The ways in a caller has.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Menu {
+    /// Their own chart (a patient's records and access log), by its id.
+    pub chart: Option<Uuid>,
+    pub access_log: bool,
+    pub patients: bool,
+    pub appointments: bool,
+    pub chat: bool,
+    /// Their own clinician profile (hours and absences), by its id.
+    pub hours: Option<Uuid>,
+    pub users: bool,
+    pub reference: bool,
+    pub knowledge: bool,
+    pub plugins: bool,
+    pub audit: bool,
+    pub stats: bool,
+}
+
+impl Menu {
+    /// Whether any administration entry is open.
+    pub fn administers(&self) -> bool {
+        self.users || self.reference || self.knowledge || self.plugins || self.audit || self.stats
+    }
+}
+
+/// Build a caller's menu.
+pub async fn menu(services: &Services, caller: &Caller) -> Menu {
+    let a = &services.access;
+    let me = Some(caller.user());
+    let (chart, access_log, patients, appointments, chat, hours) = tokio::join!(
+        a.allows::<ReadPatient>(caller, me),
+        a.allows::<ReadOwnAccessLog>(caller, None),
+        a.allows::<ListPatients>(caller, None),
+        a.allows::<ListAppointments>(caller, None),
+        a.allows::<UseChat>(caller, None),
+        a.allows::<WriteClinician>(caller, me),
+    );
+    let (users, reference, knowledge, plugins, audit, stats) = tokio::join!(
+        a.allows::<ManageUsers>(caller, None),
+        a.allows::<ManageReference>(caller, None),
+        a.allows::<ManageKnowledge>(caller, None),
+        a.allows::<ManagePlugins>(caller, None),
+        a.allows::<ReadAudit>(caller, None),
+        a.allows::<ReadStats>(caller, None),
+    );
+    Menu {
+        chart: chart.then_some(caller.user()),
+        access_log,
+        patients,
+        appointments,
+        chat,
+        hours: hours.then_some(caller.user()),
+        users,
+        reference,
+        knowledge,
+        plugins,
+        audit,
+        stats,
+    }
+}
