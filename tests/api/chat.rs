@@ -1191,7 +1191,21 @@ async fn a_socket_opened_with_the_cookie_must_come_from_the_portal_s_own_origin(
         Err(e) => panic!("refused in another way: {e}"),
         Ok((res, _)) => panic!("a foreign origin opened the socket: {}", res.status()),
     }
-    let (res, _socket) =
-        awc::Client::new().ws(url).header("Cookie", cookie).origin(ours.as_str()).connect().await.expect("our origin");
+    let (res, _socket) = awc::Client::new()
+        .ws(url.clone())
+        .header("Cookie", cookie.clone())
+        .origin(ours.as_str())
+        .connect()
+        .await
+        .expect("our origin");
+    assert_eq!(res.status().as_u16(), 101);
+    // A page served by the very address the socket goes to (a node reached directly).
+    let (res, _same) = awc::Client::new()
+        .ws(url)
+        .header("Cookie", cookie)
+        .origin(c.app.address.as_str())
+        .connect()
+        .await
+        .expect("the request's own origin");
     assert_eq!(res.status().as_u16(), 101);
 }

@@ -19,4 +19,5 @@ mod reference;
 mod resilience;
 mod runner;
 mod schema;
+mod ui;
 mod visibility;

@@ -306,9 +306,14 @@ pub fn check_origin(req: &HttpRequest, services: &Services) -> Result<(), Error>
     let Some(origin) = req.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok()) else { return Ok(()) };
     let ours = services.identity.public_url().trim_end_matches('/');
     let ours_origin = ours.split('/').take(3).collect::<Vec<_>>().join("/");
-    if origin.trim_end_matches('/').eq_ignore_ascii_case(&ours_origin) {
-        Ok(())
-    } else {
-        Err(Error::new(Code::CsrfRejected))
+    let origin = origin.trim_end_matches('/');
+    if origin.eq_ignore_ascii_case(&ours_origin) {
+        return Ok(());
     }
+    // Same origin as the request itself: the page was served by this very address (a node
+    // reached directly, `localhost` on a workstation). A browser sets `Host` itself, so a page
+    // on another site cannot make the two agree.
+    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+    let authority = origin.split_once("://").map(|(_, a)| a).unwrap_or_default();
+    if !host.is_empty() && authority.eq_ignore_ascii_case(host) { Ok(()) } else { Err(Error::new(Code::CsrfRejected)) }
 }

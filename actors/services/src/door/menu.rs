@@ -61,7 +61,8 @@ pub async fn menu(services: &Services, caller: &Caller) -> Menu {
     Menu {
         chart: chart.then_some(caller.user()),
         access_log,
-        patients,
+        // Whoever has a chart of their own opens it directly; the list is for those who see others'.
+        patients: patients && !chart,
         appointments,
         chat,
         hours: hours.then_some(caller.user()),

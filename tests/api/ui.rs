@@ -1,0 +1,202 @@
+//! The web UI's pages over plain HTTP (the journeys in a browser are in `tests/browser`): every
+//! page renders for the roles that may open it, with the UI's security headers; the menu follows
+//! the policies; a page a caller may not open answers like the API; a signed-out visitor is sent
+//! to sign in; the pages speak the installed languages, Arabic right to left.
+
+use careport_domain::Role;
+use careport_policy::StaffRole;
+use careport_tests::{PASSWORD, TestApp, spawn_app_with};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+fn unique(name: &str) -> String {
+    format!("{name}-{}@example.org", &Uuid::new_v4().simple().to_string()[..8])
+}
+
+/// The session cookie of a web sign-in.
+async fn web_session(app: &TestApp, email: &str) -> String {
+    let res = app
+        .post_json("/api/v1/auth/login", None, &json!({"email": email, "password": PASSWORD, "use_cookie": true}))
+        .await;
+    assert_eq!(res.status(), 200);
+    let access = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("__Host-careport_access="))
+        .expect("access cookie")
+        .split(';')
+        .next()
+        .expect("value")
+        .to_owned();
+    format!("__Host-careport_access={access}")
+}
+
+async fn page(app: &TestApp, cookie: Option<&str>, path: &str) -> (u16, String, reqwest::header::HeaderMap) {
+    let mut req = app.client.get(app.url(path)).header("Accept", "text/html");
+    if let Some(c) = cookie {
+        req = req.header("Cookie", c);
+    }
+    let res = req.send().await.expect("request");
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    (status, res.text().await.expect("body"), headers)
+}
+
+async fn send(app: &TestApp, method: &str, path: &str, token: &str, body: Value) -> (u16, Value) {
+    let req = match method {
+        "POST" => app.client.post(app.url(path)),
+        "PUT" => app.client.put(app.url(path)),
+        m => panic!("{m}"),
+    };
+    let res = req.bearer_auth(token).json(&body).send().await.expect("request");
+    let s = res.status().as_u16();
+    (s, res.json().await.unwrap_or(Value::Null))
+}
+
+struct Portal {
+    app: TestApp,
+    admin: String,
+    doctor: String,
+    patient: String,
+    patient_id: Uuid,
+    other_patient_id: Uuid,
+}
+
+async fn portal(bundled: bool) -> Portal {
+    let app = spawn_app_with(|s| s.plugins.bundled = bundled, Vec::new()).await;
+    let (a, d, d2, p, p2) = (unique("admin"), unique("doc"), unique("doc2"), unique("pat"), unique("pat2"));
+    app.create_user(&a, Role::Admin, None, None).await;
+    let doctor_id = app.create_user(&d, Role::Clinician, Some(StaffRole::Doctor), Some("oncology")).await;
+    let other_doctor_id = app.create_user(&d2, Role::Clinician, Some(StaffRole::Doctor), Some("oncology")).await;
+    let patient_id = app.create_user(&p, Role::Patient, None, None).await;
+    let other_patient_id = app.create_user(&p2, Role::Patient, None, None).await;
+    let admin_token = app.login(&a).await["access_token"].as_str().expect("token").to_owned();
+    for (patient, clinician) in [(patient_id, doctor_id), (other_patient_id, other_doctor_id)] {
+        let (s, v) = send(
+            &app,
+            "POST",
+            &format!("/api/v1/patients/{patient}/assignments"),
+            &admin_token,
+            json!({"clinician_id": clinician, "cancer_type_id": "uterine-leiomyosarcoma-ulms"}),
+        )
+        .await;
+        assert_eq!(s, 201, "{v}");
+    }
+    Portal {
+        admin: web_session(&app, &a).await,
+        doctor: web_session(&app, &d).await,
+        patient: web_session(&app, &p).await,
+        patient_id,
+        other_patient_id,
+        app,
+    }
+}
+
+#[actix_web::test]
+async fn every_page_renders_for_the_roles_that_may_open_it_with_the_ui_headers() {
+    let p = portal(false).await;
+    let everyone = ["/home", "/settings", "/chat"];
+    let patient = ["/records", "/appointments", "/access-log"];
+    let doctor = ["/patients", "/hours", "/appointments"];
+    let admin = [
+        "/admin/users",
+        "/admin/reference",
+        "/admin/knowledge",
+        "/admin/plugins",
+        "/admin/audit",
+        "/admin/audit?verify=1",
+        "/admin/stats",
+        "/patients",
+    ];
+    let chart = format!("/patients/{}", p.patient_id);
+    for (who, cookie, paths) in [
+        ("patient", &p.patient, everyone.iter().chain(patient.iter()).map(|s| s.to_string()).collect::<Vec<_>>()),
+        (
+            "doctor",
+            &p.doctor,
+            everyone.iter().chain(doctor.iter()).map(|s| s.to_string()).chain([chart.clone()]).collect(),
+        ),
+        (
+            "admin",
+            &p.admin,
+            everyone.iter().chain(admin.iter()).map(|s| s.to_string()).chain([chart.clone()]).collect(),
+        ),
+    ] {
+        for path in paths {
+            let (s, body, h) = page(&p.app, Some(cookie), &path).await;
+            assert_eq!(s, 200, "{who} {path}: {body}");
+            assert!(body.starts_with("<!doctype html>"), "{who} {path}");
+            let csp = h.get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or_default();
+            assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{who} {path}: {csp}");
+            assert_eq!(h.get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"), "{path}");
+            assert_eq!(h.get("x-frame-options").and_then(|v| v.to_str().ok()), Some("DENY"), "{path}");
+            // No inline script or style anywhere: the CSP would block it.
+            assert!(!body.contains("<script>") && !body.contains(" style=") && !body.contains(" onclick="), "{path}");
+        }
+    }
+    // The menu is what the policies allow: administration only for the administrator.
+    let (_, patient_home, _) = page(&p.app, Some(&p.patient), "/home").await;
+    assert!(patient_home.contains("href=\"/records\"") && patient_home.contains("href=\"/access-log\""));
+    assert!(!patient_home.contains("href=\"/admin/users\"") && !patient_home.contains("href=\"/patients\""));
+    let (_, doctor_home, _) = page(&p.app, Some(&p.doctor), "/home").await;
+    assert!(doctor_home.contains("href=\"/patients\"") && doctor_home.contains("href=\"/hours\""));
+    assert!(!doctor_home.contains("href=\"/admin/users\"") && !doctor_home.contains("href=\"/access-log\""));
+    let (_, admin_home, _) = page(&p.app, Some(&p.admin), "/home").await;
+    assert!(admin_home.contains("href=\"/admin/users\"") && admin_home.contains("<svg class=\"chart\""));
+}
+
+#[actix_web::test]
+async fn a_page_the_caller_may_not_open_answers_like_the_api_and_a_visitor_is_sent_to_sign_in() {
+    let p = portal(false).await;
+    // Another doctor's patient: 404, as `GET /api/v1/patients/{id}`; not in the list either.
+    let (s, body, _) = page(&p.app, Some(&p.doctor), &format!("/patients/{}", p.other_patient_id)).await;
+    assert_eq!(s, 404, "{body}");
+    assert!(body.contains("not_found") && !body.contains("pat2-"), "no trace of the patient");
+    let (_, list, _) = page(&p.app, Some(&p.doctor), "/patients").await;
+    assert!(list.contains(&p.patient_id.to_string()) && !list.contains(&p.other_patient_id.to_string()));
+    // A patient opening the administration: 403 page, nothing shown.
+    let (s, _, _) = page(&p.app, Some(&p.patient), "/admin/audit").await;
+    assert_eq!(s, 403);
+    // Signed out: to the sign-in page, and back here afterwards (never to another site).
+    let (s, _, h) = page(&p.app, None, "/records?q=x").await;
+    assert_eq!(s, 303);
+    assert_eq!(h.get("location").and_then(|v| v.to_str().ok()), Some("/login?next=/records%3Fq%3Dx"));
+    let (s, body, _) = page(&p.app, None, "/login?next=//evil.example/").await;
+    assert_eq!(s, 200);
+    assert!(body.contains("data-next=\"&#x2f;home\""), "an address of another site is not followed");
+    // A browser opening the portal goes to its start page; an API client still gets JSON.
+    let (s, _, h) = page(&p.app, None, "/").await;
+    assert_eq!((s, h.get("location").and_then(|v| v.to_str().ok())), (303, Some("/home")));
+    let res = p.app.get("/").await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.expect("json")["name"], "careport");
+}
+
+#[actix_web::test]
+async fn pages_speak_the_installed_languages_and_arabic_is_laid_out_right_to_left() {
+    let p = portal(true).await;
+    let (s, body, _) = page(&p.app, None, "/login").await;
+    assert_eq!(s, 200);
+    assert!(body.contains("<html lang=\"en\" dir=\"ltr\">"));
+    for code in ["es", "fr", "ar", "zh", "hi"] {
+        assert!(body.contains(&format!("hreflang=\"{code}\"")), "the switcher offers {code}");
+    }
+    // The switcher's cookie decides; the browser's Accept-Language otherwise.
+    let res = p.app.client.get(p.app.url("/lang/ar?next=/login")).send().await.expect("request");
+    assert_eq!(res.status(), 303);
+    let cookie = res.headers().get("set-cookie").and_then(|v| v.to_str().ok()).expect("cookie").to_owned();
+    assert!(cookie.starts_with("careport_lang=ar"));
+    let (_, ar, _) = page(&p.app, Some("careport_lang=ar"), "/login").await;
+    assert!(ar.contains("<html lang=\"ar\" dir=\"rtl\">"), "{}", &ar[..200.min(ar.len())]);
+    assert!(!ar.contains(">Sign in<"), "the page is in Arabic");
+    let res = p.app.client.get(p.app.url("/login")).header("Accept-Language", "fr-CA,fr;q=0.9,en;q=0.5").send().await;
+    let fr = res.expect("request").text().await.expect("body");
+    assert!(fr.contains("<html lang=\"fr\" dir=\"ltr\">"));
+    // An error page is in the page's language too.
+    let both = format!("{}; careport_lang=es", p.doctor);
+    let (s, es, _) = page(&p.app, Some(&both), &format!("/patients/{}", p.other_patient_id)).await;
+    assert_eq!(s, 404);
+    assert!(es.contains("<html lang=\"es\""), "{es}");
+}
