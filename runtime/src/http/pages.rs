@@ -46,7 +46,7 @@ fn page(status: actix_web::http::StatusCode, title: &str, body: &str) -> HttpRes
              <title>{t} · careport</title><style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem;line-height:1.5}}\
              label{{display:block;margin:.8rem 0 .2rem}}input{{width:100%;padding:.5rem;font-size:1rem;box-sizing:border-box}}\
              button{{margin-top:1rem;padding:.6rem 1.2rem;font-size:1rem}}.err{{color:#a00}}.ok{{color:#060}}</style></head>\
-             <body><h1>{t}</h1>{body}</body></html>",
+             <body><main><h1>{t}</h1>{body}</main></body></html>",
             t = esc(title)
         ))
 }

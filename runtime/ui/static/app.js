@@ -184,11 +184,11 @@
       const job = ev.type === "state" ? ev.job : ev;
       const total = job.pages_total || job.chunks_total || job.total;
       const doneN = job.pages_done || job.chunks_done || job.done;
-      if (total && doneN !== undefined && bar) bar.value = Math.round((100 * doneN) / total);
+      if (total && doneN !== undefined && bar) bar.setAttribute("value", Math.round((100 * doneN) / total));
       const status = ev.type === "state" ? job.status : ev.type;
       if (label && status) label.dataset.status = status;
       if (["done", "failed", "cancelled"].includes(status)) {
-        if (bar && status === "done") bar.value = 100;
+        if (bar && status === "done") bar.setAttribute("value", 100);
         ws.close();
         done(status, ev);
       }
@@ -198,9 +198,30 @@
 
   // Upload a file (multipart: the fields first, then the file) with a progress bar, then
   // follow the job it starts (OCR of a record, embedding of a knowledge document).
-  function upload(form) {
+  // "Let careport choose": the record type that best matches the title or the file's name.
+  async function guessType(form) {
+    const select = form.querySelector("select[name=record_type]");
+    const file = form.querySelector("input[type=file]").files[0];
+    const title = form.querySelector("input[name=title]");
+    // A record needs a title: the file's name, when none was typed.
+    if (title && !title.value.trim() && file) title.value = file.name.replace(/\.[^.]+$/, "").slice(0, 200);
+    if (!select || select.value) return;
+    const text = (title && title.value) || (file ? file.name.replace(/\.[^.]+$/, "").replace(/[-_]+/g, " ") : "");
+    if (text) {
+      const { res, data } = await api("GET", "/api/v1/record-types/match?q=" + encodeURIComponent(text));
+      if (res.ok && data && data.items && data.items.length) select.value = data.items[0].id;
+    }
+    // Nothing matched: the clinic's catch-all type when it has one, else the question stays open.
+    if (!select.value) {
+      const other = Array.from(select.options).find((o) => /other/i.test(o.value));
+      if (other) select.value = other.value;
+    }
+  }
+
+  async function upload(form) {
     const alert = form.querySelector("[data-alert]");
     show(alert, "");
+    await guessType(form);
     const box = form.querySelector("[data-progress]");
     const bar = box ? box.querySelector("progress") : null;
     const label = box ? box.querySelector("[data-progress-label]") : null;
@@ -221,9 +242,9 @@
     xhr.setRequestHeader("X-CSRF-Token", csrf());
     xhr.setRequestHeader("Accept-Language", lang);
     if (box) box.hidden = false;
-    if (bar) bar.value = 0;
+    if (bar) bar.setAttribute("value", 0);
     xhr.upload.onprogress = (e) => {
-      if (e.lengthComputable && bar) bar.value = Math.round((100 * e.loaded) / e.total);
+      if (e.lengthComputable && bar) bar.setAttribute("value", Math.round((100 * e.loaded) / e.total));
     };
     xhr.onload = async () => {
       let data = null;
@@ -237,7 +258,7 @@
         show(alert, await errorText({ status: xhr.status }, data));
         return;
       }
-      if (bar) bar.value = 100;
+      if (bar) bar.setAttribute("value", 100);
       const ocr = form.querySelector("input[name=ocr]");
       let job = null;
       let events = null;
@@ -257,7 +278,7 @@
         return;
       }
       if (label) label.textContent = await t(form.dataset.job === "knowledge" ? "knowledge.indexing" : "records.reading", "…");
-      if (bar) bar.value = 0;
+      if (bar) bar.setAttribute("value", 0);
       followJob(events, bar, label, async (status) => {
         if (status !== "done") show(alert, await t("records.job_" + status, status));
         next(form, data);

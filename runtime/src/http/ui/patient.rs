@@ -210,7 +210,10 @@ pub async fn appointments(req: HttpRequest) -> HttpResponse {
     let names = clinician_names(&services, &caller).await;
     let mut clinicians: Vec<(String, String)> = names.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     clinicians.sort_by(|a, b| a.1.cmp(&b.1));
-    let today = now.to_zoned(app_data::<super::Ui>(&req).time_zone().clone()).date();
+    let tz = app_data::<super::Ui>(&req).time_zone().clone();
+    let today = now.to_zoned(tz.clone()).date();
+    // A day of the clinic's calendar, as the instants the slots operation takes.
+    let instant = |d: jiff::civil::Date| d.to_zoned(tz.clone()).map(|z| z.timestamp().to_string()).unwrap_or_default();
     let day = q.day.as_deref().and_then(|d| d.parse::<jiff::civil::Date>().ok()).unwrap_or(today).max(today);
     let mut slots = Vec::new();
     let mut slot_error = None;
@@ -218,7 +221,7 @@ pub async fn appointments(req: HttpRequest) -> HttpResponse {
         match also::<careport_actors::access::ReadClinician>(&services, &caller, Some(c)).await {
             Ok(p) => {
                 let next = day.tomorrow().unwrap_or(day);
-                match services.clinicians().free_slots(p, &day.to_string(), &next.to_string()).await {
+                match services.clinicians().free_slots(p, &instant(day), &instant(next)).await {
                     Ok(s) => slots = s.items,
                     Err(e) => slot_error = Some(view.t(&format!("error.{}", e.code().as_str()))),
                 }
