@@ -80,7 +80,7 @@ pub const DOCS_PATH: &str = "/api/docs/";
         knowledge::DocumentBody, knowledge::SearchBody,
         chat::NewSessionBody, chat::RenameBody, chat::MessageBody, chat::ConfirmBody,
     )),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonResponses),
     tags(
         (name = "operations", description = "Liveness, readiness and metrics"),
         (name = "auth", description = "Accounts, sessions, passwords, MFA, tokens"),
@@ -108,6 +108,74 @@ impl utoipa::Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("Biscuit").build()),
         );
+    }
+}
+
+/// The statuses that every operation of a kind can answer, documented once here rather than
+/// repeated on each path (a contract fuzzer holds each operation to its list): 401 and 403 where
+/// a token is taken, 404 where the path names a resource, 400 where a body or a query is read,
+/// 413 and 415 where a body is, 429 (and 409/422 for passwords and codes) on the throttled
+/// account routes, 503 everywhere (the store,
+/// the audit trail or a model unavailable for now; `Retry-After` says when to try again).
+struct CommonResponses;
+
+impl utoipa::Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::Operation;
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let error = |description: &str| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
+                    )
+                    .build(),
+            )
+        };
+        let add = |op: &mut Operation, code: &str, description: &str| {
+            op.responses.responses.entry(code.to_owned()).or_insert_with(|| error(description));
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let names_resource = path.contains('{');
+            let throttled = path.starts_with("/api/v1/auth/");
+            for op in [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch]
+                .into_iter()
+                .flatten()
+            {
+                let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+                let has_query = op.parameters.as_ref().is_some_and(|ps| {
+                    ps.iter().any(|p| {
+                        matches!(p, RefOr::T(p) if p.parameter_in == utoipa::openapi::path::ParameterIn::Query)
+                    })
+                });
+                if secured {
+                    add(op, "401", "No token, or an expired, revoked or malformed one");
+                    add(op, "403", "Not allowed to do this");
+                }
+                if names_resource {
+                    add(op, "404", "No such resource, or not one the caller may see");
+                }
+                if op.request_body.is_some() {
+                    add(op, "400", "The body is not valid for this operation");
+                    add(op, "413", "The body is too large");
+                    add(op, "415", "The body is not of a type this operation reads");
+                } else if has_query || secured {
+                    add(op, "400", "A query or path value is not valid");
+                }
+                if throttled {
+                    add(op, "429", "Too many attempts; retry after `Retry-After` seconds");
+                    if op.request_body.is_some() {
+                        // Second factors: a wrong password or code (422), a state it does not
+                        // fit, such as enrolling twice (409).
+                        add(op, "409", "Not in a state that allows this");
+                        add(op, "422", "The password or code is not right");
+                    }
+                }
+                add(op, "503", "Unavailable for now (store, audit trail, a model); retry after `Retry-After`");
+            }
+        }
     }
 }
 

@@ -99,7 +99,8 @@ pub struct UpdateTypeBody {
 /// Rename, re-describe, retire or restore a cancer type (administrators).
 #[utoipa::path(patch, path = "/api/v1/admin/cancer-types/{id}", tag = "reference", request_body = UpdateTypeBody,
     params(("id" = String, Path, description = "Cancer type id")),
-    responses((status = 200, description = "The type"), (status = 404, description = "No such type", body = super::error::ErrorBody)),
+    responses((status = 200, description = "The type"), (status = 404, description = "No such type", body = super::error::ErrorBody),
+        (status = 409, description = "A type of that name already exists at that level", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn update_type(
     auth: Authorized<ManageReference>,
