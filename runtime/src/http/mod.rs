@@ -140,15 +140,14 @@ impl utoipa::Modify for CommonResponses {
         for (path, item) in openapi.paths.paths.iter_mut() {
             let names_resource = path.contains('{');
             let throttled = path.starts_with("/api/v1/auth/");
-            for op in [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch]
-                .into_iter()
-                .flatten()
+            for op in
+                [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch].into_iter().flatten()
             {
                 let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
                 let has_query = op.parameters.as_ref().is_some_and(|ps| {
-                    ps.iter().any(|p| {
-                        matches!(p, RefOr::T(p) if p.parameter_in == utoipa::openapi::path::ParameterIn::Query)
-                    })
+                    ps.iter().any(
+                        |p| matches!(p, RefOr::T(p) if p.parameter_in == utoipa::openapi::path::ParameterIn::Query),
+                    )
                 });
                 if secured {
                     add(op, "401", "No token, or an expired, revoked or malformed one");
