@@ -440,6 +440,17 @@ pub async fn pass<O: Operation>(req: &HttpRequest, id: Option<uuid::Uuid>) -> Re
     }
 }
 
+/// The caller's pass for `O` on `id`, without the view: for a page that builds its view while
+/// its data loads (`/home`).
+pub async fn bare_pass<O: Operation>(req: &HttpRequest, id: Option<uuid::Uuid>) -> Result<Pass<O>, HttpResponse> {
+    let caller = caller(req).await?;
+    let services = app_data::<Services>(req);
+    match services.access.pass::<O>(caller.clone(), id).await {
+        Ok(pass) => Ok(pass),
+        Err(e) => Err(refused(req, Some(&caller), &e).await),
+    }
+}
+
 /// Another pass for a caller already holding one (a page that shows several things).
 pub async fn also<O: Operation>(
     services: &Services,

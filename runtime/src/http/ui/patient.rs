@@ -67,23 +67,39 @@ pub async fn home<T: serde::Serialize>(
     next_appointment: Option<Appointment>,
     care_team: Vec<T>,
 ) -> HttpResponse {
-    let records = services
-        .records()
-        .list(
-            caller.clone(),
-            patient_id,
-            RecordQuery { record_type: None, from: None, to: None, q: None, page: page(5, None) },
-        )
-        .await;
+    let records_of = services.records();
+    let records = records_of.list(
+        caller.clone(),
+        patient_id,
+        RecordQuery { record_type: None, from: None, to: None, q: None, page: page(5, None) },
+    );
+    let sessions = async {
+        match also::<UseChat>(services, caller, None).await {
+            Ok(pass) => services.chats().list(pass, page(3, None)).await.map(|p| p.items).unwrap_or_default(),
+            Err(_) => Vec::new(),
+        }
+    };
+    // The next appointment's clinician is usually in the care team; the directory only when not.
+    let team = serde_json::to_value(&care_team).unwrap_or_default();
+    let team_names: HashMap<String, String> = team
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .filter_map(|m| Some((m["clinician_id"].as_str()?.to_owned(), m["full_name"].as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let names = async {
+        match &next_appointment {
+            Some(a) if !team_names.contains_key(&a.clinician_id.to_string()) => clinician_names(services, caller).await,
+            _ => team_names.clone(),
+        }
+    };
+    let (records, sessions, names) = tokio::join!(records, sessions, names);
     let records = match records {
         Ok(p) => p.items,
         Err(e) => return view.error(&e),
     };
-    let sessions = match also::<UseChat>(services, caller, None).await {
-        Ok(pass) => services.chats().list(pass, page(3, None)).await.map(|p| p.items).unwrap_or_default(),
-        Err(_) => Vec::new(),
-    };
-    let names = clinician_names(services, caller).await;
     view.render("home_patient.html", context! { patient_id, next_appointment, care_team, records, sessions, names })
 }
 

@@ -7,7 +7,7 @@ use careport_actors::access::ReadDashboard;
 use careport_actors::door::dashboard::StartPage;
 use minijinja::context;
 
-use super::{View, app_data, pass};
+use super::{View, app_data, bare_pass};
 
 fn next_of(req: &HttpRequest) -> String {
     req.uri()
@@ -33,13 +33,16 @@ pub async fn register(req: HttpRequest) -> HttpResponse {
 
 /// `GET /home`: the caller's start page, as `GET /api/v1/dashboard` shapes it.
 pub async fn home(req: HttpRequest) -> HttpResponse {
-    let (view, pass) = match pass::<ReadDashboard>(&req, None).await {
+    let pass = match bare_pass::<ReadDashboard>(&req, None).await {
         Ok(p) => p,
         Err(answer) => return answer,
     };
     let services = app_data::<careport_actors::Services>(&req);
     let caller = pass.caller().clone();
-    let page = match services.dashboard().start_page(pass).await {
+    // The menu and the start page at once: both wait on the store, neither needs the other.
+    let dashboard = services.dashboard();
+    let (view, page) = tokio::join!(View::new(&req, Some(&caller)), dashboard.start_page(pass));
+    let page = match page {
         Ok(p) => p,
         Err(e) => return view.error(&e),
     };
