@@ -170,6 +170,19 @@ impl Drop for TestDb {
     }
 }
 
+/// The branch of a test that cannot run here because `var` (a service or a model the suite can
+/// run without) is unset: it says so and the test returns — unless this run requires `var`.
+/// `.ci/run` lists in `CAREPORT_TEST_REQUIRE` what each of its passes must have, so there a
+/// missing service fails the test instead of letting it pass silently.
+pub fn skipping(var: &str, why: &str) {
+    let required = std::env::var("CAREPORT_TEST_REQUIRE").unwrap_or_default();
+    assert!(
+        !required.split(',').any(|r| r.trim() == var),
+        "{var} is required in this run (CAREPORT_TEST_REQUIRE={required}) but is not set"
+    );
+    eprintln!("skipped: {var} is not set ({why})");
+}
+
 /// Settings for a test app on `db`: the `test` environment, port 0, the temp data dir.
 pub fn test_settings(db: &TestDb) -> Settings {
     let mut s = Settings::load_for("test", None, false).expect("test settings");

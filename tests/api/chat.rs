@@ -900,7 +900,7 @@ async fn suggestions_never_repeat_what_was_asked_or_suggested() {
 #[actix_web::test]
 async fn with_the_embedding_model_suggestions_follow_the_conversation_in_its_language_and_never_repeat() {
     let Some(e5) = crate::knowledge::e5_dir() else {
-        eprintln!("skipped: CAREPORT_TEST_E5_DIR is not set (scripts/install-multilingual-model.sh)");
+        careport_tests::skipping("CAREPORT_TEST_E5_DIR", "scripts/install-multilingual-model.sh installs it");
         return;
     };
     let c = chart_with(|s| {

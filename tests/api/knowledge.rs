@@ -417,7 +417,10 @@ async fn the_index_is_back_after_a_restart_and_a_model_change_re_embeds_into_the
     // Another model: the chunks are re-embedded into its space by a job, searches answer from
     // the old space (its model kept for queries) until the new one is complete, then switch.
     let Some(e5) = e5_dir() else {
-        eprintln!("skipped the model change: CAREPORT_TEST_E5_DIR is not set (scripts/install-multilingual-model.sh)");
+        careport_tests::skipping(
+            "CAREPORT_TEST_E5_DIR",
+            "the model change needs it: scripts/install-multilingual-model.sh",
+        );
         return;
     };
     c.app.settings.ml.local.model_dir = Some(e5);

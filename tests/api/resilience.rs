@@ -39,7 +39,7 @@ async fn wait_for_status(app: &careport_tests::TestApp, want: u16) -> serde_json
 async fn readyz_follows_the_store_going_away_and_coming_back() {
     let Some(_) = pg_admin_url() else {
         // An embedded SQLite file cannot go away over the network; this runs on PostgreSQL.
-        eprintln!("skipped on SQLite: set CAREPORT_TEST_PG_URL");
+        careport_tests::skipping("CAREPORT_TEST_PG_URL", "this runs on PostgreSQL");
         return;
     };
     let tdb_probe = careport_tests::TestDb::new().await;
@@ -67,7 +67,7 @@ async fn readyz_follows_the_store_going_away_and_coming_back() {
 #[actix_web::test]
 async fn readyz_follows_redis_going_away_and_coming_back() {
     let Some(redis) = redis_url() else {
-        eprintln!("skipped without Redis: set CAREPORT_TEST_REDIS_URL");
+        careport_tests::skipping("CAREPORT_TEST_REDIS_URL", "this needs Redis");
         return;
     };
     let proxy = Proxy::start(host_port(&redis, 6379)).await;
@@ -93,7 +93,7 @@ async fn readyz_follows_redis_going_away_and_coming_back() {
 #[actix_web::test]
 async fn events_published_on_one_node_reach_the_others_through_redis() {
     let Some(redis) = redis_url() else {
-        eprintln!("skipped without Redis: set CAREPORT_TEST_REDIS_URL");
+        careport_tests::skipping("CAREPORT_TEST_REDIS_URL", "this needs Redis");
         return;
     };
     let prefix = format!("careport-test-{}:", uuid::Uuid::new_v4().simple());

@@ -1,6 +1,6 @@
 //! all-MiniLM-L6-v2 with candle: BERT, mean pooling over the attention mask, L2 normalisation,
 //! 256-token truncation — the same vectors sentence-transformers computes (checked against
-//! `shared/fixtures/minilm-reference.json` by a test).
+//! `actors/ml/tests/fixtures/minilm-reference.json`, copied from the reference shared with the Python stack, by a test).
 //!
 //! Loading reads `config.json`, `tokenizer.json` and `model.safetensors` from a model directory.
 //! When the directory holds a `SHA256SUMS` file (the installer writes one), every file listed

@@ -162,7 +162,7 @@ impl std::fmt::Display for Difference {
 #[actix_web::test]
 async fn the_two_migration_sets_build_the_same_schema() {
     let Some(admin) = pg_admin_url() else {
-        eprintln!("schema parity: skipped in this pass (CAREPORT_TEST_PG_URL is unset); CI's PostgreSQL pass compares");
+        careport_tests::skipping("CAREPORT_TEST_PG_URL", "schema parity: CI's PostgreSQL pass compares");
         return;
     };
     let sqlite_db = TestDb::sqlite();
