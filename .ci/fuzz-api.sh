@@ -53,7 +53,8 @@ pass() {
   fi
   echo "--- pass: $name"
   local rc=0
-  "$VENV/bin/schemathesis" "${args[@]}" >"$WORK/$name.txt" 2>&1 || rc=$?
+  # From the scratch folder: schemathesis keeps a cache where it runs, not in the clone.
+  (cd "$WORK" && "$VENV/bin/schemathesis" "${args[@]}") >"$WORK/$name.txt" 2>&1 || rc=$?
   local n
   n=$(sed -n 's/^ *\([0-9][0-9]*\) generated.*/\1/p' "$WORK/$name.txt" | tail -n1)
   total=$((total + ${n:-0}))
