@@ -406,3 +406,26 @@ async fn a_file_of_the_python_portal_is_imported_as_a_sealed_record() {
     assert_eq!(listed[0]["record_type"], "discharge-summaries");
     node.kill();
 }
+
+/// The same import from a file that Python's own `cryptography` sealed, as the portal did
+/// (`tests/fixtures/python-portal/make.py` made it), not one the Rust `fernet` crate wrote.
+#[tokio::test]
+async fn a_file_sealed_by_python_cryptography_is_imported_byte_identical() {
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/python-portal");
+    let content = std::fs::read(fixtures.join("summary.pdf")).expect("plaintext");
+    let d = Deployment::new().await;
+    let (_, doctor) = d.doctor();
+    let node = d.start(&[]).await;
+    let patient = node.new_patient(&doctor).await;
+    let mut cmd = d.command();
+    cmd.args(["records", "import", "--patient", &patient.to_string(), "--type", "discharge-summaries"])
+        .args(["--title", "Discharge summary (Python portal)", "--key-file"])
+        .arg(fixtures.join("legacy.key"))
+        .arg(fixtures.join("summary.pdf.enc"));
+    let out = cmd.output().expect("import");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let record = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_eq!(node.download(&doctor, &record).await, (200, content));
+    assert_eq!(node.list(&doctor, patient).await[0]["file_name"], "summary.pdf");
+    node.kill();
+}
