@@ -1,9 +1,10 @@
 //! Medical records and the vault over HTTP: uploads, lists, downloads and bad input
-//! ([`transfer`]); who may read, grants, signed links, tampering and erasure ([`access`]). The
+//! ([`transfer`]), the multipart parser under generated bodies ([`parsers`]); who may read, grants, signed links, tampering and erasure ([`access`]). The
 //! chart fixture is here. On the PostgreSQL run the vault's objects are in S3 (moto), so each
 //! test body runs on both store backends and both storage backends.
 
 mod access;
+mod parsers;
 mod transfer;
 
 use careport_domain::Role;

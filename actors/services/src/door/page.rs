@@ -90,3 +90,55 @@ impl<T> Page<T> {
         Page { items: self.items.into_iter().map(f).collect(), next_cursor: self.next_cursor }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    //! Any cursor or limit a client sends gives a page position or a clear 400, never a panic,
+    //! and a cursor careport made always reads back as the position it was made from.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn is_invalid_query(e: &Error) -> bool {
+        e.code() == Code::InvalidQuery
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_decodes_or_is_a_clear_error(cursor in ".{0,200}") {
+            match decode(&cursor) {
+                Ok(position) => prop_assert_eq!(encode(&position), cursor.clone()),
+                Err(e) => prop_assert!(is_invalid_query(&e)),
+            }
+            if let Err(e) = decode_uuid(Some(&cursor)) {
+                prop_assert!(is_invalid_query(&e));
+            }
+            if let Err(e) = decode_seq(Some(&cursor)) {
+                prop_assert!(is_invalid_query(&e));
+            }
+        }
+
+        #[test]
+        fn any_bytes_as_a_cursor_are_a_clear_error_or_a_position(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let cursor = String::from_utf8_lossy(&bytes).into_owned();
+            prop_assert!(decode(&cursor).is_ok() || decode(&cursor).is_err_and(|e| is_invalid_query(&e)));
+        }
+
+        #[test]
+        fn a_cursor_made_from_a_position_reads_back(position in any::<String>(), seq in any::<i64>(), id in any::<u128>()) {
+            prop_assert_eq!(decode(&encode(&position)).ok(), Some(position));
+            prop_assert_eq!(decode_seq(Some(&encode(&seq.to_string()))).ok(), Some(Some(seq)));
+            let id = uuid::Uuid::from_u128(id);
+            prop_assert_eq!(decode_uuid(Some(&encode(&id.to_string()))).ok(), Some(Some(id)));
+        }
+
+        #[test]
+        fn any_limit_is_in_range_or_a_clear_error(asked in proptest::option::of(any::<i64>())) {
+            match limit(asked) {
+                Ok(n) => prop_assert!((1..=MAX_LIMIT).contains(&n)),
+                Err(e) => prop_assert!(is_invalid_query(&e) && asked.is_some()),
+            }
+        }
+    }
+}
