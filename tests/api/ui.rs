@@ -145,6 +145,10 @@ async fn every_page_renders_for_the_roles_that_may_open_it_with_the_ui_headers()
     assert!(!doctor_home.contains("href=\"/admin/users\"") && !doctor_home.contains("href=\"/access-log\""));
     let (_, admin_home, _) = page(&p.app, Some(&p.admin), "/home").await;
     assert!(admin_home.contains("href=\"/admin/users\"") && admin_home.contains("<svg class=\"chart\""));
+    // An administrator may open any chart and any clinician's hours, but has neither of their own.
+    for own in ["href=\"/records\"", "href=\"/hours\"", "href=\"/access-log\""] {
+        assert!(!admin_home.contains(own), "{own} in an administrator's menu");
+    }
 }
 
 #[actix_web::test]

@@ -1,8 +1,10 @@
 //! What a caller's menu offers: each entry is a question put to the policies ("may this caller
-//! list patients?"), not a role compared by hand, so the web UI shows exactly the ways in that
+//! list patients?") — and, for the entries about the caller's own chart or clinician profile,
+//! whether they have one — not a role compared by hand, so the web UI shows exactly the ways in that
 //! the operations behind them would allow. Asked, not enforced: nothing is audited, and every
 //! page still goes through its operation, which decides again.
 
+use careport_store::{clinicians, patients};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -41,14 +43,21 @@ impl Menu {
 /// Build a caller's menu.
 pub async fn menu(services: &Services, caller: &Caller) -> Menu {
     let a = &services.access;
+    let db = &services.db;
     let me = Some(caller.user());
+    // "My chart" and "my hours" need a chart or a clinician profile of the caller's own: an
+    // administrator may read any chart and change any clinician's hours, but has neither.
+    let (own_chart, own_profile) = tokio::join!(
+        async { patients::get_read(db, caller.user()).await.ok().flatten().is_some_and(|p| p.deleted_at.is_none()) },
+        async { clinicians::get(db, caller.user()).await.ok().flatten().is_some() },
+    );
     let (chart, access_log, patients, appointments, chat, hours) = tokio::join!(
-        a.allows::<ReadPatient>(caller, me),
-        a.allows::<ReadOwnAccessLog>(caller, None),
+        async { own_chart && a.allows::<ReadPatient>(caller, me).await },
+        async { own_chart && a.allows::<ReadOwnAccessLog>(caller, None).await },
         a.allows::<ListPatients>(caller, None),
         a.allows::<ListAppointments>(caller, None),
         a.allows::<UseChat>(caller, None),
-        a.allows::<WriteClinician>(caller, me),
+        async { own_profile && a.allows::<WriteClinician>(caller, me).await },
     );
     let (users, reference, knowledge, plugins, audit, stats) = tokio::join!(
         a.allows::<ManageUsers>(caller, None),
