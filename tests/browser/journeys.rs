@@ -158,6 +158,8 @@ async fn a_patient_registers_uploads_books_chats_reads_the_access_log_and_switch
     b.wait_url("/records/").await;
     b.wait_text("[data-ocr-text]", "Haemoglobin").await;
     assert!(b.exists(".viewer img").await, "the photo is shown in the page");
+    // "Let careport choose" matched the title to a type, shown by its name.
+    assert!(b.text("main").await.contains("Laboratory Results"), "the record type's name");
     check(&b, "patient-record").await;
 
     // Book the first free slot of the doctor on a weekday.

@@ -185,7 +185,8 @@ pub async fn record(req: HttpRequest, id: web::Path<Uuid>) -> HttpResponse {
     } else {
         "file"
     };
-    view.render("record.html", context! { record, text, can_share, kind })
+    let types = super::clinician::record_types(&services, &caller).await;
+    view.render("record.html", context! { record, text, can_share, kind, types })
 }
 
 #[derive(Deserialize, Default)]
