@@ -306,6 +306,38 @@ impl TestApp {
         req.send().await.expect("request")
     }
 
+    /// A request with a bearer token and an optional JSON body: the status and the JSON answer
+    /// (`null` when there is none).
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let url = self.url(path);
+        let mut req = match method {
+            "GET" => self.client.get(url),
+            "POST" => self.client.post(url),
+            "PATCH" => self.client.patch(url),
+            "PUT" => self.client.put(url),
+            "DELETE" => self.client.delete(url),
+            m => panic!("method {m}"),
+        };
+        req = req.bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// The access token of a login with [`PASSWORD`].
+    pub async fn token(&self, email: &str) -> String {
+        self.login(email).await["access_token"].as_str().expect("token").to_owned()
+    }
+
     /// GET with a bearer token.
     pub async fn get_as(&self, path: &str, token: &str) -> reqwest::Response {
         self.client.get(self.url(path)).bearer_auth(token).send().await.expect("request")

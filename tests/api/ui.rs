@@ -44,17 +44,6 @@ async fn page(app: &TestApp, cookie: Option<&str>, path: &str) -> (u16, String, 
     (status, res.text().await.expect("body"), headers)
 }
 
-async fn send(app: &TestApp, method: &str, path: &str, token: &str, body: Value) -> (u16, Value) {
-    let req = match method {
-        "POST" => app.client.post(app.url(path)),
-        "PUT" => app.client.put(app.url(path)),
-        m => panic!("{m}"),
-    };
-    let res = req.bearer_auth(token).json(&body).send().await.expect("request");
-    let s = res.status().as_u16();
-    (s, res.json().await.unwrap_or(Value::Null))
-}
-
 struct Portal {
     app: TestApp,
     admin: String,
@@ -74,14 +63,14 @@ async fn portal(bundled: bool) -> Portal {
     let other_patient_id = app.create_user(&p2, Role::Patient, None, None).await;
     let admin_token = app.login(&a).await["access_token"].as_str().expect("token").to_owned();
     for (patient, clinician) in [(patient_id, doctor_id), (other_patient_id, other_doctor_id)] {
-        let (s, v) = send(
-            &app,
-            "POST",
-            &format!("/api/v1/patients/{patient}/assignments"),
-            &admin_token,
-            json!({"clinician_id": clinician, "cancer_type_id": "uterine-leiomyosarcoma-ulms"}),
-        )
-        .await;
+        let (s, v) = app
+            .send(
+                "POST",
+                &format!("/api/v1/patients/{patient}/assignments"),
+                &admin_token,
+                Some(json!({"clinician_id": clinician, "cancer_type_id": "uterine-leiomyosarcoma-ulms"})),
+            )
+            .await;
         assert_eq!(s, 201, "{v}");
     }
     Portal {

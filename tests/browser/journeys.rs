@@ -32,28 +32,6 @@ async fn portal() -> TestApp {
     .await
 }
 
-async fn send(app: &TestApp, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-    let url = app.url(path);
-    let mut req = match method {
-        "GET" => app.client.get(url),
-        "POST" => app.client.post(url),
-        "PATCH" => app.client.patch(url),
-        "PUT" => app.client.put(url),
-        m => panic!("method {m}"),
-    };
-    req = req.bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let res = req.send().await.expect("request");
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
-
-async fn token(app: &TestApp, email: &str) -> String {
-    app.login(email).await["access_token"].as_str().expect("token").to_owned()
-}
-
 /// The authenticator app's code now (`offset` steps of 30 s away).
 fn totp_now(secret: &str, offset: i64) -> String {
     use careport_actors::identity::totp;
@@ -100,28 +78,27 @@ async fn a_patient_registers_uploads_books_chats_reads_the_access_log_and_switch
     let app = portal().await;
     let admin_email = unique("admin");
     app.create_user(&admin_email, Role::Admin, None, None).await;
-    let admin = token(&app, &admin_email).await;
+    let admin = app.token(&admin_email).await;
     let doctor_email = unique("doc");
     let doctor_id = app.create_user(&doctor_email, Role::Clinician, Some(StaffRole::Doctor), Some("oncology")).await;
     let hours: Vec<Value> = (1..=7).map(|wd| json!({"weekday": wd, "start_minute": 540, "end_minute": 720})).collect();
     let (s, v) =
-        send(&app, "PUT", &format!("/api/v1/clinicians/{doctor_id}/hours"), &admin, Some(json!({"hours": hours})))
-            .await;
+        app.send("PUT", &format!("/api/v1/clinicians/{doctor_id}/hours"), &admin, Some(json!({"hours": hours}))).await;
     assert_eq!(s, 200, "{v}");
     // A passage for the assistant to quote.
-    let (s, v) = send(
-        &app,
-        "POST",
-        "/api/v1/knowledge/documents",
-        &admin,
-        Some(json!({
-            "title": "Fatigue during chemotherapy",
-            "text": "Fatigue is the most common side effect of chemotherapy. Short walks, regular meals and \
-                     sleep at fixed hours help; tell your care team when fatigue stops you from daily tasks.",
-            "audience": "patient", "language": "en",
-        })),
-    )
-    .await;
+    let (s, v) = app
+        .send(
+            "POST",
+            "/api/v1/knowledge/documents",
+            &admin,
+            Some(json!({
+                "title": "Fatigue during chemotherapy",
+                "text": "Fatigue is the most common side effect of chemotherapy. Short walks, regular meals and \
+                         sleep at fixed hours help; tell your care team when fatigue stops you from daily tasks.",
+                "audience": "patient", "language": "en",
+            })),
+        )
+        .await;
     assert_eq!(s, 201, "{v}");
 
     let b = Browser::start(&app).await;
@@ -171,7 +148,7 @@ async fn a_patient_registers_uploads_books_chats_reads_the_access_log_and_switch
     b.fill("#book-reason", "Follow-up").await;
     b.click("form[data-api] button[type=submit]").await;
     b.wait_text(".cards", "Follow-up").await;
-    let (s, list) = send(&app, "GET", "/api/v1/appointments", &token(&app, &email).await, None).await;
+    let (s, list) = app.send("GET", "/api/v1/appointments", &app.token(&email).await, None).await;
     assert_eq!(s, 200);
     assert_eq!(list["items"].as_array().map(Vec::len), Some(1), "{list}");
 
@@ -212,7 +189,7 @@ async fn a_doctor_signs_in_with_totp_opens_a_patient_and_watches_a_scan_being_re
     let app = portal().await;
     let admin_email = unique("admin");
     app.create_user(&admin_email, Role::Admin, None, None).await;
-    let admin = token(&app, &admin_email).await;
+    let admin = app.token(&admin_email).await;
     let doctor_email = unique("doc");
     let doctor_id = app.create_user(&doctor_email, Role::Clinician, Some(StaffRole::Doctor), Some("oncology")).await;
     let other_doctor = unique("doc2");
@@ -221,23 +198,23 @@ async fn a_doctor_signs_in_with_totp_opens_a_patient_and_watches_a_scan_being_re
     let mine = app.create_user(&unique("mine"), Role::Patient, None, None).await;
     let theirs = app.create_user(&unique("theirs"), Role::Patient, None, None).await;
     for (patient, clinician) in [(mine, doctor_id), (theirs, other_doctor_id)] {
-        let (s, v) = send(
-            &app,
-            "POST",
-            &format!("/api/v1/patients/{patient}/assignments"),
-            &admin,
-            Some(json!({"clinician_id": clinician, "cancer_type_id": "uterine-leiomyosarcoma-ulms"})),
-        )
-        .await;
+        let (s, v) = app
+            .send(
+                "POST",
+                &format!("/api/v1/patients/{patient}/assignments"),
+                &admin,
+                Some(json!({"clinician_id": clinician, "cancer_type_id": "uterine-leiomyosarcoma-ulms"})),
+            )
+            .await;
         assert_eq!(s, 201, "{v}");
     }
     // Two-step sign-in, enrolled through the API.
-    let doctor = token(&app, &doctor_email).await;
-    let (s, e) = send(&app, "POST", "/api/v1/auth/mfa/enrol", &doctor, Some(json!({"password": PASSWORD}))).await;
+    let doctor = app.token(&doctor_email).await;
+    let (s, e) = app.send("POST", "/api/v1/auth/mfa/enrol", &doctor, Some(json!({"password": PASSWORD}))).await;
     assert_eq!(s, 200, "{e}");
     let secret = e["secret"].as_str().expect("secret").to_owned();
     let (s, v) =
-        send(&app, "POST", "/api/v1/auth/mfa/confirm", &doctor, Some(json!({"code": totp_now(&secret, -1)}))).await;
+        app.send("POST", "/api/v1/auth/mfa/confirm", &doctor, Some(json!({"code": totp_now(&secret, -1)}))).await;
     assert_eq!(s, 200, "{v}");
 
     let b = Browser::start(&app).await;

@@ -18,26 +18,11 @@ pub(super) fn unique(name: &str) -> String {
 }
 
 pub(super) async fn token(app: &TestApp, email: &str) -> String {
-    app.login(email).await["access_token"].as_str().expect("token").to_owned()
+    app.token(email).await
 }
 
 pub(super) async fn send(app: &TestApp, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-    let url = app.url(path);
-    let mut req = match method {
-        "GET" => app.client.get(url),
-        "POST" => app.client.post(url),
-        "PATCH" => app.client.patch(url),
-        "PUT" => app.client.put(url),
-        "DELETE" => app.client.delete(url),
-        m => panic!("method {m}"),
-    };
-    req = req.bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let res = req.send().await.expect("request");
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
+    app.send(method, path, token, body).await
 }
 
 /// A small clinic: an admin, an oncology doctor and nurse, a cardiology nurse, with tokens.
