@@ -52,9 +52,20 @@ pass() {
     args+=(-H "$header" --exclude-path-regex '^/api/v1/auth/(logout|sessions|password|mfa)')
   fi
   echo "--- pass: $name"
-  local rc=0
-  # From the scratch folder: schemathesis keeps a cache where it runs, not in the clone.
-  (cd "$WORK" && "$VENV/bin/schemathesis" "${args[@]}") >"$WORK/$name.txt" 2>&1 || rc=$?
+  local rc=0 try
+  for try in 1 2; do
+    rc=0
+    # From the scratch folder: schemathesis keeps a cache where it runs, not in the clone.
+    (cd "$WORK" && "$VENV/bin/schemathesis" "${args[@]}") >"$WORK/$name.txt" 2>&1 || rc=$?
+    # A run whose only trouble is schemathesis's own runtime error (a hypothesis internal that
+    # strikes now and then), with no check failing, is run again once; a failing check never is.
+    if [ "$rc" -ne 0 ] && ! grep -q '^Failures:' "$WORK/$name.txt" && grep -q 'Runtime Error' "$WORK/$name.txt" && [ "$try" = 1 ]; then
+      echo "schemathesis stopped on an internal error, not on a check; running the pass again"
+      sed -n '/=== ERRORS ===/,/=== /p' "$WORK/$name.txt" | head -n 15
+      continue
+    fi
+    break
+  done
   local n
   n=$(sed -n 's/^ *\([0-9][0-9]*\) generated.*/\1/p' "$WORK/$name.txt" | tail -n1)
   total=$((total + ${n:-0}))
@@ -62,6 +73,7 @@ pass() {
   if [ "$rc" -ne 0 ]; then
     failed=1
     sed -n '/=== FAILURES ===/,/=== SUMMARY ===/p' "$WORK/$name.txt" | head -n 200
+    sed -n '/=== ERRORS ===/,/=== /p' "$WORK/$name.txt" | head -n 40
   fi
 }
 pass anonymous ""
