@@ -1,5 +1,6 @@
 //! Single-use tokens sent by e-mail: verification and password-reset links, and invitations.
-//! Only SHA-256 digests are stored; consuming one is a compare-and-set, so a link works once.
+//! Only SHA-256 digests are stored; consuming one is a compare-and-set, so a link works once, and
+//! it retires the account's other links of that purpose.
 
 use careport_domain::time::now_ms;
 use uuid::Uuid;
@@ -41,7 +42,18 @@ pub struct InvitationRow {
 static INSERT_LINK: Sql = Sql::new(
     "INSERT INTO email_tokens (token_hash, user_id, purpose, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
 );
-// Older unused links of the same purpose stop working when a new one is sent.
+// A new link leaves the earlier ones working: retiring them would let anyone who can ask for a
+// link to someone else's address spend, by racing, the link that person just received. Live
+// links are bounded instead, by the mail limit per address and by this cap: beyond the newest
+// `MAX_LIVE_LINKS`, the oldest are retired.
+const MAX_LIVE_LINKS: i64 = 5;
+static RETIRE_OLDEST_LINKS: Sql = Sql::new(
+    "UPDATE email_tokens SET used_at = $3 WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL
+     AND token_hash NOT IN (SELECT token_hash FROM email_tokens
+       WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL ORDER BY created_at DESC, token_hash LIMIT $4)",
+);
+// Using a link retires the account's other links of that purpose: after a reset, no older reset
+// link may set the password again.
 static RETIRE_LINKS: Sql =
     Sql::new("UPDATE email_tokens SET used_at = $3 WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL");
 static CONSUME_LINK: Sql = Sql::new(
@@ -63,10 +75,11 @@ static ACCEPT_INVITE: Sql = Sql::new(
     "UPDATE invitations SET accepted_at = $2 WHERE token_hash = $1 AND accepted_at IS NULL AND expires_at > $2",
 );
 
-/// Store a new link for `user_id`, retiring older unused links of the same purpose.
+/// Store a new link for `user_id`; earlier unused links of the same purpose keep working, except
+/// those beyond the newest [`MAX_LIVE_LINKS`].
 pub async fn issue(db: &Db, user_id: Uuid, purpose: Purpose, token_hash: &str, ttl_ms: i64) -> Result<(), sqlx::Error> {
     let now = now_ms();
-    exec!(db.writer(), &RETIRE_LINKS, user_id, purpose.as_str(), now)?;
+    exec!(db.writer(), &RETIRE_OLDEST_LINKS, user_id, purpose.as_str(), now, MAX_LIVE_LINKS - 1)?;
     exec!(db.writer(), &INSERT_LINK, token_hash, user_id, purpose.as_str(), now, now + ttl_ms)?;
     Ok(())
 }
@@ -74,10 +87,15 @@ pub async fn issue(db: &Db, user_id: Uuid, purpose: Purpose, token_hash: &str, t
 /// Use a link once. Returns the account it was for, or `None` if it is unknown, expired,
 /// already used or for another purpose.
 pub async fn consume(db: &Db, purpose: Purpose, token_hash: &str) -> Result<Option<Uuid>, sqlx::Error> {
-    if exec!(db.writer(), &CONSUME_LINK, token_hash, purpose.as_str(), now_ms())? != 1 {
+    let now = now_ms();
+    if exec!(db.writer(), &CONSUME_LINK, token_hash, purpose.as_str(), now)? != 1 {
         return Ok(None);
     }
-    fetch!(db.writer(), (Uuid,), fetch_optional, &LINK_USER, token_hash).map(|r| r.map(|(u,)| u))
+    let user = fetch!(db.writer(), (Uuid,), fetch_optional, &LINK_USER, token_hash)?.map(|(u,)| u);
+    if let Some(user) = user {
+        exec!(db.writer(), &RETIRE_LINKS, user, purpose.as_str(), now)?;
+    }
+    Ok(user)
 }
 
 /// The account a link is for, if it is still usable, without using it (so that a form can
