@@ -153,6 +153,16 @@ pub async fn ended_all_since(db: &Db, user_id: Uuid, since_ms: i64) -> Result<bo
     Ok(n > 0)
 }
 
+static SIGNED_IN_FROM: Sql =
+    Sql::new("SELECT COUNT(*) FROM sessions WHERE user_id = $1 AND ip = $2 AND created_at >= $3");
+
+/// Whether `user_id` signed in from `ip` at or after `since_ms`: the login throttle slows such a
+/// "usual client" down rather than lock it out.
+pub async fn signed_in_from(db: &Db, user_id: Uuid, ip: &str, since_ms: i64) -> Result<bool, sqlx::Error> {
+    let n = crate::scalar!(db.reader(), i64, fetch_one, &SIGNED_IN_FROM, user_id, ip, since_ms)?;
+    Ok(n > 0)
+}
+
 /// Sessions revoked at or after `since_ms` (a node loads these at start and on a timer).
 pub async fn revoked_since(db: &Db, since_ms: i64) -> Result<Vec<SessionRow>, sqlx::Error> {
     fetch!(db.reader(), SessionRow, fetch_all, &REVOKED_SINCE, since_ms)

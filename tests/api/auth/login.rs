@@ -236,3 +236,54 @@ async fn someone_else_s_failures_do_not_lock_the_owner_out_and_a_second_factor_o
     let res = login("192.0.2.10", owner.clone(), PASSWORD, Some(current_code(&secret, 0))).await.expect("send");
     assert_eq!(res.status(), 200, "the second factor gets through");
 }
+
+/// Hole 2 of #21: someone sharing the owner's address (a hospital's or a family's connection)
+/// fails on the owner's account. That address is the owner's usual client (they signed in from
+/// it), so it is slowed down — 2 s, then doubling — rather than locked out for the lockout time,
+/// and the owner's correct password gets through once the short wait is over. A client the
+/// account never signed in from is still locked out for `lockout_secs`.
+#[actix_web::test]
+async fn failures_from_the_owner_s_usual_address_slow_it_down_instead_of_locking_the_owner_out() {
+    let app = spawn_app_with(
+        |s| {
+            s.http.trust_forwarded_for = true;
+            s.auth.throttle.account_max_failures = 3;
+            s.auth.throttle.ip_max_failures = 100;
+        },
+        Vec::new(),
+    )
+    .await;
+    let login = |from: &'static str, email: String, password: &'static str| {
+        app.client
+            .post(app.url("/api/v1/auth/login"))
+            .header("x-forwarded-for", from)
+            .json(&json!({"email": email, "password": password}))
+            .send()
+    };
+    let owner = unique("owner");
+    app.create_user(&owner, Role::Patient, None, None).await;
+    assert_eq!(login("192.0.2.30", owner.clone(), PASSWORD).await.expect("send").status(), 200);
+
+    for from in ["192.0.2.30", "198.51.100.9"] {
+        for _ in 0..3 {
+            let res = login(from, owner.clone(), "guess-guess-guess-1").await.expect("send");
+            assert_eq!(res.status(), 401);
+        }
+        let res = login(from, owner.clone(), PASSWORD).await.expect("send");
+        assert_eq!(res.status(), 429);
+        let wait: u64 = res
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .expect("Retry-After");
+        if from == "192.0.2.30" {
+            assert!((1..=2).contains(&wait), "the usual address waits two seconds ({wait} s)");
+            tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+            let res = login(from, owner.clone(), PASSWORD).await.expect("send");
+            assert_eq!(res.status(), 200, "after the short wait, the owner's password gets through");
+        } else {
+            assert!(wait > 60, "an address the account never used is locked out ({wait} s)");
+        }
+    }
+}

@@ -122,6 +122,8 @@ impl Clinic {
             lockout_secs: 3600,
             mail_per_address_per_hour: 0,
             mail_per_client_per_hour: 0,
+            usual_client_days: 0,
+            usual_client_max_wait_secs: 0,
         };
         let bookings = crate::identity::throttle::Throttle::new(limits, redis);
         Ok(Self { inner: Arc::new(Inner { db, cache, queue, tz, cfg, bookings }) })

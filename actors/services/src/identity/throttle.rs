@@ -39,6 +39,22 @@ pub struct ThrottleConfig {
     pub mail_per_address_per_hour: u32,
     #[serde(default = "default_mail_per_client")]
     pub mail_per_client_per_hour: u32,
+    /// A client from which the account signed in within `usual_client_days` is its owner's usual
+    /// client: past `account_max_failures` it is slowed down, not locked out — each further
+    /// failure doubles a wait that starts at 2 s and stops at `usual_client_max_wait_secs` — so
+    /// that someone behind the same address (a hospital's or a family's shared connection)
+    /// cannot lock the owner out for `lockout_secs`.
+    #[serde(default = "default_usual_client_days")]
+    pub usual_client_days: u32,
+    #[serde(default = "default_usual_client_max_wait")]
+    pub usual_client_max_wait_secs: u64,
+}
+
+fn default_usual_client_days() -> u32 {
+    90
+}
+fn default_usual_client_max_wait() -> u64 {
+    60
 }
 
 fn default_account_lock_failures() -> u32 {
@@ -112,6 +128,49 @@ impl Throttle {
         for (key, limit) in keys {
             self.fail_one(key, *limit).await;
         }
+    }
+
+    /// Count a failure against a usual client's key: past `limit` failures in the window, the
+    /// key waits 2 s, then 4 s, 8 s, … up to `usual_client_max_wait_secs` — slowed down, never
+    /// locked out for `lockout_secs`.
+    pub async fn failed_slowly(&self, key: &str, limit: u32) {
+        let wait = |n: i64| -> u64 {
+            let over = u32::try_from(n - i64::from(limit)).unwrap_or(u32::MAX).min(16);
+            (2u64 << over).min(self.cfg.usual_client_max_wait_secs.max(1))
+        };
+        let key = format!("slow:{key}");
+        if let Some(r) = &self.redis {
+            let res = async {
+                let n = r.incr_window(&format!("throttle:{key}"), self.cfg.window_secs).await?;
+                if n >= i64::from(limit) {
+                    r.set_flag(&format!("lock:{key}"), wait(n)).await?;
+                }
+                anyhow::Ok(())
+            }
+            .await;
+            match res {
+                Ok(()) => return,
+                Err(e) => tracing::warn!(error = %e, "throttle: Redis failed; counting on this node"),
+            }
+        }
+        let now = now_ms();
+        let window = (self.cfg.window_secs * 1000) as i64;
+        let mut local = self.local();
+        let c = local.entry(key).or_default();
+        if now - c.window_started >= window {
+            c.failures = 0;
+            c.window_started = now;
+        }
+        c.failures += 1;
+        if c.failures >= limit {
+            c.locked_until = now + (wait(i64::from(c.failures)) * 1000) as i64;
+        }
+    }
+
+    /// The key [`Throttle::failed_slowly`] counts on, for [`Throttle::check`] and
+    /// [`Throttle::reset`].
+    pub fn slow_key(key: &str) -> String {
+        format!("slow:{key}")
     }
 
     /// Forget the failures of a key (after a successful login).
@@ -197,6 +256,8 @@ mod tests {
                 lockout_secs: 30,
                 mail_per_address_per_hour: 3,
                 mail_per_client_per_hour: 20,
+                usual_client_days: 90,
+                usual_client_max_wait_secs: 60,
             },
             None,
         );
@@ -210,5 +271,41 @@ mod tests {
         assert!(locked.retry_after_secs > 0 && locked.retry_after_secs <= 30);
         t.reset(&k).await;
         assert!(t.check(&[&k]).await.is_ok());
+    }
+}
+
+#[cfg(test)]
+mod slow_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_usual_client_waits_a_doubling_time_bounded_by_the_setting_never_the_lockout() {
+        let cfg = ThrottleConfig {
+            account_max_failures: 3,
+            account_lock_failures: 50,
+            ip_max_failures: 10,
+            window_secs: 600,
+            lockout_secs: 900,
+            mail_per_address_per_hour: 3,
+            mail_per_client_per_hour: 20,
+            usual_client_days: 90,
+            usual_client_max_wait_secs: 5,
+        };
+        let t = Throttle::new(cfg, None);
+        let k = Throttle::pair_key("ada@example.org", "192.0.2.1");
+        let slow = Throttle::slow_key(&k);
+        for _ in 0..2 {
+            t.failed_slowly(&k, 3).await;
+            assert!(t.check(&[&slow]).await.is_ok());
+        }
+        let mut waits = Vec::new();
+        for _ in 0..4 {
+            t.failed_slowly(&k, 3).await;
+            waits.push(t.check(&[&slow]).await.expect_err("slowed").retry_after_secs);
+        }
+        assert_eq!(waits, [2, 4, 5, 5], "2 s, doubling, capped by usual_client_max_wait_secs");
+        assert!(t.check(&[&k]).await.is_ok(), "the client's ordinary key is never locked by these");
+        t.reset(&slow).await;
+        assert!(t.check(&[&slow]).await.is_ok());
     }
 }

@@ -21,12 +21,23 @@ impl Identity {
         let pair_key = Throttle::pair_key(email.as_str(), ip);
         let ip_key = Throttle::ip_key(ip);
         let mut ctx = client.context();
-        if let Err(locked) = self.inner.throttle.check(&[&pair_key, &ip_key]).await {
+        let creds = users::credentials_by_email(&self.inner.db, &email).await.map_err(store_err)?;
+        // A client the account signed in from lately is its owner's usual client: its failures
+        // slow it down (a wait that doubles, bounded) instead of locking it out, so that
+        // someone on the same shared address cannot lock the owner out. Asked for an unknown
+        // address too (with no account), so that both answers take the same work.
+        let since = now_ms() - i64::from(cfg.throttle.usual_client_days) * 86_400_000;
+        let usual = cfg.throttle.usual_client_days > 0
+            && sessions::signed_in_from(&self.inner.db, creds.as_ref().map_or(Uuid::nil(), |c| c.user.id), ip, since)
+                .await
+                .map_err(store_err)?;
+        let slow_key = Throttle::slow_key(&pair_key);
+        let client_key = if usual { &slow_key } else { &pair_key };
+        if let Err(locked) = self.inner.throttle.check(&[client_key, &ip_key]).await {
             self.audit_best_effort(ctx.event("auth.login", outcome::DENIED).detail("throttled")).await;
             return Err(self.throttled(locked));
         }
         let account_locked = self.inner.throttle.check(&[&acct_key]).await.err();
-        let creds = users::credentials_by_email(&self.inner.db, &email).await.map_err(store_err)?;
         let password = req.password;
         let ok = passwords::verify_password(
             password.clone(),
@@ -34,15 +45,20 @@ impl Identity {
             self.inner.dummy_hash.clone(),
         )
         .await?;
-        let fail_keys = [
-            (pair_key.as_str(), cfg.throttle.account_max_failures),
-            (acct_key.as_str(), cfg.throttle.account_lock_failures),
-            (ip_key.as_str(), cfg.throttle.ip_max_failures),
-        ];
+        let fail_keys =
+            [(acct_key.as_str(), cfg.throttle.account_lock_failures), (ip_key.as_str(), cfg.throttle.ip_max_failures)];
+        let count_failure = || async {
+            if usual {
+                self.inner.throttle.failed_slowly(&pair_key, cfg.throttle.account_max_failures).await;
+            } else {
+                self.inner.throttle.failed(&[(pair_key.as_str(), cfg.throttle.account_max_failures)]).await;
+            }
+            self.inner.throttle.failed(&fail_keys).await;
+        };
         let creds = match (ok, creds) {
             (true, Some(c)) => c,
             (_, c) => {
-                self.inner.throttle.failed(&fail_keys).await;
+                count_failure().await;
                 ctx.actor_id = c.map(|c| c.user.id);
                 self.audit_best_effort(ctx.event("auth.login", outcome::FAILURE).detail("bad credentials")).await;
                 if let Some(locked) = account_locked {
@@ -66,8 +82,8 @@ impl Identity {
             return Err(Error::new(Code::AccountInactive));
         }
         if cfg.require_email_verification && user.role == "patient" && user.email_verified_at.is_none() {
-            // No new link here: each one retires the previous, and a login attempt should not
-            // send mail. `POST /auth/email/resend` does, on request.
+            // No new link here: a login attempt should not send mail (anyone may attempt one).
+            // `POST /auth/email/resend` does, on request, within the mail limits.
             self.audit_best_effort(ctx.event("auth.login", outcome::DENIED).detail("e-mail not verified")).await;
             return Err(Error::new(Code::EmailNotVerified));
         }
@@ -75,7 +91,7 @@ impl Identity {
             && let Err(e) = self.check_second_factor(&creds, req.totp.as_deref(), req.recovery_code.as_deref()).await
         {
             if e.code() == Code::MfaCodeInvalid {
-                self.inner.throttle.failed(&fail_keys).await;
+                count_failure().await;
                 self.audit_best_effort(ctx.event("auth.login", outcome::FAILURE).detail("bad second factor")).await;
             }
             return Err(e);
@@ -86,6 +102,7 @@ impl Identity {
             self.rehash(user.id, password);
         }
         self.inner.throttle.reset(&pair_key).await;
+        self.inner.throttle.reset(&slow_key).await;
         self.inner.throttle.reset(&acct_key).await;
         let session = Uuid::now_v7();
         let refresh = secret::new_token();
