@@ -118,5 +118,11 @@ pub async fn create_account(db: &Db, cfg: &Argon2Config, acct: NewAccount) -> Re
         CreateUserError::EmailTaken => Error::new(Code::EmailTaken),
         CreateUserError::Store(e) => Error::new(Code::StoreUnavailable).caused_by(e),
     })?;
+    if link.is_some() {
+        // The clinic is told once the address is proven, and confirms the link.
+        careport_store::chart_links::record(db, id.0)
+            .await
+            .map_err(|e| Error::new(Code::StoreUnavailable).caused_by(e))?;
+    }
     Ok(id.0)
 }

@@ -345,19 +345,23 @@ static ACCESS_LOG: Sql = Sql::new(
     "SELECT e.seq, e.at, e.actor_id, u.full_name AS actor_name, e.actor_role, e.action, e.resource_kind,
             e.resource_id, e.outcome
      FROM audit_events e LEFT JOIN users u ON u.id = e.actor_id
-     WHERE e.patient_id = $1 AND (e.actor_id IS NULL OR e.actor_id <> $1) AND e.outcome = 'success' AND e.seq < $2
+     WHERE e.patient_id = $1 AND (e.actor_id IS NULL OR e.actor_id <> $1 OR e.at < $4) AND e.outcome = 'success'
+       AND e.seq < $2
      ORDER BY e.seq DESC LIMIT $3",
 );
 
-/// Who acted on a patient's data (other than the patient), newest first. Only what succeeded:
-/// a denied attempt by another patient must not show that patient's name.
+/// Who acted on a patient's data, newest first: everyone but the patient, and the patient's own
+/// account too before `own_since` (a chart linked at registration, before the clinic confirmed
+/// the link: [`crate::chart_links::own_reads_since`]). Only what succeeded: a denied attempt by
+/// another patient must not show that patient's name.
 pub async fn access_log(
     db: &Db,
     patient: Uuid,
+    own_since: i64,
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<AccessRow>, sqlx::Error> {
-    fetch!(db.reader(), AccessRow, fetch_all, &ACCESS_LOG, patient, before.unwrap_or(i64::MAX), limit)
+    fetch!(db.reader(), AccessRow, fetch_all, &ACCESS_LOG, patient, before.unwrap_or(i64::MAX), limit, own_since)
 }
 
 /// The outcome of [`verify`].

@@ -27,6 +27,7 @@ pub mod audit;
 pub mod auth_links;
 pub mod bus;
 pub mod cache;
+pub mod chart_links;
 pub mod chat;
 pub mod clinicians;
 pub mod db;

@@ -163,6 +163,20 @@ pub async fn reset_mfa(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Confirm that the account linked at registration to the chart of the same id is the patient's:
+/// its reads of the chart then count as the patient's own. Audited; 404 when no link waits.
+#[utoipa::path(post, path = "/api/v1/admin/users/{id}/confirm-link", tag = "admin", params(("id" = Uuid, Path, description = "User id (the chart's id)")),
+    responses((status = 204, description = "Confirmed")), security(("bearer" = [])))]
+pub async fn confirm_chart_link(
+    auth: Authorized<ManageUsers>,
+    services: web::Data<Services>,
+    id: web::Path<String>,
+) -> Result<HttpResponse> {
+    let id = Uuid::parse_str(&id).map_err(|_| Error::new(Code::NotFound))?;
+    services.admin().confirm_chart_link(auth.pass, id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
 /// `PUT /api/v1/admin/mfa-policy`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -269,6 +283,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.service(r("/api/v1/admin/users").get(list_users).post(create_user))
         .service(r("/api/v1/admin/users/{id}").patch(update_user))
         .service(r("/api/v1/admin/users/{id}/mfa/reset").post(reset_mfa))
+        .service(r("/api/v1/admin/users/{id}/confirm-link").post(confirm_chart_link))
         .service(r("/api/v1/admin/mfa-policy").get(get_mfa_policy).put(put_mfa_policy))
         .service(r("/api/v1/admin/invitations").post(invite))
         .service(r("/api/v1/admin/audit").get(audit));

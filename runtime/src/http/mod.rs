@@ -42,7 +42,7 @@ pub const DOCS_PATH: &str = "/api/docs/";
         auth::forgot_password, auth::reset_password, auth::verify_email, auth::resend_verification,
         auth::list_sessions, auth::delete_session, auth::mfa_enrol, auth::mfa_confirm, auth::mfa_disable,
         auth::mfa_recovery_codes, auth::accept_invitation, auth::attenuate,
-        admin::list_users, admin::create_user, admin::update_user, admin::reset_mfa, admin::get_mfa_policy,
+        admin::list_users, admin::create_user, admin::update_user, admin::reset_mfa, admin::confirm_chart_link, admin::get_mfa_policy,
         admin::put_mfa_policy, admin::invite, admin::audit,
         patients::list, patients::create, patients::get_patient, patients::update, patients::delete,
         patients::restore, care_team::care_team, care_team::assign, care_team::unassign,

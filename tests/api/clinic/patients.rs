@@ -72,6 +72,8 @@ async fn patient_records_are_validated_and_each_caller_lists_only_their_own() {
 async fn registering_with_a_records_address_links_the_account_to_it() {
     let app = spawn_app().await;
     let c = clinic(&app).await;
+    let boss = unique("boss");
+    app.create_user(&boss, Role::Admin, None, None).await;
     let email = unique("linked");
     let record = new_patient(&app, &c.doctor, json!({"full_name": "Grace Hopper", "email": email})).await;
     let res = app
@@ -100,6 +102,43 @@ async fn registering_with_a_records_address_links_the_account_to_it() {
     assert_eq!((status, v["code"].as_str()), (403, Some("forbidden")));
     let (_, v) = send(&app, "GET", &path, &patient, None).await;
     assert_eq!(v["full_name"], "Grace Hopper");
+
+    // The clinic is told (no name, no address in the message) and confirms the link. Until then
+    // the account's own reads of the chart are in the access log like anyone else's — it may be
+    // someone who got hold of a mistyped address; after it they count as the patient's.
+    let notice = app.email_to(&boss).await;
+    assert!(notice.contains("confirm-link"), "{notice}");
+    assert!(!notice.contains("Grace") && !notice.contains(&email), "{notice}");
+    let own_reads =
+        |log: &Value| log["items"].as_array().expect("items").iter().filter(|e| e["actor_id"] == record["id"]).count();
+    let (status, log) = send(&app, "GET", "/api/v1/me/access-log?limit=200", &patient, None).await;
+    assert_eq!(status, 200, "{log}");
+    let before = own_reads(&log);
+    assert!(before >= 2, "the unconfirmed account's reads are listed: {log}");
+    let confirm = format!("/api/v1/admin/users/{}/confirm-link", record["id"].as_str().expect("id"));
+    let (status, _) = send(&app, "POST", &confirm, &patient, None).await;
+    assert_eq!(status, 403, "only administrators confirm");
+    let (status, _) = send(&app, "POST", &confirm, &c.admin, None).await;
+    assert_eq!(status, 204);
+    let (status, _) = send(&app, "POST", &confirm, &c.admin, None).await;
+    assert_eq!(status, 404, "nothing left to confirm");
+    let (status, _) = send(&app, "GET", &path, &patient, None).await;
+    assert_eq!(status, 200);
+    let (_, log) = send(&app, "GET", "/api/v1/me/access-log?limit=200", &patient, None).await;
+    assert_eq!(own_reads(&log), before, "reads after the confirmation are the patient's own: {log}");
+    let (_, trail) = send(
+        &app,
+        "GET",
+        &format!("/api/v1/admin/audit?patient={}&limit=100", record["id"].as_str().expect("id")),
+        &c.admin,
+        None,
+    )
+    .await;
+    let actions: Vec<&str> =
+        trail["items"].as_array().expect("events").iter().filter_map(|e| e["action"].as_str()).collect();
+    for a in ["patient.chart_linked", "admin.chart_link_confirmed"] {
+        assert!(actions.contains(&a), "{a} missing from {actions:?}");
+    }
 
     // A self-registered patient gets a record of their own under their account's id.
     let solo = unique("solo");

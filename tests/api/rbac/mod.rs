@@ -266,6 +266,7 @@ fn table() -> Vec<Row> {
         row("post", "/api/v1/admin/users", T, admin_only(201)),
         row("patch", "/api/v1/admin/users/{id}", T, admin_only(200)),
         row("post", "/api/v1/admin/users/{id}/mfa/reset", T, admin_only(204)),
+        row("post", "/api/v1/admin/users/{id}/confirm-link", T, admin_only(204)),
         row("get", "/api/v1/admin/mfa-policy", T, admin_only(200)),
         row("put", "/api/v1/admin/mfa-policy", T, admin_only(200)),
         row("post", "/api/v1/admin/invitations", T, admin_only(202)),

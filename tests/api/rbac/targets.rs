@@ -227,6 +227,12 @@ pub async fn prepare(
             let target = w.account_like(&w.other_patient).await;
             cell(with_id(target.id), Body::None)
         }
+        ("post", "/api/v1/admin/users/{id}/confirm-link") => {
+            // An account linked at registration to a chart, waiting for the clinic's confirmation.
+            let target = w.account_like(&w.other_patient).await;
+            careport_store::chart_links::record(w.app.services.store_handle(), target.id).await.expect("link");
+            cell(with_id(target.id), Body::None)
+        }
         ("put", "/api/v1/admin/mfa-policy") => json_cell(path, json!({"required_roles": []})),
         ("post", "/api/v1/admin/invitations") => json_cell(
             path,

@@ -101,6 +101,12 @@ impl Admin<'_> {
         self.0.identity.admin_reset_mfa(pass.caller(), id).await
     }
 
+    /// Confirm that an account linked at registration to a chart is the patient's: from now on
+    /// its reads of the chart count as the patient's own (README: "Accounts and records").
+    pub async fn confirm_chart_link(&self, pass: Pass<ManageUsers>, id: Uuid) -> Result<(), Error> {
+        self.0.identity.admin_confirm_chart_link(pass.caller(), id).await
+    }
+
     /// The roles that must use MFA.
     pub async fn mfa_policy(&self, _: Pass<ManageUsers>) -> Result<Vec<String>, Error> {
         self.0.identity.mfa_required_roles().await

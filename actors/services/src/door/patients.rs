@@ -248,7 +248,8 @@ impl Patients<'_> {
     pub async fn access_log(&self, pass: Pass<ReadOwnAccessLog>, req: PageRequest) -> Result<Page<AccessRow>, Error> {
         let limit = req.limit()?;
         let before = page::decode_seq(req.cursor.as_deref())?;
-        let entries = trail::access_log(&self.0.db, pass.id(), before, limit).await.map_err(store_err)?;
+        let own_since = careport_store::chart_links::own_reads_since(&self.0.db, pass.id()).await.map_err(store_err)?;
+        let entries = trail::access_log(&self.0.db, pass.id(), own_since, before, limit).await.map_err(store_err)?;
         Ok(Page::of(entries, limit, |e| e.seq.to_string()))
     }
 }

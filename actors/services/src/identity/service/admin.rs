@@ -83,6 +83,18 @@ impl Identity {
         self.audit(vec![caller.ctx.event("admin.mfa_reset", outcome::SUCCESS).resource("mfa", id)]).await
     }
 
+    /// Confirm that the account linked at registration to the chart of the same id is the
+    /// patient's (audited). 404 when there is no such link waiting.
+    pub async fn admin_confirm_chart_link(&self, caller: &Caller, id: Uuid) -> Result<(), Error> {
+        if !chart_links::confirm(&self.inner.db, id, caller.user()).await.map_err(store_err)? {
+            return Err(Error::new(Code::NotFound));
+        }
+        self.audit(vec![
+            caller.ctx.event("admin.chart_link_confirmed", outcome::SUCCESS).resource("patient", id).patient(id),
+        ])
+        .await
+    }
+
     /// Roles that must use MFA.
     pub async fn mfa_required_roles(&self) -> Result<Vec<String>, Error> {
         mfa::required_roles(&self.inner.db).await.map_err(store_err)

@@ -21,6 +21,7 @@ use careport_policy::{
 };
 use careport_store::audit::NewEvent;
 use careport_store::auth_links::{self, NewInvitation, Purpose};
+use careport_store::chart_links;
 use careport_store::sessions::{self, RefreshLookup};
 use careport_store::users::{self, Credentials, UserRow};
 use careport_store::{Bus, Db, Redis, mfa};

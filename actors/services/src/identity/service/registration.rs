@@ -134,6 +134,44 @@ impl Identity {
         let mut ctx = client.context();
         ctx.actor_id = Some(user);
         self.audit_best_effort(ctx.event("auth.email_verified", outcome::SUCCESS).resource("user", user)).await;
+        if chart_links::mark_notified(&self.inner.db, user).await.map_err(store_err)? {
+            self.audit_best_effort(
+                ctx.event("patient.chart_linked", outcome::SUCCESS)
+                    .resource("patient", user)
+                    .patient(user)
+                    .detail("linked at registration by a proven e-mail address; awaiting the clinic's confirmation"),
+            )
+            .await;
+            self.tell_administrators_of_link(user).await;
+        }
         Ok(())
+    }
+
+    /// Mail every active administrator that an account was linked to a chart the clinic
+    /// registered: no name or address in the message (it leaves the host), only where to
+    /// confirm it.
+    async fn tell_administrators_of_link(&self, patient: Uuid) {
+        let filter =
+            users::ListFilter { role: Some(Role::Admin.as_str()), status: Some("active"), email_contains: None };
+        let admins = match users::list(&self.inner.db, &filter, None, 200).await {
+            Ok(admins) => admins,
+            Err(e) => return tracing::warn!(error = %e, "could not list the administrators to tell of a linked chart"),
+        };
+        for admin in admins {
+            let mail = Mail {
+                to: admin.email.clone(),
+                subject: "A patient account was linked to a chart: please confirm".into(),
+                body: format!(
+                    "An account was registered with, and proved, the e-mail address of a chart the clinic registered, \
+                     and was linked to it (account and chart id {patient}).\n\nCheck that the account is the patient's \
+                     and confirm the link: POST {}/api/v1/admin/users/{patient}/confirm-link. Until then, the account's \
+                     reads of the chart appear in its access log like anyone else's.\n",
+                    self.inner.public_url
+                ),
+            };
+            if let Err(e) = self.inner.mailer.send(mail).await {
+                tracing::warn!(error = ?e, "could not tell an administrator of a linked chart");
+            }
+        }
     }
 }
