@@ -59,10 +59,14 @@ async fn claims_take_only_due_jobs_of_their_kind_in_priority_order() {
     assert_eq!(ids, vec![high, low]);
 }
 
+/// Two nodes are two processes with pools of their own: node b gets its own connections to the
+/// same store (on SQLite, a second pool on the same file, as a second process would open it), so
+/// that the claims really race in the database on either backend, not only behind one pool's
+/// single writer.
 #[actix_web::test]
 async fn concurrent_claims_from_two_nodes_never_share_a_job() {
-    let (_t, db, a) = queue().await;
-    let b = JobQueue::new(db.clone(), "node-b", cfg());
+    let (t, _db, a) = queue().await;
+    let b = JobQueue::new(t.connect().await, "node-b", cfg());
     for i in 0..40 {
         a.enqueue(NewJob::new("embed", json!(i))).await.expect("enqueue");
     }

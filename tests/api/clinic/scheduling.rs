@@ -1,9 +1,6 @@
 //! Clinicians' hours and absences, free slots, booking rules, the double-booking race and
 //! reminders.
 
-use std::sync::Arc;
-
-use careport_actors::JobHandler;
 use careport_domain::Role;
 use careport_store::sql::Sql;
 use careport_tests::spawn_app_with;
@@ -216,6 +213,32 @@ async fn two_bookings_of_one_slot_at_the_same_moment_exactly_one_succeeds() {
     }
     let (_, all) = send(&app, "GET", "/api/v1/appointments?status=scheduled", &c.admin, None).await;
     assert_eq!(all["items"].as_array().expect("items").len(), 3);
+
+    // Above, a loser may have been refused by the service's check (the winner had committed) or
+    // by the store. The guard that decides a true race is the store's unique index: eight
+    // inserts of one slot that all skip the check, at once — one is stored, seven are SlotTaken.
+    let starts_at = at(&tz, monday, 11, 0).parse::<jiff::Timestamp>().expect("ts").as_millisecond();
+    let inserts = patients.iter().map(|p| {
+        let db = app.db.clone();
+        let row = careport_store::appointments::AppointmentRow {
+            id: Uuid::now_v7(),
+            patient_id: p.parse().expect("uuid"),
+            clinician_id: c.doctor_id,
+            starts_at,
+            ends_at: starts_at + 30 * 60_000,
+            status: "scheduled".into(),
+            reason: String::new(),
+            cancel_reason: None,
+            booked_by: None,
+            created_at: starts_at,
+            updated_at: starts_at,
+        };
+        async move { careport_store::appointments::insert(&db, &row).await }
+    });
+    let results = futures_util::future::join_all(inserts).await;
+    let stored = results.iter().filter(|r| r.is_ok()).count();
+    let taken = results.iter().filter(|r| matches!(r, Err(careport_store::appointments::BookError::SlotTaken))).count();
+    assert_eq!((stored, taken), (1, 7), "the unique index decides the race");
 }
 
 #[actix_web::test]
@@ -259,31 +282,26 @@ async fn reminders_are_queued_as_durable_jobs_and_skip_cancelled_appointments() 
     assert_eq!(run_at, vec![start - 24 * 3_600_000, start - 2 * 3_600_000]);
     assert!(!jobs[0].1.contains("chemotherapy"), "no visit reason in the queue");
 
-    // Run the reminder now, as the runner will at its hour: the patient gets an e-mail.
-    let mailer =
-        Arc::new(careport_actors::mail::Mailer::new(&app.settings.mail, app.data_dir.join("outbox")).expect("mailer"));
-    let handler = careport_actors::clinic::ReminderHandler::new(
-        app.db.clone(),
-        mailer,
-        tz.clone(),
-        app.settings.public_url.clone(),
-    );
-    let job = |payload: &str| careport_store::Job {
-        id: jobs[0].0,
-        kind: "appointment.reminder".into(),
-        payload: payload.to_owned(),
-        state: "running".into(),
-        priority: 0,
-        attempts: 1,
-        max_attempts: 5,
-        run_at: 0,
-        lease_owner: None,
-        lease_until: None,
-        last_error: None,
-        created_at: 0,
-        finished_at: None,
+    // Make the first reminder due now: the app's own job runner claims it and the patient gets
+    // an e-mail (the handler is the one the server registers, run the way it runs in production).
+    static DUE_NOW: Sql = Sql::new("UPDATE jobs SET run_at = $2 WHERE id = $1");
+    static STATE: Sql = Sql::new("SELECT state FROM jobs WHERE id = $1");
+    let run_now = |id: i64| {
+        let db = app.db.clone();
+        async move {
+            careport_store::exec!(db.writer(), &DUE_NOW, id, careport_domain::time::now_ms()).expect("due now");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            loop {
+                let state = careport_store::scalar!(db.reader(), String, fetch_one, &STATE, id).expect("state");
+                if state == "done" {
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "the runner did not finish reminder {id}: {state}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
     };
-    handler.run(job(&jobs[0].1)).await.expect("reminder");
+    run_now(jobs[0].0).await;
     let mail = app.email_to(&email).await;
     assert!(mail.contains("Appointment reminder") && mail.contains("09:00"), "{mail}");
     assert!(!mail.contains("chemotherapy"), "the reason stays out of e-mail");
@@ -298,8 +316,7 @@ async fn reminders_are_queued_as_durable_jobs_and_skip_cancelled_appointments() 
     )
     .await;
     assert_eq!(s, 200);
-    handler.run(job(&jobs[1].1)).await.expect("reminder");
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    run_now(jobs[1].0).await;
     assert_eq!(app.emails_to_at_least(&email, 1).await.len(), 1, "no reminder for a cancelled appointment");
 }
 
