@@ -154,3 +154,53 @@ mod tests {
         assert!(content_disposition("scan.tif", "image/tiff").starts_with("attachment;"));
     }
 }
+
+/// Any bytes and any name, generated: a decision or a refusal, never a panic; what is kept as a
+/// name is never a path and never markup.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_bytes_are_an_allowed_type_or_refused_and_text_is_never_markup(
+            bytes in proptest::collection::vec(any::<u8>(), 0..SNIFF_LEN),
+            whole in any::<bool>(),
+        ) {
+            if let Some(t) = media_type(&bytes, whole) {
+                prop_assert!(["application/pdf", "image/png", "image/jpeg", "image/tiff", "application/dicom", "text/plain"].contains(&t));
+                prop_assert!(!extension(t).is_empty());
+                if t == "text/plain" {
+                    let text = String::from_utf8_lossy(&bytes);
+                    let markup = text.trim_start_matches('\u{feff}').trim_start().starts_with('<');
+                    prop_assert!(!markup, "markup taken for text");
+                }
+            }
+        }
+
+        #[test]
+        fn text_with_a_cut_character_at_the_end_is_still_text_when_the_file_goes_on(
+            text in "[a-zA-Z0-9 .,:éàü✓\n]{1,100}",
+            cut in 1usize..3,
+        ) {
+            let mut bytes = text.into_bytes();
+            bytes.extend_from_slice(&"✓".as_bytes()[..cut]);
+            prop_assert_eq!(media_type(&bytes, false), Some("text/plain"));
+            prop_assert_eq!(media_type(&bytes, true), None, "a whole file ending mid-character is not UTF-8");
+        }
+
+        #[test]
+        fn any_name_becomes_one_short_harmless_component(raw in any::<String>()) {
+            let name = sanitize_name(&raw);
+            prop_assert!(!name.is_empty() && name.chars().count() <= 120);
+            prop_assert!(!name.contains(['/', '\\', '"', '\'', ';', ':', '<', '>', '|', '*', '?', '`']));
+            prop_assert!(!name.chars().any(char::is_control));
+            prop_assert!(!name.starts_with('.'), "no hidden file, no `..`: {name:?}");
+            let header = content_disposition(&name, "application/pdf");
+            prop_assert!(header.is_ascii() && !header.contains(['\r', '\n']), "{header:?}");
+        }
+    }
+}
