@@ -36,6 +36,7 @@ pub mod clinic;
 pub mod door;
 pub mod handle;
 pub mod identity;
+pub mod imaging;
 pub mod jobs;
 pub mod knowledge;
 pub mod mail;
