@@ -5,7 +5,7 @@ use careport_domain::Role;
 use careport_policy::StaffRole;
 use careport_store::{Db, assignments, audit};
 use careport_tests::{TestApp, spawn_app};
-use serde_json::Value;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 fn unique(name: &str) -> String {
@@ -248,4 +248,79 @@ async fn every_read_of_patient_data_is_audited_lists_included() {
     // Nobody seen recently, and still audited: the start page shows today's and upcoming
     // appointments, which name patients.
     assert!(find("dashboard.read").detail.as_deref().is_some_and(|d| d.contains(&patient)));
+}
+
+/// Fail closed on every audited read of a record: with the trail unwritable, its content (by
+/// the doctor's token, by a signed link, by a range), the record itself, its text and a
+/// knowledge search that would find that text all answer 503 `audit_unavailable` and not one
+/// byte of what they would have served. Put back, the chain verifies: nothing half-written.
+#[actix_web::test]
+async fn when_the_audit_trail_cannot_be_written_no_record_byte_or_search_is_served() {
+    let c = crate::knowledge::kb_chart().await;
+    let content = crate::records::pdf(31, 3000);
+    let r = c.upload_pdf(&c.doctor, c.patient_id, "Scan", &content).await;
+    let id = r["id"].as_str().expect("id").to_owned();
+    let record: Uuid = id.parse().expect("uuid");
+    crate::ocr::give_text(&c.app, record).await;
+    let (s, v) = c.send("POST", &format!("/api/v1/records/{id}/knowledge"), &c.doctor, None).await;
+    assert_eq!(s, 201, "{v}");
+    let job = v["job_id"].as_str().expect("job").to_owned();
+    assert_eq!(crate::knowledge::finished_as(&c, &job, &c.doctor).await["status"], "done");
+    let (s, v) =
+        c.send("POST", &format!("/api/v1/records/{id}/links"), &c.doctor, Some(json!({"expires_in": 600}))).await;
+    assert_eq!(s, 201, "{v}");
+    let link = v["url"].as_str().expect("url").split("link=").nth(1).expect("token").to_owned();
+    let by_link = c.app.url(&format!("/api/v1/records/{id}/content?link={link}"));
+    let search = json!({"query": "haemoglobin level", "k": 5});
+
+    // Everything is served while the trail is writable (so that a 503 below is the trail's).
+    assert_eq!(c.content(&id, Some(&c.doctor), None).await.2, content);
+    assert_eq!(c.content(&id, Some(&c.doctor), Some("bytes=0-99")).await.2, &content[..100]);
+    assert_eq!(c.app.client.get(&by_link).send().await.expect("link").status(), 200);
+    assert_eq!(c.send("GET", &format!("/api/v1/records/{id}"), &c.doctor, None).await.0, 200);
+    assert_eq!(c.send("GET", &format!("/api/v1/records/{id}/text"), &c.doctor, None).await.0, 200);
+    let (s, found) = c.send("POST", "/api/v1/knowledge/search", &c.doctor, Some(search.clone())).await;
+    assert_eq!(s, 200, "{found}");
+    assert!(found.to_string().contains("Haemoglobin"), "the search finds the record's text: {found}");
+
+    sql(&c.app.db, "ALTER TABLE audit_head RENAME TO audit_head_moved").await;
+    let refused = |what: &str, status: u16, body: &[u8]| {
+        assert_eq!(status, 503, "{what}: {}", String::from_utf8_lossy(body));
+        let v: Value = serde_json::from_slice(body).unwrap_or_else(|_| panic!("{what}: a JSON error, not content"));
+        assert_eq!(v["code"], "audit_unavailable", "{what}: {v}");
+        let text = String::from_utf8_lossy(body);
+        assert!(!text.contains("Haemoglobin") && !text.contains("Scan"), "{what}: {text}");
+        assert!(!body.windows(16).any(|w| content.windows(16).any(|c| c == w)), "{what}: file bytes sent");
+    };
+    let (s, _, body) = c.content(&id, Some(&c.doctor), None).await;
+    refused("content", s, &body);
+    let (s, _, body) = c.content(&id, Some(&c.doctor), Some("bytes=0-99")).await;
+    refused("a range of the content", s, &body);
+    let res = c.app.client.get(&by_link).send().await.expect("link");
+    let s = res.status().as_u16();
+    refused("content by signed link", s, &res.bytes().await.expect("body"));
+    let res = c.app.client.get(&by_link).header("range", "bytes=100-199").send().await.expect("link");
+    let s = res.status().as_u16();
+    refused("a range by signed link", s, &res.bytes().await.expect("body"));
+    for path in [format!("/api/v1/records/{id}"), format!("/api/v1/records/{id}/text")] {
+        let res = c.app.client.get(c.app.url(&path)).bearer_auth(&c.doctor).send().await.expect("get");
+        let s = res.status().as_u16();
+        refused(&path, s, &res.bytes().await.expect("body"));
+    }
+    let res = c
+        .app
+        .client
+        .post(c.app.url("/api/v1/knowledge/search"))
+        .bearer_auth(&c.doctor)
+        .json(&search)
+        .send()
+        .await
+        .expect("search");
+    let s = res.status().as_u16();
+    refused("knowledge search", s, &res.bytes().await.expect("body"));
+
+    sql(&c.app.db, "ALTER TABLE audit_head_moved RENAME TO audit_head").await;
+    let verified = audit::verify(&c.app.db, &c.app.chain_key()).await.expect("verify");
+    assert!(verified.broken.is_none(), "{verified:?}");
+    assert_eq!(c.content(&id, Some(&c.doctor), None).await.2, content, "served again once the trail is back");
 }

@@ -21,7 +21,7 @@ const TEXT_PDF: &[u8] = include_bytes!("../../actors/ml/tests/fixtures/text-laye
 const SCAN: &[u8] = include_bytes!("../../actors/ml/tests/fixtures/scan.png");
 
 /// A chart on an app with the local MiniLM model.
-async fn kb_chart() -> Chart {
+pub(crate) async fn kb_chart() -> Chart {
     chart_with(|s| {
         s.ml.embedding_provider = ProviderKind::Local;
         s.ml.local.model_dir = Some(model_dir());
@@ -54,7 +54,7 @@ async fn finished(c: &Chart, job: &str) -> Value {
 }
 
 /// Poll a job as `token` until it has ended (60 s at most); its last state.
-async fn finished_as(c: &Chart, job: &str, token: &str) -> Value {
+pub(crate) async fn finished_as(c: &Chart, job: &str, token: &str) -> Value {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let (s, v) = c.send("GET", &format!("/api/v1/knowledge/jobs/{job}"), token, None).await;
@@ -172,6 +172,39 @@ async fn a_restrictive_filter_still_returns_k_results_when_the_nearest_are_hidde
             .all(|h| h["title"].as_str().expect("present").starts_with("Antiemetic")),
         "{r}"
     );
+}
+
+/// The same for a filter the caller asks for: a cancer type (with its subtypes) whose passages
+/// are all further from the question than a dozen of another type's. Exactly `k` come back, in
+/// both modes that rank by vector, so the filter is inside the search and not applied to its
+/// `k` nearest afterwards.
+#[actix_web::test]
+async fn a_cancer_type_filter_that_hides_the_nearest_still_returns_k_results() {
+    let c = kb_chart().await;
+    for i in 0..12 {
+        let text = format!("Nausea after chemotherapy, lung note {i}: antiemetics, ondansetron and nausea scores.");
+        add_ready(&c, &format!("Lung nausea {i}"), &text, "patient", json!({"cancer_type": "lung"})).await;
+    }
+    let mut breast = BTreeSet::new();
+    for i in 0..8 {
+        // Half of them under a subtype: the filter takes a type's subtree.
+        let kind = if i % 2 == 0 { "breast" } else { "breast-invasive-ductal-carcinoma" };
+        let text = format!("Breast clinic leaflet {i}: eating well during treatment, small meals and fluids.");
+        breast.insert(
+            add_ready(&c, &format!("Breast eating well {i}"), &text, "patient", json!({"cancer_type": kind})).await,
+        );
+    }
+    // Unfiltered, the nearest are the lung passages: the filter below hides them.
+    let r = search(&c, &c.patient, json!({"query": "nausea after chemotherapy", "k": 8, "mode": "vector"})).await;
+    assert!(doc_ids(&r).iter().all(|d| !breast.contains(d)), "the nearest are all lung passages: {r}");
+    for mode in ["vector", "hybrid"] {
+        let body = json!({"query": "nausea after chemotherapy", "k": 8, "mode": mode, "cancer_type": "breast"});
+        let r = search(&c, &c.patient, body).await;
+        assert_eq!(r["mode"], mode, "{r}");
+        assert_eq!(r["items"].as_array().map(Vec::len), Some(8), "{mode}: k results: {r}");
+        let got: BTreeSet<String> = doc_ids(&r).into_iter().collect();
+        assert_eq!(got, breast, "{mode}: exactly k results, every one of the breast type's: {r}");
+    }
 }
 
 #[actix_web::test]
