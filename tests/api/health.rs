@@ -93,3 +93,110 @@ async fn api_docs_page_is_served_from_the_binary_without_a_cdn() {
     let init = app.get("/api/docs/swagger-initializer.js").await.text().await.expect("init");
     assert!(init.contains("/api/openapi.json"), "{init}");
 }
+
+/// One raw HTTP/1.1 request, its path sent byte for byte (an HTTP client would resolve `..` and
+/// `%2e%2e` segments before sending): the status and the whole answer, head and body.
+async fn raw(address: &str, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = address.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(host).await.expect("connect");
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let body = if method == "POST" { "{}" } else { "" };
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.expect("send");
+    let mut answer = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(20), s.read_to_end(&mut answer))
+        .await
+        .unwrap_or_else(|_| panic!("{method} {path}: no answer within 20 s"))
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("{path}: {answer}"));
+    (status, answer)
+}
+
+/// No path segment reaches a file outside the set it names: a canary under the data directory
+/// (a file, and a directory shaped like a plugin's) is never answered, whichever encoding of
+/// `../` a segment carries, on the static files, the catalogues, the language switch, the
+/// plugin administration and record ids; and nothing answers 5xx.
+#[actix_web::test]
+async fn no_path_segment_reaches_outside_its_set() {
+    let c = crate::records::chart().await;
+    let app = &c.app;
+    let canary = format!("careport-canary-{}", uuid::Uuid::new_v4().simple());
+    std::fs::create_dir_all(&app.data_dir).expect("data dir");
+    std::fs::write(app.data_dir.join("canary.txt"), &canary).expect("canary");
+    std::fs::write(app.data_dir.join("canary.json"), format!("{{\"messages\": {{\"x\": \"{canary}\"}}}}"))
+        .expect("canary");
+    let plugin = app.data_dir.join("canary-plugin");
+    std::fs::create_dir_all(&plugin).expect("canary plugin");
+    std::fs::write(plugin.join("manifest.toml"), format!("name = \"{canary}\"\n{canary}\n")).expect("manifest");
+    for dir in ["plugins", "static", "vault"] {
+        std::fs::create_dir_all(app.data_dir.join(dir)).expect("dir");
+    }
+    let record = c.upload_pdf(&c.doctor, c.patient_id, "Scan", &crate::records::pdf(5, 1200)).await;
+    assert!(record["id"].is_string(), "{record}");
+
+    let ups = [
+        "..%2f",
+        "..%2F",
+        "%2e%2e/",
+        "%2e%2e%2f",
+        "%2E%2E%2F",
+        "..%5c",
+        "%2e%2e%5c",
+        "..%255c",
+        "..%252f",
+        "%252e%252e%252f",
+        "%25252e%25252e%25252f",
+        "%c0%ae%c0%ae/",
+        "..%c0%af",
+        "../",
+        ".%2e/",
+        "%2e./",
+    ];
+    let mut segments = Vec::new();
+    for up in ups {
+        for depth in 1..=3 {
+            for target in ["canary.txt", "canary.json", "canary-plugin", "canary"] {
+                segments.push(format!("{}{target}", up.repeat(depth)));
+            }
+        }
+    }
+    let mut asked = 0;
+    for seg in &segments {
+        let gets = [
+            format!("/static/{seg}"),
+            format!("/api/v1/i18n/{seg}"),
+            format!("/lang/{seg}"),
+            format!("/lang/en?next=/{seg}"),
+            format!("/api/v1/records/{seg}"),
+            format!("/api/v1/records/{seg}/content"),
+            format!("/api/v1/records/{seg}/text"),
+            format!("/api/v1/patients/{seg}/records"),
+        ];
+        for path in gets {
+            let (status, answer) = raw(&app.address, "GET", &path, Some(&c.doctor)).await;
+            assert!(status < 500, "GET {path}: {answer}");
+            assert!(!answer.contains(&canary), "GET {path} answered the canary: {answer}");
+            asked += 1;
+        }
+        for action in ["enable", "disable", "reload", "call"] {
+            let path = format!("/api/v1/admin/plugins/{seg}/{action}");
+            let (status, answer) = raw(&app.address, "POST", &path, Some(&c.admin)).await;
+            assert!(status < 500, "POST {path}: {answer}");
+            assert!(!answer.contains(&canary), "POST {path} answered the canary: {answer}");
+            asked += 1;
+        }
+    }
+    assert!(asked > 1000, "{asked}");
+    // The canaries are where they were (nothing moved or wrote beside them), and the plugin
+    // administration still lists no plugin made of them.
+    assert_eq!(std::fs::read_to_string(app.data_dir.join("canary.txt")).expect("canary"), canary);
+    assert_eq!(std::fs::read_dir(&plugin).expect("dir").count(), 1, "nothing was written into the canary plugin");
+    let (s, v) = c.send("GET", "/api/v1/admin/plugins", &c.admin, None).await;
+    assert_eq!(s, 200, "{v}");
+    assert!(!v.to_string().contains(&canary), "{v}");
+}
