@@ -355,3 +355,161 @@ async fn a_link_stops_when_its_maker_logs_out_everywhere_however_it_is_presented
     assert_eq!(s, 401, "{}", String::from_utf8_lossy(&body));
     assert!(String::from_utf8_lossy(&body).contains("token_revoked"));
 }
+
+/// Strings a query answers, on either backend.
+async fn strings(c: &super::Chart, sql: &str) -> Vec<String> {
+    let q = sqlx::AssertSqlSafe(sql.to_owned());
+    match c.app.db.writer() {
+        careport_store::db::Pool::Sqlite(p) => sqlx::query_scalar(q).fetch_all(p).await.expect(sql),
+        careport_store::db::Pool::Postgres(p) => sqlx::query_scalar(q).fetch_all(p).await.expect(sql),
+    }
+}
+
+/// Every file under `dir`, with its bytes.
+fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut dirs = vec![dir.to_owned()];
+    while let Some(d) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries {
+            let path = e.expect("entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                out.push((path, bytes));
+            }
+        }
+    }
+    out
+}
+
+/// No key is stored unwrapped anywhere: after uploads, a grant and a record's text, every user
+/// key, system key and data key (unwrapped here with the master key, as the vault would) and the
+/// root keys themselves appear in no encoding — raw, base64url, base64, hex — in any table's
+/// rows (the SQLite file and its WAL byte for byte; every PostgreSQL table as text), in any
+/// file under the data directory, or in any stored object.
+#[actix_web::test]
+async fn no_key_is_stored_unwrapped_anywhere() {
+    use data_encoding::{BASE64, BASE64_NOPAD, BASE64URL, BASE64URL_NOPAD, HEXLOWER, HEXUPPER};
+    use secrecy::ExposeSecret;
+    let c = chart().await;
+    let first = c.upload_pdf(&c.doctor, c.patient_id, "Scan", &pdf(41, 3000)).await;
+    c.upload_pdf(&c.patient, c.patient_id, "Letter", &pdf(42, 1500)).await;
+    c.upload_pdf(&c.admin, c.other_patient_id, "Other", &pdf(43, 1200)).await;
+    let id = first["id"].as_str().expect("id").to_owned();
+    let (s, v) = c
+        .send(
+            "POST",
+            &format!("/api/v1/records/{id}/grants"),
+            &c.doctor,
+            Some(json!({"user_id": c.admin_id, "expires_at": in_hours(2), "reason": "second opinion"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    crate::ocr::give_text(&c.app, id.parse().expect("uuid")).await;
+    assert_eq!(c.content(&id, Some(&c.admin), None).await.0, 200, "the grant opens it");
+
+    // The keys, unwrapped the vault's way.
+    let master_text = c.app.settings.secrets.master_key.as_ref().expect("master key").expose_secret().to_owned();
+    let master = careport_vault::MasterKey::from_text(&master_text).expect("master key");
+    let mut users = Vec::new();
+    for wrapped in strings(&c, "SELECT wrapped FROM vault_keys").await {
+        users.push(master.unwrap(&wrapped).expect("a user key the master key wrapped"));
+    }
+    let system: Vec<careport_vault::Key> = strings(&c, "SELECT wrapped FROM system_keys")
+        .await
+        .iter()
+        .map(|w| master.unwrap(w).expect("a system key the master key wrapped"))
+        .collect();
+    assert!(users.len() >= 2, "the patients' keys at least: {}", users.len());
+    let mut data = Vec::new();
+    let wrapped_data = [
+        strings(&c, "SELECT wrapped_key FROM vault_files WHERE wrapped_key IS NOT NULL").await,
+        strings(&c, "SELECT wrapped_key FROM record_grants").await,
+    ]
+    .concat();
+    assert!(wrapped_data.len() >= 4, "three files and a grant: {}", wrapped_data.len());
+    for wrapped in &wrapped_data {
+        let key = users.iter().find_map(|u| u.unwrap(wrapped).ok()).expect("a data key a user key wrapped");
+        data.push(key);
+    }
+    let token_key = c.app.settings.secrets.token_key.as_ref().expect("token key").expose_secret().to_owned();
+    let mut needles: Vec<(String, Vec<u8>)> = vec![
+        ("the master key's text".into(), master_text.clone().into_bytes()),
+        ("the token key's text".into(), token_key.clone().into_bytes()),
+        ("the token key's hex".into(), token_key.trim_start_matches("ed25519-private/").as_bytes().to_vec()),
+    ];
+    let named = [("master", vec![master.0.raw()])]
+        .into_iter()
+        .chain([("user", users.iter().map(careport_vault::Key::raw).collect())])
+        .chain([("system", system.iter().map(careport_vault::Key::raw).collect())])
+        .chain([("data", data.iter().map(careport_vault::Key::raw).collect::<Vec<_>>())]);
+    for (kind, keys) in named {
+        for (i, raw) in keys.iter().enumerate() {
+            needles.push((format!("{kind} key {i}, raw"), raw.to_vec()));
+            for (enc, e) in [
+                ("base64url", BASE64URL),
+                ("base64url unpadded", BASE64URL_NOPAD),
+                ("base64", BASE64),
+                ("base64 unpadded", BASE64_NOPAD),
+                ("hex", HEXLOWER),
+                ("HEX", HEXUPPER),
+            ] {
+                needles.push((format!("{kind} key {i}, {enc}"), e.encode(raw).into_bytes()));
+            }
+        }
+    }
+    // One pass over a haystack: needles by their first eight bytes.
+    let mut by_prefix: std::collections::HashMap<&[u8], Vec<usize>> = std::collections::HashMap::new();
+    for (i, (_, n)) in needles.iter().enumerate() {
+        assert!(n.len() >= 32, "{}", needles[i].0);
+        by_prefix.entry(&n[..8]).or_default().push(i);
+    }
+    let found_in = |haystack: &[u8]| {
+        haystack.windows(8).enumerate().find_map(|(at, w)| {
+            by_prefix
+                .get(w)?
+                .iter()
+                .find(|i| haystack[at..].starts_with(&needles[**i].1))
+                .map(|i| needles[*i].0.clone())
+        })
+    };
+
+    // The store: the SQLite files byte for byte (the temp dir holds them and the data dir), or
+    // every PostgreSQL table as text.
+    let mut places = 0;
+    let root = match c.app.test_db.backend {
+        careport_store::Backend::Sqlite => c.app.test_db.dir.path().to_owned(),
+        careport_store::Backend::Postgres => c.app.data_dir.clone(),
+    };
+    for (path, bytes) in files_under(&root) {
+        if let Some(what) = found_in(&bytes) {
+            panic!("{what} is in {}", path.display());
+        }
+        places += 1;
+    }
+    if c.app.test_db.backend == careport_store::Backend::Postgres {
+        let tables = strings(&c, "SELECT tablename::text FROM pg_tables WHERE schemaname = current_schema()").await;
+        assert!(tables.iter().any(|t| t == "vault_keys"), "{tables:?}");
+        for table in tables {
+            for row in strings(&c, &format!("SELECT t::text FROM {table} t")).await {
+                if let Some(what) = found_in(row.as_bytes()) {
+                    panic!("{what} is in a row of {table}");
+                }
+                places += 1;
+            }
+        }
+    } else {
+        let db = c.app.test_db.dir.path().join("careport.db");
+        assert!(db.is_file() && std::fs::metadata(&db).expect("db").len() > 0, "the SQLite file was read");
+    }
+    // The stored objects, wherever the storage keeps them (S3 on the PostgreSQL run).
+    let objects = c.storage().await.list().await.expect("list");
+    assert_eq!(objects.len(), 3);
+    for (object, _) in objects {
+        if let Some(what) = found_in(&c.sealed(object).await) {
+            panic!("{what} is in the stored object {object}");
+        }
+    }
+    assert!(places >= 4, "the store and the three objects at least: {places}");
+}
