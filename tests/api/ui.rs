@@ -193,3 +193,164 @@ async fn pages_speak_the_installed_languages_and_arabic_is_laid_out_right_to_lef
     assert_eq!(s, 404);
     assert!(es.contains("<html lang=\"es\""), "{es}");
 }
+
+/// Whether a web UI route needs a signed-in user.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Access {
+    /// Open to a visitor: sign-in, registration, the account e-mails' forms, assets, languages.
+    Public,
+    /// A visitor is sent to sign in (a form post is refused).
+    SignedIn,
+}
+
+/// The routes outside the OpenAPI document: the web UI's pages and what they load, and the API
+/// docs page. Everything else the server routes is in the OpenAPI document, which the RBAC
+/// matrix walks; a route added here is checked below for who may open it.
+const OUTSIDE_OPENAPI: &[(&str, &str, Access)] = &[
+    ("GET", "/static/{}", Access::Public),
+    ("GET", "/lang/{}", Access::Public),
+    ("GET", "/login", Access::Public),
+    ("GET", "/register", Access::Public),
+    ("GET", "/verify-email", Access::Public),
+    ("POST", "/verify-email", Access::Public),
+    ("GET", "/reset-password", Access::Public),
+    ("POST", "/reset-password", Access::Public),
+    ("GET", "/accept-invitation", Access::Public),
+    ("POST", "/accept-invitation", Access::Public),
+    ("GET", "/forgot-password", Access::Public),
+    ("POST", "/forgot-password", Access::Public),
+    ("GET", "/api/docs/{}", Access::Public),
+    ("GET", "/home", Access::SignedIn),
+    ("GET", "/settings", Access::SignedIn),
+    ("POST", "/ui/qr", Access::SignedIn),
+    ("GET", "/records", Access::SignedIn),
+    ("GET", "/records/{}", Access::SignedIn),
+    ("GET", "/appointments", Access::SignedIn),
+    ("GET", "/chat", Access::SignedIn),
+    ("GET", "/chat/{}", Access::SignedIn),
+    ("GET", "/passages/{}", Access::SignedIn),
+    ("GET", "/access-log", Access::SignedIn),
+    ("GET", "/patients", Access::SignedIn),
+    ("GET", "/patients/{}", Access::SignedIn),
+    ("GET", "/hours", Access::SignedIn),
+    ("GET", "/admin/users", Access::SignedIn),
+    ("GET", "/admin/reference", Access::SignedIn),
+    ("GET", "/admin/knowledge", Access::SignedIn),
+    ("GET", "/admin/plugins", Access::SignedIn),
+    ("GET", "/admin/audit", Access::SignedIn),
+    ("GET", "/admin/stats", Access::SignedIn),
+];
+
+/// Every `(method, path)` that `runtime/src/http` registers, read from its source: each
+/// resource's path literal (`r("…")`, `page("…")`, `get_only("…")`, `web::resource("…")`,
+/// `SwaggerUi::new("…")`) and the methods chained on it. Path parameters read `{}`.
+fn registered_routes() -> std::collections::BTreeSet<(String, String)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../runtime/src/http");
+    let mut files = Vec::new();
+    let mut dirs = vec![root];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).expect("runtime/src/http") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                files.push(p);
+            }
+        }
+    }
+    let mut routes = std::collections::BTreeSet::new();
+    for f in files {
+        let src = std::fs::read_to_string(&f).expect("source");
+        for opener in ["r(\"/", "page(\"/", "get_only(\"/", "web::resource(\"/", "SwaggerUi::new(\"/"] {
+            for (at, _) in src.match_indices(opener) {
+                if src[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_') {
+                    continue;
+                }
+                let start = at + opener.len() - 1;
+                let end = start + src[start..].find('"').expect("closing quote");
+                let path = normalise(&src[start..end]);
+                let rest = &src[end..];
+                let chain =
+                    &rest[..[rest.find(".service("), rest.find(';')].into_iter().flatten().min().unwrap_or(rest.len())];
+                let mut methods: Vec<&str> = ["get", "post", "put", "patch", "delete"]
+                    .into_iter()
+                    .filter(|m| chain.contains(&format!(".{m}(")))
+                    .collect();
+                if opener.starts_with("get_only") || opener.starts_with("SwaggerUi") {
+                    methods.push("get");
+                }
+                assert!(!methods.is_empty(), "{}: {path} has no method", f.display());
+                for m in methods {
+                    routes.insert((m.to_uppercase(), path.clone()));
+                }
+            }
+        }
+    }
+    routes
+}
+
+/// A route or OpenAPI path with each parameter as `{}`.
+fn normalise(path: &str) -> String {
+    let mut out = String::new();
+    let mut depth = 0;
+    for c in path.chars() {
+        match c {
+            '{' => {
+                if depth == 0 {
+                    out.push_str("{}");
+                }
+                depth += 1;
+            }
+            '}' => depth -= 1,
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// No route hides from the RBAC matrix: every route the server registers is in the OpenAPI
+/// document (which the matrix walks) or is one of [`OUTSIDE_OPENAPI`], each of which a visitor
+/// opens only if it is listed public; and every operation of the document is routed.
+#[actix_web::test]
+async fn every_route_is_in_the_openapi_document_or_a_listed_page() {
+    let routes = registered_routes();
+    assert!(routes.len() > 100, "the reading of runtime/src/http found too few routes: {routes:?}");
+    let app = careport_tests::spawn_app().await;
+    let doc: Value = app.get("/api/openapi.json").await.json().await.expect("openapi");
+    let mut documented = std::collections::BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for m in item.as_object().expect("path item").keys() {
+            if ["get", "post", "put", "patch", "delete"].contains(&m.as_str()) {
+                documented.insert((m.to_uppercase(), normalise(path)));
+            }
+        }
+    }
+    let listed: std::collections::BTreeSet<(String, String)> =
+        OUTSIDE_OPENAPI.iter().map(|(m, p, _)| ((*m).to_owned(), (*p).to_owned())).collect();
+    let hidden: Vec<_> = routes.difference(&documented).filter(|r| !listed.contains(*r)).collect();
+    assert!(hidden.is_empty(), "routed, but neither in the OpenAPI document nor a listed page: {hidden:?}");
+    let stale: Vec<_> = listed.iter().filter(|r| !routes.contains(*r) || documented.contains(*r)).collect();
+    assert!(stale.is_empty(), "listed as outside the OpenAPI document, but not routed or documented: {stale:?}");
+    let unrouted: Vec<_> = documented.difference(&routes).collect();
+    assert!(unrouted.is_empty(), "in the OpenAPI document, but not routed: {unrouted:?}");
+
+    // Who may open each listed page: a visitor is sent to sign in, or refused a form post.
+    for (method, path, access) in OUTSIDE_OPENAPI {
+        let url = app.url(&path.replace("{}", &Uuid::now_v7().to_string()));
+        let req = match *method {
+            "GET" => app.client.get(url),
+            _ => app.client.post(url).header("content-type", "application/x-www-form-urlencoded").body(""),
+        };
+        let res = req.header("Accept", "text/html").send().await.expect("request");
+        let status = res.status().as_u16();
+        let location = res.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        assert!(status < 500, "{method} {path}: {status}");
+        let sent_to_sign_in = status == 303 && location.starts_with("/login");
+        match access {
+            Access::SignedIn if *method == "GET" => assert!(sent_to_sign_in, "{method} {path}: {status} {location}"),
+            Access::SignedIn => assert!([401, 403].contains(&status) || sent_to_sign_in, "{method} {path}: {status}"),
+            Access::Public => assert!(!sent_to_sign_in, "{method} {path} is listed public: {status} {location}"),
+        }
+    }
+}
