@@ -238,6 +238,77 @@ mod tests {
         assert!(text.contains("CAREPORT__SECRETS__MASTER_KEY") && !text.contains("oops-this-is-secret"), "{text}");
     }
 
+    /// Two embedded stores never share a key: each generates its own (a key compiled in, or
+    /// derived from something both have, would open the other's vault and sign its tokens).
+    #[test]
+    fn two_embedded_stores_generate_different_keys() {
+        let (a, b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+        let first = Secrets::load(&settings(a.path()), Backend::Sqlite).expect("first store");
+        let second = Secrets::load(&settings(b.path()), Backend::Sqlite).expect("second store");
+        assert_ne!(first.master_key.expose_secret(), second.master_key.expose_secret());
+        assert_ne!(first.token_key.expose_secret(), second.token_key.expose_secret());
+        assert_ne!(first.master_key.expose_secret(), first.token_key.expose_secret());
+        assert_ne!(generate_master_key(), generate_master_key());
+        assert_ne!(generate_token_key(), generate_token_key());
+    }
+
+    /// Where in `text` a key-looking literal is: a Biscuit private key (`ed25519-private/` and
+    /// 64 hex digits), a Fernet key (44 characters of URL-safe base64, the last `=`), or a PEM
+    /// private key.
+    fn key_literal(text: &str) -> Option<String> {
+        const BISCUIT: &str = "ed25519-private/";
+        for (at, _) in text.match_indices(BISCUIT) {
+            let hex = &text.as_bytes()[at + BISCUIT.len()..];
+            if hex.len() >= 64 && hex[..64].iter().all(u8::is_ascii_hexdigit) {
+                return Some(format!("a Biscuit private key at byte {at}"));
+            }
+        }
+        let b = text.as_bytes();
+        let url_safe = |c: u8| c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
+        for end in text.match_indices('=').map(|(i, _)| i) {
+            let run = b[..end].iter().rev().take_while(|c| url_safe(**c)).count();
+            if run == 43 && fernet::Fernet::new(&text[end - 43..=end]).is_some() {
+                return Some(format!("a Fernet key at byte {}", end - 43));
+            }
+        }
+        text.contains("PRIVATE KEY-----").then(|| "a PEM private key".to_owned())
+    }
+
+    #[test]
+    fn key_literals_are_recognised() {
+        assert!(key_literal(&format!("key = \"{}\"", generate_master_key())).is_some());
+        assert!(key_literal(&format!("CAREPORT__SECRETS__TOKEN_KEY={}\n", generate_token_key())).is_some());
+        assert!(key_literal("ed25519-private/<64 hex digits>, a Fernet key: 44 characters of base64=").is_none());
+        assert!(key_literal(&format!("x{}", generate_master_key())).is_none(), "45 characters are not a key");
+    }
+
+    /// No key ships with careport: the README, the configuration files, the container files and
+    /// the scripts hold no private-key-looking literal (an example key gets copied into
+    /// deployments, and then every one of them shares it).
+    #[test]
+    fn no_shipped_file_carries_a_key_literal() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut files = vec![root.join("README.md")];
+        let mut dirs: Vec<PathBuf> = ["config", "docker", "scripts"].iter().map(|d| root.join(d)).collect();
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else {
+                    files.push(path);
+                }
+            }
+        }
+        assert!(files.len() > 8, "{files:?}");
+        for f in &files {
+            let bytes = std::fs::read(f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+            if let Some(found) = key_literal(&String::from_utf8_lossy(&bytes)) {
+                panic!("{} carries {found}", f.display());
+            }
+        }
+    }
+
     #[test]
     fn keys_can_come_from_files() {
         let dir = tempfile::tempdir().expect("tempdir");

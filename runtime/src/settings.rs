@@ -326,6 +326,25 @@ mod tests {
         assert_eq!(prod.log.format, LogFormat::Json);
     }
 
+    /// No shipped environment carries a key, or a file to read one from: each deployment makes
+    /// its own (`careport keys generate`) or has one generated on first start.
+    #[test]
+    fn no_shipped_environment_carries_a_key() {
+        let names = std::iter::once("development").chain(SHIPPED_ENVS.iter().map(|(name, _)| *name));
+        for name in names {
+            let s = Settings::load_for(name, None, false).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+            let k = &s.secrets;
+            assert!(k.master_key.is_none() && k.master_key_file.is_none(), "{name} ships a master key");
+            assert!(k.token_key.is_none() && k.token_key_file.is_none(), "{name} ships a token key");
+        }
+        for text in std::iter::once(DEFAULTS).chain(SHIPPED_ENVS.iter().map(|(_, text)| *text)) {
+            let parsed: toml::Table = text.parse().expect("shipped TOML");
+            if let Some(secrets) = parsed.get("secrets").and_then(|v| v.as_table()) {
+                assert!(secrets.is_empty(), "a shipped file sets [secrets]: {secrets:?}");
+            }
+        }
+    }
+
     #[test]
     fn an_unknown_environment_is_refused() {
         let err = Settings::load_for("staging-typo", None, false).expect_err("unknown env");
