@@ -132,7 +132,7 @@ async fn no_path_segment_reaches_outside_its_set() {
         .expect("canary");
     let plugin = app.data_dir.join("canary-plugin");
     std::fs::create_dir_all(&plugin).expect("canary plugin");
-    std::fs::write(plugin.join("manifest.toml"), format!("name = \"{canary}\"\n{canary}\n")).expect("manifest");
+    std::fs::write(plugin.join("plugin.toml"), format!("name = \"{canary}\"\n{canary}\n")).expect("manifest");
     for dir in ["plugins", "static", "vault"] {
         std::fs::create_dir_all(app.data_dir.join(dir)).expect("dir");
     }
