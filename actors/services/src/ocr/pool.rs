@@ -251,3 +251,43 @@ fn read_lines(
     let confidence = ocr::weighted_confidence(read.iter().map(|l| (l.confidence, l.text.chars().count())));
     Ok(Some(PageResult { page, text, confidence, source: ocr::PageSource::Ocr, rotation: 0, words: Vec::new() }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use careport_ml::ocr::DocumentLimits;
+    use careport_ml::trocr::{LineImage, TrOcr};
+
+    /// TrOCR reads the page's text lines, each cropped out of the page, never the page whole: on
+    /// a scanned page of several lines the GPU path answers, line for line, what the model reads
+    /// from the line crops Tesseract's layout analysis finds (the tiny random model is
+    /// deterministic, so the same crops give the same words), one output line per crop.
+    #[test]
+    fn trocr_reads_line_crops_not_the_page() {
+        let scan: &[u8] = include_bytes!("../../../ml/tests/fixtures/scan.png");
+        let doc = Arc::new(Document::open(Arc::from(scan), &DocumentLimits::default()).expect("the scan opens"));
+        let raster = match doc.page(0).expect("page") {
+            PageInput::Image(r) => r,
+            PageInput::TextLayer(_) => panic!("a scan has no text layer"),
+        };
+        let boxes = ocr::line_boxes(&raster).expect("layout analysis");
+        assert!(boxes.len() >= 2, "the scan has several lines: {}", boxes.len());
+        let model = TrOcr::tiny_random(11, &candle_core::Device::Cpu).expect("the tiny model builds");
+        let crops: Vec<LineImage> = boxes
+            .iter()
+            .map(|b| {
+                let c = raster.crop(b);
+                LineImage { width: c.width, height: c.height, rgb: c.to_rgb8() }
+            })
+            .collect();
+        let expected: Vec<String> = model.read_lines(&crops, 4).expect("lines").into_iter().map(|l| l.text).collect();
+
+        let (reply, _replies) = tokio::sync::mpsc::unbounded_channel();
+        let task = PageTask { doc, index: 0, language: OcrLanguage::En, cancelled: Arc::default(), reply };
+        let (result, engine) = read_gpu(&model, 4, &task);
+        assert_eq!(engine, Engine::TrOcr);
+        let page = result.expect("read");
+        assert_eq!(page.text.split('\n').collect::<Vec<_>>(), expected, "one reading per line crop, in order");
+        assert_eq!(page.page, 1);
+    }
+}
