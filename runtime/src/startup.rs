@@ -286,14 +286,17 @@ pub fn node_name() -> String {
 /// The policies shipped with careport, compiled in for installs without a `policies/` folder.
 const SHIPPED_POLICIES: &[(&str, &str)] = &[
     ("admin.datalog", include_str!("../../policies/admin.datalog")),
+    ("billing.datalog", include_str!("../../policies/billing.datalog")),
     ("chat.datalog", include_str!("../../policies/chat.datalog")),
     ("clinic.datalog", include_str!("../../policies/clinic.datalog")),
     ("documents.datalog", include_str!("../../policies/documents.datalog")),
     ("knowledge.datalog", include_str!("../../policies/knowledge.datalog")),
     ("patients.datalog", include_str!("../../policies/patients.datalog")),
     ("reference.datalog", include_str!("../../policies/reference.datalog")),
+    ("reports.datalog", include_str!("../../policies/reports.datalog")),
     ("sharing.datalog", include_str!("../../policies/sharing.datalog")),
     ("users.datalog", include_str!("../../policies/users.datalog")),
+    ("workflow.datalog", include_str!("../../policies/workflow.datalog")),
 ];
 
 /// Parse the policies once: from `auth.policy_dir`, else `./policies` when present, else the

@@ -4,6 +4,7 @@
 mod accounts;
 mod audit;
 mod auth;
+mod billing;
 mod chat;
 mod clinic;
 mod health;
@@ -16,6 +17,7 @@ mod plugins;
 mod rbac;
 mod records;
 mod reference;
+mod reports;
 mod resilience;
 mod runner;
 mod schema;

@@ -139,6 +139,12 @@ error_codes! {
     JobFinished => Conflict, "job_finished", "The job has already ended.";
     JobActive => Conflict, "job_active", "The job is still queued or running; cancel it first or wait for it.";
     TooManyAppointments => Conflict, "too_many_appointments", "You hold as many upcoming appointments as one patient may book; cancel one first or ask the clinic.";
+    BillClosed => Conflict, "bill_closed", "The bill item is already paid or cancelled; it cannot change again.";
+    ReportFinal => Conflict, "report_final", "The report is signed and cannot be changed; amend it instead.";
+    ReportNotFinal => Conflict, "report_not_final", "Only a signed report can be amended or exported.";
+    AmendmentPending => Conflict, "amendment_pending", "This report already has an amendment being written; finish or change that one.";
+    SecondReaderRequired => Conflict, "second_reader_required", "This clinic has reports signed by a second reader: a doctor other than the author must sign it.";
+    TransitionNotAllowed => Conflict, "transition_not_allowed", "The study cannot move to that state from where it stands.";
     ChatBusy => Conflict, "chat_busy", "This conversation is still answering the previous message; wait for it or stop it.";
     KnowledgeUnreadable => Unprocessable, "knowledge_unreadable", "The document could not be read as text (plain text, Markdown, HTML or a PDF with a text layer); nothing was kept.";
     ShuttingDown => Unavailable, "shutting_down", "The server is shutting down; retry on another node.";

@@ -61,6 +61,8 @@ struct Names {
     appointment: SymbolIndex,
     owner: SymbolIndex,
     grant: SymbolIndex,
+    chart: SymbolIndex,
+    report_final: SymbolIndex,
 }
 
 impl Compiled {
@@ -129,6 +131,8 @@ impl Compiled {
             appointment: name("appointment"),
             owner: name("owner"),
             grant: name("grant"),
+            chart: name("chart"),
+            report_final: name("report_final"),
         };
         Some(Compiled { symbols, world, checks, policies, names })
     }
@@ -190,6 +194,8 @@ impl Compiled {
                 StoreFact::Grant { user, kind, id, operation } => {
                     Fact::new(n.grant, &[s(&uuid(user)), s(kind), s(id), s(operation)])
                 }
+                StoreFact::Chart { kind, id, patient } => Fact::new(n.chart, &[s(kind), s(id), s(&uuid(patient))]),
+                StoreFact::ReportFinal { report } => Fact::new(n.report_final, &[s(report)]),
                 StoreFact::Knowledge { document, audience, department } => {
                     if let Some(d) = department {
                         world.add_fact(&origin, Fact::new(n.knowledge_department, &[s(document), s(d)]));

@@ -87,6 +87,12 @@ pub enum StoreFact {
     Owner { user: Uuid, kind: String, id: String },
     /// `grant($user, $kind, $id, $operation)`: exactly one operation.
     Grant { user: Uuid, kind: String, id: String, operation: String },
+    /// `chart($kind, $id, $patient)`: the resource (a report, a bill, an ordered study) belongs
+    /// to the patient's chart.
+    Chart { kind: String, id: String, patient: Uuid },
+    /// `report_final($report)`: the report was signed (final, or since amended): no longer a
+    /// draft.
+    ReportFinal { report: String },
     /// `knowledge_audience($doc, $audience)` and, when it has one, `knowledge_department($doc,
     /// $department)`: a knowledge document as it is (or as a change would make it).
     Knowledge { document: String, audience: String, department: Option<String> },
@@ -115,6 +121,10 @@ impl StoreFact {
             StoreFact::Grant { user, kind, id, operation } => {
                 fact("grant", &[string(&user.to_string()), string(kind), string(id), string(operation)])
             }
+            StoreFact::Chart { kind, id, patient } => {
+                fact("chart", &[string(kind), string(id), string(&patient.to_string())])
+            }
+            StoreFact::ReportFinal { report } => fact("report_final", &[string(report)]),
             StoreFact::Knowledge { document, audience, .. } => {
                 fact("knowledge_audience", &[string(document), string(audience)])
             }

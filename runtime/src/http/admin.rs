@@ -117,7 +117,8 @@ pub struct UpdateUserBody {
     pub active: Option<bool>,
 }
 
-mod double_option {
+/// `null` as `Some(None)`, absent as `None` (with `#[serde(default)]`).
+pub(super) mod double_option {
     use serde::{Deserialize, Deserializer};
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
         Option::<String>::deserialize(d).map(Some)

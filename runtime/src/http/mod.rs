@@ -5,6 +5,7 @@ pub mod admin;
 pub mod appointments;
 pub mod auth;
 pub mod authn;
+pub mod billing;
 pub mod care_team;
 pub mod chat;
 pub mod clinicians;
@@ -21,7 +22,9 @@ pub mod plugins;
 pub mod record_access;
 pub mod records;
 pub mod reference;
+pub mod reports;
 pub mod ui;
+pub mod workflow;
 
 use actix_web::{HttpResponse, web};
 use careport_domain::Code;
@@ -64,6 +67,10 @@ pub const DOCS_PATH: &str = "/api/docs/";
         knowledge::reindex, knowledge::stats, knowledge::add_record, knowledge::remove_record,
         chat::create, chat::list, chat::get, chat::rename, chat::delete, chat::suggestions, chat::message,
         chat::confirm, chat::socket,
+        reports::create, reports::list, reports::get, reports::update, reports::finalize, reports::amend,
+        reports::export,
+        workflow::order, workflow::transition, workflow::chart, workflow::by_user,
+        billing::account, billing::create, billing::pay, billing::cancel, billing::stats,
     ),
     components(schemas(
         error::ErrorBody, health::Readiness, health::Component, health::Status,
@@ -78,6 +85,7 @@ pub const DOCS_PATH: &str = "/api/docs/";
         appointments::BookBody, appointments::UpdateBody, appointments::CancelBody,
         plugins::UploadBody, record_access::GrantBody, record_access::LinkBody, ocr::OcrBody,
         knowledge::DocumentBody, knowledge::SearchBody,
+        reports::ReportBody, reports::ReportPatch, workflow::OrderBody, workflow::TransitionBody, billing::BillBody,
         chat::NewSessionBody, chat::RenameBody, chat::MessageBody, chat::ConfirmBody,
     )),
     modifiers(&BearerAuth, &CommonResponses),
@@ -93,6 +101,9 @@ pub const DOCS_PATH: &str = "/api/docs/";
         (name = "records", description = "Medical records: encrypted uploads and downloads, grants, signed links, OCR text"),
         (name = "knowledge", description = "The knowledge base: documents, embedding jobs, filtered hybrid search"),
         (name = "chat", description = "The assistant: sessions, streamed answers over a WebSocket, tools with the user's own rights, suggestions"),
+        (name = "reports", description = "Diagnosis reports: drafts, sign-off, amendments with their history, the PDF as a record"),
+        (name = "workflow", description = "Ordered studies and tests, their transitions, and the log read from the audit trail"),
+        (name = "billing", description = "Bill items in minor units of the clinic's currency, totals per status, paying and cancelling, the figures"),
     )
 )]
 pub struct ApiDoc;
@@ -244,6 +255,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(ocr::config)
         .configure(knowledge::config)
         .configure(chat::config)
+        .configure(reports::config)
+        .configure(workflow::config)
+        .configure(billing::config)
         .configure(pages::config)
         .configure(ui::config)
         .service(SwaggerUi::new("/api/docs/{_:.*}").url(OPENAPI_PATH, openapi()));

@@ -140,6 +140,9 @@ fn chart_records(who: Who) -> u16 {
 
 const PATIENT_CARE: &[Who] = &[Who::Admin, Who::PatientSelf, Who::DoctorAssigned, Who::NurseSameDept];
 
+/// A chart's signed reports: the patient, the assigned doctor, the department's nurses.
+const READ_REPORTS: &[Who] = &[Who::PatientSelf, Who::DoctorAssigned, Who::NurseSameDept];
+
 /// A medical record of the chart: the patient, the assigned doctor, the department's nurses (not
 /// on a sensitive record), a live grant's holder, a token narrowed to the record, a link to it;
 /// an administrator only through a grant (they have none here).
@@ -323,6 +326,31 @@ fn table() -> Vec<Row> {
         row("post", "/api/v1/admin/plugins/{name}/disable", T, admin_only(200)),
         row("post", "/api/v1/admin/plugins/{name}/reload", T, admin_only(200)),
         row("post", "/api/v1/admin/plugins/{name}/call", T, admin_only(200)),
+        // Diagnosis reports: the assigned doctor writes; the patient and the department's nurses
+        // read signed ones; administrators have no part in them.
+        row("post", "/api/v1/patients/{id}/reports", T, path_rule(201, &[Who::DoctorAssigned])),
+        row("get", "/api/v1/patients/{id}/reports", T, path_rule(200, READ_REPORTS)),
+        row("get", "/api/v1/reports/{id}", T, path_rule(200, READ_REPORTS)),
+        row("patch", "/api/v1/reports/{id}", T, path_rule(200, &[Who::DoctorAssigned])),
+        row("post", "/api/v1/reports/{id}/finalize", T, path_rule(200, &[Who::DoctorAssigned])),
+        row("post", "/api/v1/reports/{id}/amend", T, path_rule(201, &[Who::DoctorAssigned])),
+        row("post", "/api/v1/reports/{id}/export", T, path_rule(201, &[Who::DoctorAssigned])),
+        // The workflow: the assigned doctor orders; the care team and the front desk move studies on.
+        row("post", "/api/v1/patients/{id}/orders", T, path_rule(201, &[Who::DoctorAssigned, Who::Admin])),
+        row(
+            "post",
+            "/api/v1/orders/{id}/transition",
+            T,
+            path_rule(200, &[Who::DoctorAssigned, Who::NurseSameDept, Who::Admin]),
+        ),
+        row("get", "/api/v1/patients/{id}/workflow", T, path_rule(200, PATIENT_CARE)),
+        row("get", "/api/v1/admin/workflow", T, admin_only(200)),
+        // Billing: the office (administrators); the patient reads their own account.
+        row("get", "/api/v1/patients/{id}/billing", T, path_rule(200, &[Who::PatientSelf, Who::Admin])),
+        row("post", "/api/v1/patients/{id}/billing", T, path_rule(201, &[Who::Admin])),
+        row("post", "/api/v1/billing/{id}/pay", T, path_rule(200, &[Who::Admin])),
+        row("post", "/api/v1/billing/{id}/cancel", T, path_rule(200, &[Who::Admin])),
+        row("get", "/api/v1/admin/billing/stats", T, admin_only(200)),
         row("post", "/api/v1/patients/{id}/records", T, path_rule(201, PATIENT_CARE)),
         row("get", "/api/v1/patients/{id}/records", T, Box::new(chart_records)),
         row("get", "/api/v1/records/{id}", T, b(read_record)),

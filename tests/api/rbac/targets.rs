@@ -81,6 +81,19 @@ async fn chat_session(w: &World) -> Uuid {
     v["id"].as_str().expect("id").parse().expect("uuid")
 }
 
+/// A report of the patient's, written by their doctor for one cell: signed, or a draft.
+async fn report(w: &World, signed: bool) -> Uuid {
+    let body = json!({"findings": "Cell findings", "impression": "Cell impression"});
+    let (s, v) = w.send_as(&w.doctor, "POST", &format!("/api/v1/patients/{}/reports", w.patient.id), Some(body)).await;
+    assert_eq!(s, 201, "report: {v}");
+    let id: Uuid = v["id"].as_str().expect("id").parse().expect("uuid");
+    if signed {
+        let (s, v) = w.send_as(&w.doctor, "POST", &format!("/api/v1/reports/{id}/finalize"), None).await;
+        assert_eq!(s, 200, "finalize: {v}");
+    }
+    id
+}
+
 /// Start MFA enrolment for `p` (with a plain token of theirs): the secret.
 async fn enrol(w: &World, p: &Person) -> String {
     let (s, v) = w.send_as(p, "POST", "/api/v1/auth/mfa/enrol", Some(json!({"password": PASSWORD}))).await;
@@ -139,6 +152,47 @@ pub async fn prepare(
     let unique = crate::clinic::unique;
     let with_id = |id: Uuid| path.replace("{id}", &id.to_string());
     match (method, path) {
+        // Diagnosis reports, the workflow and billing (#18): a resource of its own per cell.
+        ("post", "/api/v1/patients/{id}/reports") => json_cell(
+            with_id(patient),
+            json!({"findings": "Cell findings", "impression": "Cell impression", "icd10": ["C34.1"]}),
+        ),
+        ("get", "/api/v1/reports/{id}") => cell(with_id(report(w, true).await), Body::None),
+        ("patch", "/api/v1/reports/{id}") => {
+            json_cell(with_id(report(w, false).await), json!({"impression": "Changed"}))
+        }
+        ("post", "/api/v1/reports/{id}/finalize") => cell(with_id(report(w, false).await), Body::None),
+        ("post", "/api/v1/reports/{id}/amend") => json_cell(
+            with_id(report(w, true).await),
+            json!({"findings": "Amended findings", "impression": "Amended impression"}),
+        ),
+        ("post", "/api/v1/reports/{id}/export") => cell(with_id(report(w, true).await), Body::None),
+        ("post", "/api/v1/patients/{id}/orders") => {
+            json_cell(with_id(patient), json!({"kind": "ct", "description": "Cell study"}))
+        }
+        ("post", "/api/v1/orders/{id}/transition") => {
+            let (s, v) = w
+                .send_as(
+                    &w.doctor,
+                    "POST",
+                    &format!("/api/v1/patients/{patient}/orders"),
+                    Some(json!({"kind": "ct", "description": "Cell study"})),
+                )
+                .await;
+            assert_eq!(s, 201, "order: {v}");
+            json_cell(path.replace("{id}", v["id"].as_str().expect("id")), json!({"to": "scheduled"}))
+        }
+        ("get", "/api/v1/admin/workflow") => cell(format!("{path}?user={}", w.doctor.id), Body::None),
+        ("post", "/api/v1/patients/{id}/billing") => json_cell(
+            with_id(patient),
+            json!({"service_code": "CELL", "description": "Cell item", "quantity": 1, "unit_price": 1000, "due_date": "2030-01-01"}),
+        ),
+        ("post", "/api/v1/billing/{id}/pay" | "/api/v1/billing/{id}/cancel") => {
+            let body = json!({"service_code": "CELL", "description": "Cell item", "quantity": 1, "unit_price": 1000, "due_date": "2030-01-01"});
+            let (s, v) = w.send_as(&w.admin, "POST", &format!("/api/v1/patients/{patient}/billing"), Some(body)).await;
+            assert_eq!(s, 201, "bill: {v}");
+            cell(path.replace("{id}", v["id"].as_str().expect("id")), Body::None)
+        }
         // Public routes.
         ("post", "/api/v1/auth/register") => {
             json_cell(path, json!({"email": unique("reg"), "password": PASSWORD, "full_name": "Reg Istrant"}))

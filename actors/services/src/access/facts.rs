@@ -53,6 +53,34 @@ pub(super) async fn facts_for(access: &Access, caller: &Caller, kind: &str, id: 
                 facts.push(StoreFact::Owner { user: s.user_id, kind: "session".into(), id: id.to_owned() });
             }
         }
+        "reports" | "workflow" | "billing" => {
+            // A chart's reports, workflow or account: the patient's care team decides.
+            let Ok(patient) = Uuid::parse_str(id) else { return Ok(facts) };
+            patient_facts(db, patient, &mut facts).await?;
+        }
+        "report" => {
+            let Ok(rid) = Uuid::parse_str(id) else { return Ok(facts) };
+            if let Some(r) = careport_store::reports::get(db, rid).await.map_err(store_err)? {
+                facts.push(StoreFact::Chart { kind: "report".into(), id: id.to_owned(), patient: r.patient_id });
+                if r.state != "draft" {
+                    facts.push(StoreFact::ReportFinal { report: id.to_owned() });
+                }
+                patient_facts(db, r.patient_id, &mut facts).await?;
+            }
+        }
+        "order" => {
+            let Ok(oid) = Uuid::parse_str(id) else { return Ok(facts) };
+            if let Some(o) = careport_store::workflow::get(db, oid).await.map_err(store_err)? {
+                facts.push(StoreFact::Chart { kind: "order".into(), id: id.to_owned(), patient: o.patient_id });
+                patient_facts(db, o.patient_id, &mut facts).await?;
+            }
+        }
+        "bill" => {
+            let Ok(bid) = Uuid::parse_str(id) else { return Ok(facts) };
+            if let Some(patient) = careport_store::billing::patient_of(db, bid).await.map_err(store_err)? {
+                facts.push(StoreFact::Chart { kind: "bill".into(), id: id.to_owned(), patient });
+            }
+        }
         "chat_session" => {
             let Ok(sid) = Uuid::parse_str(id) else { return Ok(facts) };
             if let Some(owner) = careport_store::chat::owner(db, sid).await.map_err(store_err)? {

@@ -135,6 +135,28 @@ operations! {
     WriteChatSession => "write" on "chat_session" at Target::Instance;
     /// Delete one's own chat session and its messages.
     DeleteChatSession => "delete" on "chat_session" at Target::Instance;
+    /// List a chart's diagnosis reports (each caller sees those they may read).
+    ListReports => "list" on "reports" at Target::Instance;
+    /// Write a new diagnosis report into a chart.
+    WriteReports => "write" on "reports" at Target::Instance;
+    /// Read one version of a diagnosis report.
+    ReadReport => "read" on "report" at Target::Instance;
+    /// Change a draft, sign a report off, amend a signed one, export it.
+    WriteReport => "write" on "report" at Target::Instance;
+    /// Read a chart's workflow: its ordered studies and their log.
+    ReadWorkflow => "read" on "workflow" at Target::Instance;
+    /// Order a study or test for a patient.
+    WriteWorkflow => "write" on "workflow" at Target::Instance;
+    /// Move an ordered study on (scheduled, acquired, reported, reviewed, cancelled).
+    WriteOrder => "write" on "order" at Target::Instance;
+    /// Read a patient's bills and their totals.
+    ReadBilling => "read" on "billing" at Target::Instance;
+    /// Add a bill item to a patient's account.
+    WriteBilling => "write" on "billing" at Target::Instance;
+    /// Record a bill item paid, or cancel it.
+    SettleBill => "write" on "bill" at Target::Instance;
+    /// The clinic's billing figures (revenue by month, outstanding, overdue).
+    ReadBillingStats => "read" on "billing" at Target::Family;
 }
 
 /// Proof that the policies allowed `O` for this caller on this resource. Only

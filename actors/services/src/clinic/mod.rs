@@ -43,6 +43,20 @@ pub struct ClinicConfig {
     /// Redis is configured); more answer 429 with `Retry-After`.
     #[serde(default = "default_bookings_per_hour")]
     pub bookings_per_hour: u32,
+    /// The clinic's currency (ISO 4217): bill amounts are integers in its minor units.
+    #[serde(default = "default_currency")]
+    pub currency: String,
+    /// Who signs a diagnosis report off: `author` (the doctor who wrote it may) or
+    /// `second_reader` (another doctor of the patient's care team must).
+    #[serde(default = "default_sign_off")]
+    pub report_sign_off: String,
+}
+
+fn default_currency() -> String {
+    "EUR".into()
+}
+fn default_sign_off() -> String {
+    "author".into()
 }
 
 fn default_open_per_clinician() -> i64 {
@@ -65,6 +79,8 @@ impl Default for ClinicConfig {
             max_open_per_clinician: default_open_per_clinician(),
             max_open_total: default_open_total(),
             bookings_per_hour: default_bookings_per_hour(),
+            currency: default_currency(),
+            report_sign_off: default_sign_off(),
         }
     }
 }
@@ -114,6 +130,16 @@ impl Clinic {
         cfg: ClinicConfig,
     ) -> anyhow::Result<Self> {
         let tz = time_zone(&cfg.time_zone)?;
+        anyhow::ensure!(
+            matches!(cfg.report_sign_off.as_str(), "author" | "second_reader"),
+            "clinic.report_sign_off must be \"author\" or \"second_reader\", not {:?}",
+            cfg.report_sign_off
+        );
+        anyhow::ensure!(
+            cfg.currency.len() == 3 && cfg.currency.bytes().all(|b| b.is_ascii_uppercase()),
+            "clinic.currency must be an ISO 4217 code of three capital letters (EUR, USD, GBP), not {:?}",
+            cfg.currency
+        );
         let limits = crate::identity::throttle::ThrottleConfig {
             account_max_failures: cfg.bookings_per_hour.max(1),
             account_lock_failures: cfg.bookings_per_hour.max(1),

@@ -19,6 +19,9 @@
 //! - [`ocr`]: records' text — asking for OCR, following and cancelling jobs, reading the text.
 //! - [`knowledge`]: the knowledge base — documents, embedding jobs, records opted in, search.
 //! - [`chat`]: the assistant — sessions, an exchange (the agent and its tools), confirmations.
+//! - [`reports`]: diagnosis reports — drafts, sign-off, amendments, the PDF.
+//! - [`workflow`]: ordered studies and tests, their transitions, the log over the audit trail.
+//! - [`billing`]: bill items, paying and cancelling, totals and the clinic's figures.
 //! - [`reference`]: languages, departments, cancer types, record types.
 //! - [`admin`]: accounts, invitations, the MFA policy, the audit trail.
 //! - [`plugins`]: plugin administration.
@@ -91,11 +94,15 @@ impl crate::Services {
     }
 }
 
+pub mod billing;
 pub mod chat;
 pub mod knowledge;
 pub mod ocr;
 pub mod records;
+mod report_pdf;
+pub mod reports;
 pub mod sharing;
+pub mod workflow;
 
 impl crate::Services {
     /// Medical records: upload, a chart's list, metadata, content, delete.
@@ -121,5 +128,20 @@ impl crate::Services {
     /// Chat: sessions, exchanges, confirmations, suggestions.
     pub fn chats(&self) -> chat::ChatSessions<'_> {
         chat::ChatSessions(self)
+    }
+
+    /// Diagnosis reports: drafts, sign-off, amendments, the PDF.
+    pub fn reports(&self) -> reports::Reports<'_> {
+        reports::Reports(self)
+    }
+
+    /// The workflow of ordered studies and tests, and its log (a view over the audit trail).
+    pub fn workflow(&self) -> workflow::Workflow<'_> {
+        workflow::Workflow(self)
+    }
+
+    /// Bills: a patient's account, paying and cancelling, the clinic's figures.
+    pub fn billing(&self) -> billing::Billing<'_> {
+        billing::Billing(self)
     }
 }
