@@ -103,9 +103,22 @@ fn is_run(s: &str) -> bool {
     b.len() > 1 && (b.windows(2).all(|w| step(w[0], w[1], true)) || b.windows(2).all(|w| step(w[0], w[1], false)))
 }
 
+/// At most one argon2 computation per core at a time. Each takes `memory_kib` (19 MiB) while it
+/// runs; on the unbounded blocking pool, a burst of logins ran hundreds at once and the process
+/// grew by gigabytes that the allocator kept (the soak in `bench/soak.sh` measured it). Waiting
+/// here costs the same time as waiting for a core, and memory stays bounded.
+static HASHING: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+    tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 16))
+});
+
+async fn hashing_slot() -> Result<tokio::sync::SemaphorePermit<'static>, Error> {
+    HASHING.acquire().await.map_err(Error::internal)
+}
+
 /// Hash a password with argon2id on the blocking pool. The result is a PHC string.
 pub async fn hash_password(password: String, cfg: &Argon2Config) -> Result<String, Error> {
     let hasher = cfg.hasher()?;
+    let _slot = hashing_slot().await?;
     tokio::task::spawn_blocking(move || {
         hasher
             .hash_password(password.as_bytes())
@@ -119,6 +132,7 @@ pub async fn hash_password(password: String, cfg: &Argon2Config) -> Result<Strin
 /// Check `password` against a PHC string on the blocking pool. `None` checks against a dummy
 /// hash (same cost) and returns false, so that unknown accounts take as long as known ones.
 pub async fn verify_password(password: String, phc: Option<String>, dummy: Arc<str>) -> Result<bool, Error> {
+    let _slot = hashing_slot().await?;
     tokio::task::spawn_blocking(move || {
         let real = phc.is_some();
         let phc = phc.unwrap_or_else(|| dummy.to_string());
