@@ -200,11 +200,15 @@ impl Access {
         facts: &[StoreFact],
     ) -> Result<bool, Error> {
         let req = Request { operation, resource: Resource { kind, id }, now: SystemTime::now(), facts };
-        let decision = self
-            .inner
-            .policies
-            .authorize(&caller.token, &req)
-            .map_err(|e| Error::internal(anyhow::anyhow!("policy evaluation failed: {e}")))?;
+        let decision = self.inner.policies.authorize(&caller.token, &req).map_err(|e| match e {
+            // The time limit is wall-clock: a saturated CPU can hit it on a small decision.
+            // Nothing was allowed; the client is told to retry, as for any overload (a 500
+            // would say the server is broken).
+            careport_policy::PolicyError::RunLimit(limit) => Error::new(Code::ServiceUnavailable)
+                .retry_after(1)
+                .caused_by(anyhow::anyhow!("policy run limit: {limit}")),
+            other => Error::internal(anyhow::anyhow!("policy evaluation failed: {other}")),
+        })?;
         Ok(decision == Decision::Allow)
     }
 }
