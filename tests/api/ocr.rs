@@ -410,7 +410,7 @@ async fn a_full_queue_answers_503_with_retry_after_and_uploads_are_read_when_con
     .await;
     let (a, _) = upload(&c, "a.png", SCAN).await;
     let (b, _) = upload(&c, "b.png", SCAN).await;
-    request(&c, &a, &c.doctor, json!({})).await;
+    let first = request(&c, &a, &c.doctor, json!({})).await;
     let res = c
         .app
         .client
@@ -424,6 +424,17 @@ async fn a_full_queue_answers_503_with_retry_after_and_uploads_are_read_when_con
     assert_eq!(res.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("30"));
     let v: Value = res.json().await.expect("json");
     assert_eq!(v["code"], "ocr_overloaded");
+    // A job whose node died on its last attempt (the queue dead-letters it; nobody is left to
+    // mark the OCR job) holds no place in the queue and counts as failed, not as running.
+    static DEAD: careport_store::sql::Sql = careport_store::sql::Sql::new(
+        "UPDATE jobs SET state = 'dead', lease_owner = NULL, lease_until = NULL WHERE id = (SELECT queue_job FROM ocr_jobs WHERE id = $1)",
+    );
+    let first: uuid::Uuid = first.parse().expect("job id");
+    assert_eq!(careport_store::exec!(c.app.db.writer(), &DEAD, first).expect("dead-letter"), 1);
+    let (s, v) = c.send("POST", &format!("/api/v1/records/{b}/ocr"), &c.doctor, Some(json!({}))).await;
+    assert_eq!(s, 202, "the dead job's place is free: {v}");
+    let (_, stats) = c.send("GET", "/api/v1/admin/ocr/stats", &c.admin, None).await;
+    assert_eq!((stats["jobs"]["failed"].as_i64(), stats["jobs"]["queued"].as_i64()), (Some(1), Some(1)), "{stats}");
 
     // Read on upload: the upload's answer names the job, which the uploader follows.
     let auto = ocr_chart(|s| s.ocr.auto_record_types = vec!["laboratory-results".into()]).await;

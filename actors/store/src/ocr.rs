@@ -85,8 +85,19 @@ static ACTIVE_FOR_RECORD: Sql =
     Sql::new(select_jobs!("WHERE record_id = $1 AND state IN ('queued', 'running') ORDER BY created_at"));
 static LATEST_FOR_RECORD: Sql =
     Sql::new(select_jobs!("WHERE record_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1"));
-static ACTIVE_COUNT: Sql = Sql::new("SELECT COUNT(*) FROM ocr_jobs WHERE state IN ('queued', 'running')");
-static COUNTS: Sql = Sql::new("SELECT state, COUNT(*) FROM ocr_jobs GROUP BY state");
+// A job whose queue job was dead-lettered while it ran (its node died on the last attempt: the
+// queue's reclaim marks the queue row `dead`, nobody is left to mark this one) is failed, not
+// active: it must not hold an `ocr.max_queued` place or show as running in the figures for ever.
+static ACTIVE_COUNT: Sql = Sql::new(
+    "SELECT COUNT(*) FROM ocr_jobs o WHERE o.state IN ('queued', 'running')
+     AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = o.queue_job AND j.state = 'dead')",
+);
+static COUNTS: Sql = Sql::new(
+    "SELECT CASE WHEN o.state IN ('queued', 'running')
+                  AND EXISTS (SELECT 1 FROM jobs j WHERE j.id = o.queue_job AND j.state = 'dead')
+             THEN 'failed' ELSE o.state END AS state, COUNT(*)
+     FROM ocr_jobs o GROUP BY 1",
+);
 static START: Sql = Sql::new(
     "UPDATE ocr_jobs SET state = 'running', pages_total = $2, pages_done = $3, error_code = NULL, error = NULL, updated_at = $4
      WHERE id = $1 AND state IN ('queued', 'running')",
