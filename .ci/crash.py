@@ -22,7 +22,9 @@ bytes sent, and every OCR job it accepted (202 with the job's id). At the end:
      every row has its object and belongs to a record, and no `ocr_jobs` row is still queued or
      running;
   4. `careport audit verify` passes;
-  5. the server never panicked and never answered 5xx.
+  5. the server never panicked and never answered 5xx;
+  6. the server's log (at `info`: every request) holds neither key (master, token), nor the
+     password the clients logged in with, nor their access or refresh token.
 
 Exits 1 naming each violation (the work directory is then kept). Python 3 standard library only.
 
@@ -393,7 +395,8 @@ def main():
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAREPORT")}
     env.update(
         CAREPORT__DATA_DIR=data_dir,
-        CAREPORT__LOG__LEVEL="warn",
+        # info: each request is in the log, which step 6 searches for secrets.
+        CAREPORT__LOG__LEVEL="info",
         CAREPORT__LOG__FORMAT="pretty",
         CAREPORT__ML__EMBEDDING_PROVIDER="off",
         CAREPORT__JOBS__LEASE_SECS="10",
@@ -438,7 +441,11 @@ def main():
         )
         if status != 200:
             raise Violation(f"login answered {status}: {body[:200]!r}")
-        token = json.loads(body)["access_token"]
+        login = json.loads(body)
+        token = login["access_token"]
+        # What must never reach the log (step 6): the password, both tokens.
+        secrets_used = {"the doctor's password": doctor[1], "an access token": token,
+                        "a refresh token": login.get("refresh_token") or ""}
         status, body = request(
             server.base, "POST", "/api/v1/patients", token=token,
             body=json.dumps({"full_name": "Crash Test Patient"}).encode(), content_type="application/json",
@@ -658,6 +665,22 @@ def main():
         log(f"audit verify: {(out.stdout + out.stderr).strip().splitlines()[-1:]}")
         if out.returncode != 0:
             failures.append(f"careport audit verify failed ({out.returncode}): {out.stdout}{out.stderr}")
+
+        # 6. No key, password or token in the server's log (DESIGN section 11: key material in logs).
+        for k, v in env.items():
+            if k.startswith("CAREPORT__SECRETS__") and v:
+                secrets_used[k] = v
+        secrets_dir = os.path.join(data_dir, "secrets")
+        if os.path.isdir(secrets_dir):
+            for name in os.listdir(secrets_dir):
+                with open(os.path.join(secrets_dir, name)) as f:
+                    secrets_used[f"secrets/{name}"] = f.read().strip()
+        with open(server.log_path) as f:
+            logged = f.read()
+        leaked = [what for what, value in secrets_used.items() if len(value) >= 8 and value in logged]
+        log(f"secrets searched for in {len(logged)} bytes of log: {len(secrets_used)}; found: {leaked or 'none'}")
+        if leaked:
+            failures.append(f"the server's log holds {', '.join(leaked)}")
 
         # 5. Panics.
         with open(server.log_path) as f:
