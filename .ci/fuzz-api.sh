@@ -9,7 +9,9 @@
 #
 # Routes that would end the pass's own session or change its account (logout, sessions, password,
 # MFA) are left out of the signed-in passes, and the administrator's pass (which can deactivate
-# accounts) runs last. Fails when a pass fails or when fewer than MIN_CASES cases ran in all.
+# accounts) runs last. Fails when a check fails in any pass, when the server panicked, or when
+# fewer than MIN_CASES cases ran in all. A pass that schemathesis itself ends with an internal
+# error (no check failing) is tried three times, then counted with a warning.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:?the careport binary}
@@ -42,6 +44,13 @@ token() {
 }
 total=0
 failed=0
+# The first `lines` lines of a report's section, each cut to 300 characters. Not `sed | head`:
+# head closing the pipe early kills sed with SIGPIPE, which pipefail turns into the script's exit.
+excerpt() {
+  local file=$1 range=$2 lines=$3
+  sed -n "$range" "$file" | cut -c1-300 > "$file.excerpt" || true
+  awk -v n="$lines" 'NR <= n' "$file.excerpt"
+}
 pass() {
   local name=$1 header=$2
   local args=(run "$BASE/api/openapi.json" --max-time "$PER_PASS" --workers 2 --request-timeout 10
@@ -53,15 +62,18 @@ pass() {
   fi
   echo "--- pass: $name"
   local rc=0 try
-  for try in 1 2; do
+  for try in 1 2 3; do
     rc=0
-    # From the scratch folder: schemathesis keeps a cache where it runs, not in the clone.
-    (cd "$WORK" && "$VENV/bin/schemathesis" "${args[@]}") >"$WORK/$name.txt" 2>&1 || rc=$?
+    # From a scratch folder of its own: schemathesis keeps a cache where it runs (not in the
+    # clone), and a try that ended on an internal error must not start from that one's cache.
+    mkdir -p "$WORK/run-$name-$try"
+    (cd "$WORK/run-$name-$try" && "$VENV/bin/schemathesis" "${args[@]}") >"$WORK/$name.txt" 2>&1 || rc=$?
     # A run whose only trouble is schemathesis's own runtime error (a hypothesis internal that
-    # strikes now and then), with no check failing, is run again once; a failing check never is.
-    if [ "$rc" -ne 0 ] && ! grep -q '^Failures:' "$WORK/$name.txt" && grep -q 'Runtime Error' "$WORK/$name.txt" && [ "$try" = 1 ]; then
+    # strikes now and then), with no check failing, is run again, up to twice; a failing check
+    # never is.
+    if [ "$rc" -ne 0 ] && ! grep -q '^Failures:' "$WORK/$name.txt" && grep -q 'Runtime Error' "$WORK/$name.txt" && [ "$try" != 3 ]; then
       echo "schemathesis stopped on an internal error, not on a check; running the pass again"
-      sed -n '/=== ERRORS ===/,/=== /p' "$WORK/$name.txt" | head -n 15
+      excerpt "$WORK/$name.txt" '/=== ERRORS ===/,/=== /p' 15
       continue
     fi
     break
@@ -69,11 +81,19 @@ pass() {
   local n
   n=$(sed -n 's/^ *\([0-9][0-9]*\) generated.*/\1/p' "$WORK/$name.txt" | tail -n1)
   total=$((total + ${n:-0}))
-  sed -n '/=== SUMMARY ===/,$p' "$WORK/$name.txt"
+  excerpt "$WORK/$name.txt" '/=== SUMMARY ===/,$p' 60
+  if [ "$rc" -ne 0 ] && ! grep -q '^Failures:' "$WORK/$name.txt" && grep -q 'Runtime Error' "$WORK/$name.txt" && [ "${n:-0}" -gt 0 ]; then
+    # Three tries, each ended by schemathesis's own error (a KeyError inside its coverage
+    # phase, seen on 2026-12-05), none by a check: every case it did send passed every check.
+    # That is a fault of the tool, not a finding about careport; the pass counts its cases and
+    # says so loudly, and MIN_CASES still bounds how much must have run.
+    echo "WARNING: the $name pass ended on schemathesis's own error three times; its ${n} cases passed every check"
+    return
+  fi
   if [ "$rc" -ne 0 ]; then
     failed=1
-    sed -n '/=== FAILURES ===/,/=== SUMMARY ===/p' "$WORK/$name.txt" | head -n 200
-    sed -n '/=== ERRORS ===/,/=== /p' "$WORK/$name.txt" | head -n 40
+    excerpt "$WORK/$name.txt" '/=== FAILURES ===/,/=== SUMMARY ===/p' 200
+    excerpt "$WORK/$name.txt" '/=== ERRORS ===/,/=== /p' 40
   fi
 }
 pass anonymous ""

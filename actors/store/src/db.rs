@@ -249,11 +249,17 @@ impl Db {
         }
     }
 
-    /// Connections open and idle, for `/metrics`.
+    /// Connections open and idle, for `/metrics`. Saturating, and idle at most open: sqlx's idle
+    /// count can run past the pool's size for a moment while connections come and go (a debug
+    /// build panicked adding the two under the contract fuzzer), and a gauge must never panic.
     pub fn pool_stats(&self) -> (u32, u32) {
-        match self {
-            Db::Sqlite { read, write } => (read.size() + write.size(), (read.num_idle() + write.num_idle()) as u32),
-            Db::Postgres(p) => (p.size(), p.num_idle() as u32),
-        }
+        let idle = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let (size, idle) = match self {
+            Db::Sqlite { read, write } => {
+                (read.size().saturating_add(write.size()), idle(read.num_idle()).saturating_add(idle(write.num_idle())))
+            }
+            Db::Postgres(p) => (p.size(), idle(p.num_idle())),
+        };
+        (size, idle.min(size))
     }
 }
