@@ -194,18 +194,11 @@ impl Billing<'_> {
         }
     }
 
-    async fn live_patient(&self, id: Uuid) -> Result<(), Error> {
-        match careport_store::patients::get(&self.0.db, id).await.map_err(store_err)? {
-            Some(p) if p.deleted_at.is_none() => Ok(()),
-            _ => Err(Error::new(Code::NotFound)),
-        }
-    }
-
     /// A patient's account: every item with its status as of today, and the totals per status.
     /// Audited as a read of the patient's data.
     pub async fn account(&self, pass: Pass<ReadBilling>) -> Result<Account, Error> {
         let patient = pass.id();
-        self.live_patient(patient).await?;
+        super::patients::live_chart(self.0, patient).await?;
         let rows = billing::for_patient(&self.0.db, patient, 10_000).await.map_err(store_err)?;
         self.0
             .audit
@@ -257,7 +250,7 @@ impl Billing<'_> {
         }
         let (_, _, total) = amounts(new.quantity, new.unit_price, tax_bp)
             .ok_or_else(|| Error::with_message(Code::InvalidValue, "The amount is too large."))?;
-        self.live_patient(patient).await?;
+        super::patients::live_chart(self.0, patient).await?;
         self.check_links(patient, &new).await?;
         let now = now_ms();
         let row = BillRow {

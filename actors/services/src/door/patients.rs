@@ -75,6 +75,15 @@ pub(crate) async fn live(services: &Services, caller: &Caller, id: Uuid) -> Resu
     Ok(p)
 }
 
+/// The chart `id` if it exists and is not deleted (else 404 to everyone): for what hangs off a
+/// chart — reports, studies, bills — whose own decision is already made.
+pub(crate) async fn live_chart(services: &Services, id: Uuid) -> Result<PatientRow, Error> {
+    match patients::get(&services.db, id).await.map_err(store_err)? {
+        Some(p) if p.deleted_at.is_none() => Ok(p),
+        _ => Err(Error::new(Code::NotFound)),
+    }
+}
+
 impl Patients<'_> {
     /// The patients the caller may see: a patient themself, a doctor their assigned patients, a
     /// nurse their department's, an administrator everyone. One audit event names the patients

@@ -170,6 +170,14 @@ fn kind_of(kind: Option<&str>) -> Result<&'static str, Error> {
     }
 }
 
+/// 409 `amendment_pending` for a second draft of one report; a store failure otherwise.
+fn amend_err(e: AmendError) -> Error {
+    match e {
+        AmendError::DraftExists => Error::new(Code::AmendmentPending),
+        AmendError::Store(e) => store_err(e),
+    }
+}
+
 /// SHA-256 (hex) of a report's text as it is sealed: what a signature covers.
 pub fn digest(text: &ReportText) -> String {
     let bytes = serde_json::to_vec(text).unwrap_or_default();
@@ -219,10 +227,8 @@ impl Reports<'_> {
 
     async fn load(&self, id: Uuid) -> Result<ReportRow, Error> {
         let r = reports::get(&self.0.db, id).await.map_err(store_err)?.ok_or_else(|| Error::new(Code::NotFound))?;
-        match careport_store::patients::get(&self.0.db, r.patient_id).await.map_err(store_err)? {
-            Some(p) if p.deleted_at.is_none() => Ok(r),
-            _ => Err(Error::new(Code::NotFound)),
-        }
+        super::patients::live_chart(self.0, r.patient_id).await?;
+        Ok(r)
     }
 
     /// The records a report names must be live records of its own chart.
@@ -255,10 +261,7 @@ impl Reports<'_> {
         let patient = pass.id();
         let text = checked(input.text)?;
         let kind = kind_of(input.kind.as_deref())?;
-        match careport_store::patients::get(&self.0.db, patient).await.map_err(store_err)? {
-            Some(p) if p.deleted_at.is_none() => {}
-            _ => return Err(Error::new(Code::NotFound)),
-        }
+        super::patients::live_chart(self.0, patient).await?;
         let records = self.check_records(patient, &input.record_ids).await?;
         let id = Uuid::now_v7();
         let body = self.seal(patient, id, &text).await?;
@@ -274,10 +277,7 @@ impl Reports<'_> {
             author_id: pass.caller().user(),
             at: now_ms(),
         };
-        reports::insert(&self.0.db, &new).await.map_err(|e| match e {
-            AmendError::DraftExists => Error::new(Code::AmendmentPending),
-            AmendError::Store(e) => store_err(e),
-        })?;
+        reports::insert(&self.0.db, &new).await.map_err(amend_err)?;
         let row = self.load(id).await?;
         self.audit(pass.caller(), "report.create", &row, None).await?;
         self.view(&row).await
@@ -306,10 +306,7 @@ impl Reports<'_> {
     /// newest signed one), newest first. Audited as one read of the chart.
     pub async fn list(&self, pass: Pass<ListReports>) -> Result<Vec<Report>, Error> {
         let patient = pass.id();
-        match careport_store::patients::get(&self.0.db, patient).await.map_err(store_err)? {
-            Some(p) if p.deleted_at.is_none() => {}
-            _ => return Err(Error::new(Code::NotFound)),
-        }
+        super::patients::live_chart(self.0, patient).await?;
         let caller = pass.caller();
         let mut seen = std::collections::HashSet::new();
         let mut rows = Vec::new();
@@ -423,10 +420,7 @@ impl Reports<'_> {
             author_id: pass.caller().user(),
             at: now_ms(),
         };
-        reports::insert(&self.0.db, &new).await.map_err(|e| match e {
-            AmendError::DraftExists => Error::new(Code::AmendmentPending),
-            AmendError::Store(e) => store_err(e),
-        })?;
+        reports::insert(&self.0.db, &new).await.map_err(amend_err)?;
         let created = self.load(id).await?;
         self.audit(pass.caller(), "report.amend", &created, Some(format!("amends version {}", row.version))).await?;
         self.view(&created).await

@@ -149,10 +149,7 @@ impl Workflow<'_> {
         if description.is_empty() || description.chars().count() > 500 || description.chars().any(char::is_control) {
             return Err(Error::with_message(Code::InvalidValue, "description must be 1 to 500 characters of text."));
         }
-        match careport_store::patients::get(&self.0.db, patient).await.map_err(store_err)? {
-            Some(p) if p.deleted_at.is_none() => {}
-            _ => return Err(Error::new(Code::NotFound)),
-        }
+        super::patients::live_chart(self.0, patient).await?;
         let id = Uuid::now_v7();
         workflow::insert(&self.0.db, id, patient, &kind, description, pass.caller().user(), now_ms())
             .await
@@ -242,10 +239,7 @@ impl Workflow<'_> {
     /// A chart's orders and its log (the latest 500 transitions). Audited as a read of the chart.
     pub async fn chart(&self, pass: Pass<ReadWorkflow>) -> Result<ChartWorkflow, Error> {
         let patient = pass.id();
-        match careport_store::patients::get(&self.0.db, patient).await.map_err(store_err)? {
-            Some(p) if p.deleted_at.is_none() => {}
-            _ => return Err(Error::new(Code::NotFound)),
-        }
+        super::patients::live_chart(self.0, patient).await?;
         let orders = workflow::for_patient(&self.0.db, patient, 500).await.map_err(store_err)?;
         let filter = Filter { patient: Some(patient), action: Some(ACTION.into()), limit: 500, ..Filter::default() };
         let events = trail::list(&self.0.db, &filter).await.map_err(store_err)?;
