@@ -4,8 +4,9 @@ migrations/reference-data.json (languages, departments, the cancer-type tree, re
     python3 scripts/gen-reference-migrations.py          # (re)write the four files
     python3 scripts/gen-reference-migrations.py --check  # exit 1 if a file differs from the data
 
-It owns the text of migrations/{sqlite,postgres}/20261126120000_reference_data.sql and
-migrations/{sqlite,postgres}/20261126150000_record_types.sql: the same rows in both dialects,
+It owns the text of migrations/{sqlite,postgres}/20261126120000_reference_data.sql,
+migrations/{sqlite,postgres}/20261126150000_record_types.sql and
+migrations/{sqlite,postgres}/20261210100000_medical_images.sql: the same rows in both dialects,
 only the integer type of the DDL differs. Released migrations never change (sqlx checks their
 checksums), so --check must pass on them; new reference data is a new migration (a new group in
 the JSON and a template here). tests/api/schema.rs checks the migrated stores against the JSON.
@@ -94,10 +95,17 @@ CREATE TABLE record_types (
 {insert("record_types", ["id", "name", "description", "aliases", "position"], data["record_types"])}"""
 
 
+def medical_images(data, B):
+    return f"""-- Medical images (#18) are records of their own type; record_images holds what is read from
+-- them (20261210110000_images.sql).
+{insert("record_types", ["id", "name", "description", "aliases", "position"], data["record_types"])}"""
+
+
 # Each migration of the JSON, and the function that writes its file.
 TEMPLATES = {
     "20261126120000_reference_data": reference_data,
     "20261126150000_record_types": record_types,
+    "20261210100000_medical_images": medical_images,
 }
 
 

@@ -287,7 +287,7 @@ pub async fn run() -> anyhow::Result<()> {
                 appointments_per_patient,
             };
             let result = crate::seed::seed(&db, &settings, size).await;
-            if result.is_ok() {
+            if let Ok(charts) = &result {
                 let event = careport_store::audit::NewEvent {
                     id: uuid::Uuid::now_v7(),
                     at: careport_domain::time::now_ms(),
@@ -299,9 +299,20 @@ pub async fn run() -> anyhow::Result<()> {
                 };
                 let key = chain_key(&db, &secrets).await?;
                 careport_store::audit::append(&db, &key, &[event]).await.context("Failed to audit the seeding")?;
+                db.close().await;
+                // Images, reports and bills go through the door, so they need the services.
+                let (services, _, _) = startup::start_services(&settings, None).await?;
+                let made = crate::seed_charts::seed(&services, charts).await;
+                services.shutdown(std::time::Duration::from_secs(5)).await;
+                services.close_store().await;
+                let (images, reports, bills) = made.context("Failed to seed images, reports and bills")?;
+                println!(
+                    "\n{images} images (previews are made by the server's job), {reports} diagnosis reports, {bills} bill items."
+                );
+                return Ok(());
             }
             db.close().await;
-            result
+            result.map(|_| ())
         }
         Command::User { command: UserCommand::Create { email, role, name, staff_role, department } } => {
             let settings = Settings::load(cli.config.as_deref())?;

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod ml;
 pub mod secrets;
 pub mod seed;
+pub mod seed_charts;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;

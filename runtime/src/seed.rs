@@ -1,6 +1,7 @@
 //! `careport seed-demo`: a realistic demo clinic in an empty store — administrators, clinicians
 //! with hours and specializations, patients' records (some with accounts), care-team
-//! assignments and appointments over four weeks (two past, two ahead).
+//! assignments and appointments over four weeks (two past, two ahead); then
+//! [`crate::seed_charts`] adds images, reports and bills to the first charts, through the door.
 //!
 //! Every password is generated here and printed once, on standard output; none is fixed
 //! anywhere. Demo addresses use the reserved `.example` domain, so no e-mail can reach anyone.
@@ -169,7 +170,8 @@ impl Accounts<'_> {
 }
 
 /// Seed the demo clinic and print the generated credentials.
-pub async fn seed(db: &Db, settings: &Settings, size: Size) -> anyhow::Result<()> {
+/// Seed the fixture; returns the charts (with their doctors) for [`crate::seed_charts`].
+pub async fn seed(db: &Db, settings: &Settings, size: Size) -> anyhow::Result<Vec<crate::seed_charts::DemoChart>> {
     let already =
         users::list(db, &users::ListFilter { email_contains: Some(DEMO_DOMAIN), ..Default::default() }, None, 1)
             .await?;
@@ -323,5 +325,5 @@ pub async fn seed(db: &Db, settings: &Settings, size: Size) -> anyhow::Result<()
     for c in accounts.creds {
         println!("{:<10} {:<42} {}", c.role, c.email, c.password);
     }
-    Ok(())
+    Ok(patient_ids.into_iter().map(|(patient, doctor)| crate::seed_charts::DemoChart { patient, doctor }).collect())
 }

@@ -139,6 +139,7 @@ pub async fn import(settings: &Settings, i: Import) -> anyhow::Result<()> {
         date: i.date,
         file_name: Some(name),
         sensitive: Some(false),
+        ..UploadFields::default()
     };
     let size = plain.len() as u64;
     let body = futures_util::stream::iter(

@@ -8,6 +8,7 @@ mod billing;
 mod chat;
 mod clinic;
 mod health;
+mod imaging;
 mod jobs;
 mod knowledge;
 mod migrations;

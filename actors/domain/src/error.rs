@@ -145,6 +145,9 @@ error_codes! {
     AmendmentPending => Conflict, "amendment_pending", "This report already has an amendment being written; finish or change that one.";
     SecondReaderRequired => Conflict, "second_reader_required", "This clinic has reports signed by a second reader: a doctor other than the author must sign it.";
     TransitionNotAllowed => Conflict, "transition_not_allowed", "The study cannot move to that state from where it stands.";
+    PatientMismatch => Conflict, "patient_mismatch", "The file's patient identifiers do not match this chart; nothing was kept. Check the file, or ask an administrator to override.";
+    PreviewNotReady => NotFound, "preview_not_ready", "The preview is still being made; try again in a moment.";
+    NoPreview => NotFound, "no_preview", "This record has no preview; download the file to view it.";
     ChatBusy => Conflict, "chat_busy", "This conversation is still answering the previous message; wait for it or stop it.";
     KnowledgeUnreadable => Unprocessable, "knowledge_unreadable", "The document could not be read as text (plain text, Markdown, HTML or a PDF with a text layer); nothing was kept.";
     ShuttingDown => Unavailable, "shutting_down", "The server is shutting down; retry on another node.";

@@ -164,6 +164,7 @@ impl Services {
         knowledge.follow_spaces();
         if run_jobs {
             handlers.push(Arc::new(knowledge::KnowledgeHandler::new(knowledge.clone(), vault.clone())));
+            handlers.push(Arc::new(imaging::job::PreviewHandler::new(db.clone(), vault.clone())));
         }
         let ocr = ocr::Ocr::new(db.clone(), bus.clone(), vault.clone(), plugins.clone(), ocr_config);
         let mut ocr_pool = None;

@@ -132,7 +132,7 @@ pub enum FailOutcome {
     LeaseLost,
 }
 
-static ENQUEUE: Sql = Sql::new(
+pub(crate) static ENQUEUE: Sql = Sql::new(
     "INSERT INTO jobs (kind, payload, state, priority, attempts, max_attempts, run_at, dedup_key, created_at, updated_at)
      VALUES ($1, $2, 'queued', $3, 0, $4, $5, $6, $7, $7)
      ON CONFLICT (dedup_key) DO NOTHING

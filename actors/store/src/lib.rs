@@ -33,6 +33,7 @@ pub mod chat;
 pub mod clinicians;
 pub mod db;
 pub mod embeddings;
+pub mod images;
 pub mod jobs;
 pub mod knowledge;
 pub mod mfa;

@@ -152,6 +152,9 @@ pub struct NewRecord {
     pub file_name: String,
     pub sensitive: bool,
     pub uploaded_by: Uuid,
+    /// What was read from a medical image: its row is written with the record, and, when its
+    /// preview is `pending`, the job that makes it (with these attempts at most).
+    pub image: Option<(crate::images::NewImage, i32)>,
 }
 
 /// A statement reading [`RecordRow`]s: the columns and the join, then `$rest`.
@@ -191,7 +194,8 @@ pub struct Committed {
 }
 
 /// Commit an upload: the file (unless the patient already has the same content, found by its
-/// tag) and the record, in one transaction. Before this, nothing of the upload is visible.
+/// tag), the record and, for an image, its row and preview job, in one transaction. Before this,
+/// nothing of the upload is visible.
 pub async fn commit_upload(db: &Db, file: &NewFile, record: &NewRecord) -> Result<Committed, sqlx::Error> {
     let now = now_ms();
     transaction!(db, |tx, dialect| {
@@ -232,6 +236,40 @@ pub async fn commit_upload(db: &Db, file: &NewFile, record: &NewRecord) -> Resul
             .bind(now)
             .execute(&mut *tx)
             .await?;
+        if let Some((image, attempts)) = &record.image {
+            sqlx::query(crate::images::INSERT.text(dialect))
+                .bind(record.id)
+                .bind(record.patient_id)
+                .bind(&image.kind)
+                .bind(&image.modality)
+                .bind(&image.body_part)
+                .bind(&image.study_uid)
+                .bind(&image.series_uid)
+                .bind(&image.instance_uid)
+                .bind(&image.study_date)
+                .bind(image.rows)
+                .bind(image.columns)
+                .bind(&image.transfer_syntax)
+                .bind(&image.identity)
+                .bind(&image.preview)
+                .bind(&image.preview_reason)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            if image.preview == "pending" {
+                let payload = serde_json::json!({ "record_id": record.id }).to_string();
+                sqlx::query(crate::jobs::ENQUEUE.text(dialect))
+                    .bind(crate::images::PREVIEW_JOB)
+                    .bind(payload)
+                    .bind(0i32)
+                    .bind((*attempts).max(1))
+                    .bind(now)
+                    .bind(None::<String>)
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            }
+        }
         Ok::<_, sqlx::Error>(Committed { file_id, duplicate: file_id != file.id })
     })
 }
@@ -265,6 +303,8 @@ pub struct RecordFilter {
     pub to: Option<String>,
     /// Text in the title, any case.
     pub text: Option<String>,
+    /// Images of this kind (`ct`, …) or DICOM modality (`CT`, …) only.
+    pub modality: Option<String>,
     pub include_deleted: bool,
 }
 
@@ -282,6 +322,8 @@ pub async fn records(
            AND ($4 = '' OR r.clinical_date >= $4) AND ($5 = '' OR r.clinical_date <= $5)
            AND ($6 = '' OR r.title_search LIKE $6)
            AND r.id < $7
+           AND ($9 = '' OR EXISTS (SELECT 1 FROM record_images i
+                                   WHERE i.record_id = r.id AND (i.kind = $9 OR i.modality = $9)))
          ORDER BY r.id DESC LIMIT $8"
     ));
     let text = f.text.as_deref().map(crate::sql::contains_pattern).unwrap_or_default();
@@ -297,7 +339,8 @@ pub async fn records(
         f.to.clone().unwrap_or_default(),
         text,
         before.unwrap_or(Uuid::max()),
-        limit
+        limit,
+        f.modality.clone().unwrap_or_default()
     )
 }
 

@@ -13,6 +13,7 @@ pub mod dashboard;
 pub mod error;
 pub mod health;
 pub mod i18n;
+pub mod images;
 pub mod knowledge;
 pub mod middleware;
 pub mod ocr;
@@ -59,6 +60,7 @@ pub const DOCS_PATH: &str = "/api/docs/";
         reference::languages, reference::departments, reference::cancer_types, reference::subtypes,
         reference::add_type, reference::update_type, reference::record_types, reference::match_record_type,
         records::upload, records::list, records::get, records::delete, record_access::content,
+        images::list, images::preview,
         record_access::create_grant, record_access::list_grants, record_access::delete_grant,
         record_access::create_link, record_access::erase,
         ocr::request, ocr::text, ocr::job, ocr::cancel, ocr::events, ocr::stats,
@@ -251,6 +253,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(i18n::config)
         .configure(reference::config)
         .configure(records::config)
+        .configure(images::config)
         .configure(record_access::config)
         .configure(ocr::config)
         .configure(knowledge::config)

@@ -42,6 +42,12 @@ pub struct UploadQuery {
     pub file_name: Option<String>,
     /// Hide the record from the department's nurses (`true`/`false`).
     pub sensitive: Option<bool>,
+    /// `medical-images` only: a picture's kind (`xray`, `mri`, `ct`, `ultrasound`,
+    /// `mammography`, `pet`, `other`); a DICOM file's modality decides its own.
+    pub image_kind: Option<String>,
+    /// `medical-images` only: accept a DICOM file whose patient identifiers differ from the
+    /// chart's (administrators; `true`/`false`).
+    pub override_identity: Option<bool>,
 }
 
 impl From<UploadQuery> for UploadFields {
@@ -52,6 +58,8 @@ impl From<UploadQuery> for UploadFields {
             date: q.date,
             file_name: q.file_name,
             sensitive: q.sensitive,
+            image_kind: q.image_kind,
+            override_identity: q.override_identity,
         }
     }
 }
@@ -76,6 +84,15 @@ async fn text_field(field: &mut Field) -> std::result::Result<String, Error> {
     String::from_utf8(buf).map_err(|_| invalid("A form field is not UTF-8 text."))
 }
 
+/// A form's yes/no field.
+async fn flag(field: &mut Field, name: &str) -> std::result::Result<bool, Error> {
+    match text_field(field).await?.trim() {
+        "true" | "1" | "on" => Ok(true),
+        "false" | "0" | "off" | "" => Ok(false),
+        _ => Err(invalid(format!("{name} must be true or false."))),
+    }
+}
+
 /// Read a form's text fields up to its `file` part. The form comes back with the part: the
 /// part reads from the form's payload, which must live while the file streams. Fields after
 /// the file are not read (the record is committed by then).
@@ -92,20 +109,17 @@ async fn read_form(
             "record_type" => fields.record_type = Some(text_field(&mut field).await?),
             "title" => fields.title = Some(text_field(&mut field).await?),
             "date" => fields.date = Some(text_field(&mut field).await?),
-            "sensitive" => {
-                fields.sensitive = Some(match text_field(&mut field).await?.trim() {
-                    "true" | "1" | "on" => true,
-                    "false" | "0" | "off" | "" => false,
-                    _ => return Err(invalid("sensitive must be true or false.")),
-                })
-            }
+            "sensitive" => fields.sensitive = Some(flag(&mut field, "sensitive").await?),
+            "image_kind" => fields.image_kind = Some(text_field(&mut field).await?),
+            "override_identity" => fields.override_identity = Some(flag(&mut field, "override_identity").await?),
             "file" => {
                 fields.file_name = field.content_disposition().and_then(|d| d.get_filename().map(str::to_owned));
                 return Ok((fields, form, field));
             }
             other => {
                 return Err(invalid(format!(
-                    "Unknown form field `{}`; send record_type, title, date, sensitive, then file.",
+                    "Unknown form field `{}`; send record_type, title, date, sensitive (image_kind, override_identity \
+                     for medical images), then file.",
                     other.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(40).collect::<String>()
                 )));
             }
@@ -118,12 +132,18 @@ async fn read_form(
 /// `title`, `date` (optional), `sensitive` (optional) and then `file` (the fields must come
 /// before the file, which is streamed as it arrives); or the file itself as the body, with the
 /// fields in the query string. Answers 201 with the record.
+///
+/// A record of type `medical-images` is a DICOM file or a PNG/JPEG/TIFF picture: a DICOM file's
+/// metadata is read and kept (`image` in the answer), and its patient identifiers must match the
+/// chart (409 `patient_mismatch`, nothing kept) unless an administrator sends
+/// `override_identity=true`; previews are made by a job.
 #[utoipa::path(post, path = "/api/v1/patients/{id}/records", tag = "records", params(("id" = Uuid, Path, description = "Patient id"), UploadQuery),
     request_body(content = String, description = "multipart/form-data (fields, then `file`), or the raw file", content_type = "multipart/form-data"),
     responses((status = 201, description = "The record"), (status = 400, description = "Bad metadata", body = super::error::ErrorBody),
         (status = 404, description = "No such patient, or not yours", body = super::error::ErrorBody),
-        (status = 409, description = "The patient's record is deleted", body = super::error::ErrorBody),
-        (status = 413, description = "Over `vault.max_upload_mib`", body = super::error::ErrorBody),
+        (status = 403, description = "`override_identity` asked by someone who may not override", body = super::error::ErrorBody),
+        (status = 409, description = "The patient's record is deleted, or (`patient_mismatch`) a DICOM file names another patient", body = super::error::ErrorBody),
+        (status = 413, description = "Over `vault.max_upload_mib` (a medical image: over 1 GiB)", body = super::error::ErrorBody),
         (status = 415, description = "Not PDF, PNG, JPEG, TIFF, DICOM or plain text", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn upload(
@@ -187,6 +207,7 @@ pub async fn list(auth: Authenticated, services: web::Data<Services>, req: HttpR
         from: q.from,
         to: q.to,
         q: q.q,
+        modality: None,
         page: PageRequest { limit: q.limit, cursor: q.cursor },
     };
     let page = services.records().list(auth.caller, patient, query).await?;

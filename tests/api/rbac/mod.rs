@@ -52,12 +52,12 @@ fn gate(row: &Row, who: Who) -> Option<(u16, Option<&'static str>)> {
     if row.access == Access::Public {
         return None;
     }
-    let content = row.method == "get" && row.path == CONTENT;
+    // `?link=` stands in for a token on the content route and an image's previews only.
+    let content = row.method == "get" && (row.path == CONTENT || row.path == "/api/v1/records/{id}/preview");
     match who {
         Who::Anonymous | Who::Expired | Who::Revoked | Who::Forged | Who::OtherKey => Some((401, None)),
         // A link whose maker left or changed role is refused however it is presented.
         Who::GoneLinkQuery | Who::GoneLinkBearer | Who::MovedLinkQuery | Who::MovedLinkBearer => Some((401, None)),
-        // `?link=` stands in for a token on the content route only.
         Who::LinkQuery if !content => Some((401, None)),
         Who::CookieNoCsrf if row.method != "get" => Some((403, Some("csrf_rejected"))),
         Who::MfaPending if row.access != Access::EvenMfaPending => Some((403, Some("mfa_enrolment_required"))),
@@ -366,6 +366,8 @@ fn table() -> Vec<Row> {
         row("delete", "/api/v1/records/{id}", T, b(delete_record)),
         row("post", "/api/v1/records/{id}/ocr", T, record_text(202)),
         row("get", "/api/v1/records/{id}/text", T, record_text(200)),
+        row("get", "/api/v1/records/{id}/preview", T, record_text(200)),
+        row("get", "/api/v1/patients/{id}/images", T, Box::new(chart_records)),
         row("get", "/api/v1/ocr/jobs/{id}", T, record_text(200)),
         row("delete", "/api/v1/ocr/jobs/{id}", T, record_text(200)),
         row("get", "/api/v1/ocr/jobs/{id}/events", T, record_text(400)),

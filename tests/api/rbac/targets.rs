@@ -344,7 +344,9 @@ pub async fn prepare(
             cell(with_id(w.patient_of_doctor(true).await), Body::None)
         }
         ("delete", "/api/v1/patients/{id}") => cell(with_id(w.patient_of_doctor(false).await), Body::None),
-        ("get", "/api/v1/patients/{id}/records") => cell(format!("{}?limit=200", with_id(patient)), Body::None),
+        ("get", "/api/v1/patients/{id}/records" | "/api/v1/patients/{id}/images") => {
+            cell(format!("{}?limit=200", with_id(patient)), Body::None)
+        }
         ("post", "/api/v1/patients/{id}/records") => {
             let title = format!("Upload {}", Uuid::new_v4().simple());
             let query =
@@ -408,6 +410,10 @@ pub async fn prepare(
         }
         ("post", "/api/v1/records/{id}/links") => json_cell(with_id(record), json!({"expires_in": 60})),
         ("post", "/api/v1/records/{id}/ocr") => json_cell(with_id(record), json!({"language": "en"})),
+        ("get", "/api/v1/records/{id}/preview") => {
+            crate::imaging::give_preview(&w.app, record).await;
+            cell(format!("{}?size=thumb", with_id(record)), Body::None)
+        }
         ("get", "/api/v1/records/{id}/text") => {
             crate::ocr::give_text(&w.app, record).await;
             cell(with_id(record), Body::None)

@@ -109,6 +109,9 @@ operations! {
     ManagePlugins => "manage" on "plugins" at Target::Family;
     /// Upload a file into a patient's chart.
     UploadToPatient => "upload" on "patient" at Target::Instance;
+    /// Accept a DICOM file whose patient identifiers do not match the chart it is uploaded into
+    /// (administrators, after checking).
+    OverrideImageIdentity => "override" on "image_identity" at Target::Family;
     /// Read a medical record (its metadata and content).
     ReadDocument => "read" on "document" at Target::Instance;
     /// Soft-delete a medical record.

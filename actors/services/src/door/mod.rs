@@ -96,6 +96,7 @@ impl crate::Services {
 
 pub mod billing;
 pub mod chat;
+pub mod images;
 pub mod knowledge;
 pub mod ocr;
 pub mod records;
@@ -105,6 +106,11 @@ pub mod sharing;
 pub mod workflow;
 
 impl crate::Services {
+    /// Medical images: a chart's images, an image's previews.
+    pub fn images(&self) -> images::Images<'_> {
+        images::Images(self)
+    }
+
     /// Medical records: upload, a chart's list, metadata, content, delete.
     pub fn records(&self) -> records::Records<'_> {
         records::Records(self)

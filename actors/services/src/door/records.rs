@@ -22,13 +22,19 @@ use careport_store::vault::{self as stored, RecordFilter, RecordRow};
 use futures_util::Stream;
 use uuid::Uuid;
 
+use std::sync::Arc;
+
+use super::images;
 use super::page::{self, Page, PageRequest};
 use super::patients::{invalid, visible};
 use super::store_err;
-use super::views::Record;
-use crate::access::{DeleteDocument, Operation, ReadDocument, ReadPatient, UploadToPatient, scope};
+use super::views::{Image, Record};
+use crate::access::{
+    DeleteDocument, Operation, OverrideImageIdentity, ReadDocument, ReadPatient, UploadToPatient, scope,
+};
 use crate::audit::{EventExt, outcome};
-use crate::vault::{Download, UploadMeta};
+use crate::imaging::dicom::ImageKind;
+use crate::vault::{Download, Inspect, UploadMeta};
 use crate::{Caller, ClientInfo, Pass, Services};
 
 /// The medical record operations.
@@ -47,6 +53,11 @@ pub struct UploadFields {
     pub file_name: Option<String>,
     /// Hide the record from the department's nurses.
     pub sensitive: Option<bool>,
+    /// A picture's kind of image (`medical-images` records; a DICOM file's modality decides its
+    /// own): `xray`, `mri`, `ct`, `ultrasound`, `mammography`, `pet` or `other` (the default).
+    pub image_kind: Option<String>,
+    /// Accept a DICOM file whose patient identifiers do not match the chart (administrators).
+    pub override_identity: Option<bool>,
 }
 
 /// What a chart's list asks for.
@@ -59,6 +70,8 @@ pub struct RecordQuery {
     pub to: Option<String>,
     /// Text in the title, any case.
     pub q: Option<String>,
+    /// Images of this kind or DICOM modality (`door::images` checks and normalises it).
+    pub modality: Option<String>,
     pub page: PageRequest,
 }
 
@@ -158,6 +171,38 @@ async fn check_meta(services: &Services, f: UploadFields, patient: Uuid, by: Uui
     })
 }
 
+/// The check of an image upload's whole file (`medical-images` records), decided before the
+/// body is read: the picture's kind, and whether the caller may override a patient mismatch
+/// (the policies' `override` on `image_identity`; refused with 403, audited).
+async fn image_check(
+    services: &Services,
+    caller: &Caller,
+    patient: Uuid,
+    f: &UploadFields,
+    outcome: images::Outcome,
+) -> Result<Option<Inspect>, Error> {
+    let is_image = f.record_type.as_deref().map(str::trim) == Some(images::IMAGE_RECORD_TYPE);
+    if !is_image {
+        if f.image_kind.is_some() || f.override_identity.is_some() {
+            return Err(invalid("image_kind and override_identity are for records of type medical-images."));
+        }
+        return Ok(None);
+    }
+    let kind = match f.image_kind.as_deref().map(str::trim).filter(|k| !k.is_empty()) {
+        None => ImageKind::Other,
+        Some(k) => k
+            .parse::<ImageKind>()
+            .map_err(|_| invalid("image_kind is one of xray, mri, ct, ultrasound, mammography, pet, other."))?,
+    };
+    let override_identity = f.override_identity.unwrap_or(false);
+    if override_identity {
+        services.access.pass::<OverrideImageIdentity>(caller.clone(), None).await?;
+    }
+    let chart =
+        patients::get(&services.db, patient).await.map_err(store_err)?.ok_or_else(|| Error::new(Code::NotFound))?;
+    Ok(Some(images::inspector(&chart, kind, override_identity, outcome)))
+}
+
 /// A list filter's date (`YYYY-MM-DD`), normalised.
 fn filter_date(field: &str, v: Option<&str>) -> Result<Option<String>, Error> {
     v.map(|s| {
@@ -228,6 +273,7 @@ impl<'a> Records<'a> {
             from: filter_date("from", q.from.as_deref())?,
             to: filter_date("to", q.to.as_deref())?,
             text: q.q.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(|t| t.chars().take(100).collect()),
+            modality: q.modality,
             include_deleted: false,
         };
         // The page holds only what the caller may open: each row is asked of the policies (a
@@ -286,10 +332,9 @@ impl<'a> Records<'a> {
                     .detail(format!("{} records", items.len())),
             )
             .await?;
-        Ok(Page {
-            items: items.iter().map(Record::from).collect(),
-            next_cursor: next.map(|id| page::encode(&id.to_string())),
-        })
+        let mut items: Vec<Record> = items.iter().map(Record::from).collect();
+        super::images::attach(self.0, patient, &mut items).await?;
+        Ok(Page { items, next_cursor: next.map(|id| page::encode(&id.to_string())) })
     }
 
     /// Whether `r` opens for `caller` (the single read's decision, asked without auditing), with
@@ -333,7 +378,9 @@ impl<'a> Records<'a> {
             .audit
             .one(caller.ctx.event("record.view", outcome::SUCCESS).resource("document", id).patient(r.patient_id))
             .await?;
-        Ok(Record::from(&r))
+        let mut record = Record::from(&r);
+        record.image = super::images::image_of(self.0, &record).await?.as_ref().map(Image::from);
+        Ok(record)
     }
 
     /// Soft-delete a record (administrators, and its uploader): it leaves the chart and its
@@ -424,8 +471,12 @@ impl PendingUpload<'_> {
     {
         let services = self.services;
         let (caller, patient) = (self.pass.caller(), self.pass.id());
-        let stored = match check_meta(services, fields, patient, caller.user()).await {
-            Ok(meta) => services.vault.upload(meta, body).await,
+        let identity: images::Outcome = Arc::default();
+        let stored = match image_check(services, caller, patient, &fields, identity.clone()).await {
+            Ok(inspect) => match check_meta(services, fields, patient, caller.user()).await {
+                Ok(meta) => services.vault.upload_inspected(meta, body, inspect).await,
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         let uploaded = match stored {
@@ -436,16 +487,18 @@ impl PendingUpload<'_> {
         services
             .audit
             .one(
-                caller
-                    .ctx
-                    .event("record.upload", outcome::SUCCESS)
-                    .resource("document", r.id)
-                    .patient(patient)
-                    .detail(format!("{} bytes, {}", r.size, r.media_type)),
+                caller.ctx.event("record.upload", outcome::SUCCESS).resource("document", r.id).patient(patient).detail(
+                    match images::identity_detail(&identity) {
+                        Some(overridden) => format!("{} bytes, {}, {overridden}", r.size, r.media_type),
+                        None => format!("{} bytes, {}", r.size, r.media_type),
+                    },
+                ),
             )
             .await?;
         let ocr_job_id = super::ocr::after_upload(services, r, caller.user()).await;
-        Ok(Record { ocr_job_id, ..Record::from(r) })
+        let mut record = Record { ocr_job_id, ..Record::from(r) };
+        record.image = images::image_of(services, &record).await?.as_ref().map(Image::from);
+        Ok(record)
     }
 
     /// Refuse the upload for a reason found outside (a malformed form, a bad query string):

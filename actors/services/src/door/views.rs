@@ -6,6 +6,7 @@ use careport_domain::time::now_ms;
 use careport_store::appointments::AppointmentRow;
 use careport_store::assignments::TeamMember;
 use careport_store::clinicians::{ClinicianRow, Exception};
+use careport_store::images::ImageRow;
 use careport_store::patients::PatientRow;
 use careport_store::vault::{GrantRow, RecordRow};
 use serde::Serialize;
@@ -128,6 +129,66 @@ pub struct Record {
     /// (`GET /api/v1/ocr/jobs/{id}` and its `/events`), when its type is read on upload.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ocr_job_id: Option<Uuid>,
+    /// A medical image's metadata and previews (records of type `medical-images` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<Image>,
+}
+
+/// What careport read from a medical image, and where its previews are.
+#[derive(Debug, Clone, Serialize)]
+pub struct Image {
+    /// `xray`, `mri`, `ct`, `ultrasound`, `mammography`, `pet` or `other`.
+    pub kind: String,
+    /// The DICOM modality (`CT`, `MR`, `CR`, …); none for a picture.
+    pub modality: Option<String>,
+    pub body_part: Option<String>,
+    pub study_uid: Option<String>,
+    pub series_uid: Option<String>,
+    pub instance_uid: Option<String>,
+    pub study_date: Option<String>,
+    pub rows: Option<i64>,
+    pub columns: Option<i64>,
+    pub transfer_syntax: Option<String>,
+    /// How the file's patient identifiers stood to the chart: `matched`, `absent` (it states
+    /// none) or `overridden` (an administrator accepted a mismatch).
+    pub identity: String,
+    pub preview: PreviewState,
+}
+
+/// An image's previews: `pending` (being made), `ready`, `none` (nothing decodable: `reason`)
+/// or `failed` (`reason`).
+#[derive(Debug, Clone, Serialize)]
+pub struct PreviewState {
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// `GET` these once `status` is `ready`.
+    pub thumb_url: String,
+    pub web_url: String,
+}
+
+impl From<&ImageRow> for Image {
+    fn from(i: &ImageRow) -> Self {
+        Self {
+            kind: i.kind.clone(),
+            modality: i.modality.clone(),
+            body_part: i.body_part.clone(),
+            study_uid: i.study_uid.clone(),
+            series_uid: i.series_uid.clone(),
+            instance_uid: i.instance_uid.clone(),
+            study_date: i.study_date.clone(),
+            rows: i.rows_count,
+            columns: i.columns_count,
+            transfer_syntax: i.transfer_syntax.clone(),
+            identity: i.identity.clone(),
+            preview: PreviewState {
+                status: i.preview.clone(),
+                reason: i.preview_reason.clone(),
+                thumb_url: format!("/api/v1/records/{}/preview?size=thumb", i.record_id),
+                web_url: format!("/api/v1/records/{}/preview?size=web", i.record_id),
+            },
+        }
+    }
 }
 
 impl From<&RecordRow> for Record {
@@ -147,6 +208,7 @@ impl From<&RecordRow> for Record {
             deleted_at: r.deleted_at.map(rfc3339),
             content_url: format!("/api/v1/records/{}/content", r.id),
             ocr_job_id: None,
+            image: None,
         }
     }
 }

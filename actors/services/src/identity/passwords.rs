@@ -6,9 +6,10 @@
 //! the head of the password frequency list of zxcvbn (MIT licence, Dropbox; via the `zxcvbn`
 //! crate), compiled in.
 //!
-//! Hashing costs tens of milliseconds of CPU and runs on Tokio's blocking pool, never on an
-//! async thread. An unknown account is checked against a dummy hash of the same parameters, so
-//! login takes about as long whether the account exists or not.
+//! Hashing costs tens of milliseconds of CPU and 19 MiB of memory, and runs on a pool of its
+//! own ([`HashPool`]: one thread per core), never on an async thread. An unknown account is
+//! checked against a dummy hash of the same parameters, so login takes about as long whether
+//! the account exists or not.
 
 use std::collections::HashSet;
 use std::sync::{Arc, LazyLock};
@@ -103,37 +104,74 @@ fn is_run(s: &str) -> bool {
     b.len() > 1 && (b.windows(2).all(|w| step(w[0], w[1], true)) || b.windows(2).all(|w| step(w[0], w[1], false)))
 }
 
-/// At most one argon2 computation per core at a time. Each takes `memory_kib` (19 MiB) while it
-/// runs; on the unbounded blocking pool, a burst of logins ran hundreds at once and the process
-/// grew by gigabytes that the allocator kept (the soak in `bench/soak.sh` measured it). Waiting
-/// here costs the same time as waiting for a core, and memory stays bounded.
-static HASHING: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
-    tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 16))
-});
-
-async fn hashing_slot() -> Result<tokio::sync::SemaphorePermit<'static>, Error> {
-    HASHING.acquire().await.map_err(Error::internal)
+/// The argon2 threads: one per core (at most 16), fed by one queue. Each hash takes
+/// `memory_kib` (19 MiB) while it runs. On Tokio's blocking pool — even one hash per core at a
+/// time — the hashes ran on whichever of its many threads was free, and glibc's allocator kept a
+/// freed 19 MiB block in each thread's arena (up to eight arenas per core): the soak in
+/// `bench/soak.sh` measured a server that grew by hundreds of MiB under logins and did not give
+/// them back. On a few threads of their own, the same blocks are reused, and memory is bounded by
+/// the pool's size. A request waits in the queue as it would wait for a core.
+struct HashPool {
+    jobs: std::sync::Mutex<std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>>,
 }
 
-/// Hash a password with argon2id on the blocking pool. The result is a PHC string.
+static HASHING: std::sync::LazyLock<HashPool> = std::sync::LazyLock::new(|| {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 16);
+    let (tx, rx) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
+    let rx = Arc::new(std::sync::Mutex::new(rx));
+    for i in 0..threads {
+        let rx = rx.clone();
+        let spawned = std::thread::Builder::new().name(format!("argon2-{i}")).spawn(move || {
+            loop {
+                // The lock is held only to take one job, not while it runs.
+                let job = match rx.lock() {
+                    Ok(rx) => rx.recv(),
+                    Err(_) => return,
+                };
+                match job {
+                    Ok(job) => job(),
+                    Err(_) => return,
+                }
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "could not start an argon2 thread");
+        }
+    }
+    HashPool { jobs: std::sync::Mutex::new(tx) }
+});
+
+/// Run `work` on the argon2 threads and wait for its answer.
+async fn on_hash_pool<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, Error> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job: Box<dyn FnOnce() + Send> = Box::new(move || {
+        let _ = tx.send(work());
+    });
+    HASHING
+        .jobs
+        .lock()
+        .map_err(|_| Error::internal(anyhow::anyhow!("the argon2 queue is poisoned")))?
+        .send(job)
+        .map_err(|_| Error::internal(anyhow::anyhow!("the argon2 threads have stopped")))?;
+    rx.await.map_err(|_| Error::internal(anyhow::anyhow!("an argon2 job was dropped")))
+}
+
+/// Hash a password with argon2id on the argon2 threads. The result is a PHC string.
 pub async fn hash_password(password: String, cfg: &Argon2Config) -> Result<String, Error> {
     let hasher = cfg.hasher()?;
-    let _slot = hashing_slot().await?;
-    tokio::task::spawn_blocking(move || {
+    on_hash_pool(move || {
         hasher
             .hash_password(password.as_bytes())
             .map(|h| h.to_string())
             .map_err(|e| Error::internal(anyhow::anyhow!("argon2 failed: {e}")))
     })
-    .await
-    .map_err(Error::internal)?
+    .await?
 }
 
-/// Check `password` against a PHC string on the blocking pool. `None` checks against a dummy
+/// Check `password` against a PHC string on the argon2 threads. `None` checks against a dummy
 /// hash (same cost) and returns false, so that unknown accounts take as long as known ones.
 pub async fn verify_password(password: String, phc: Option<String>, dummy: Arc<str>) -> Result<bool, Error> {
-    let _slot = hashing_slot().await?;
-    tokio::task::spawn_blocking(move || {
+    on_hash_pool(move || {
         let real = phc.is_some();
         let phc = phc.unwrap_or_else(|| dummy.to_string());
         let parsed = PasswordHash::new(&phc).map_err(|e| Error::internal(anyhow::anyhow!("stored hash: {e}")))?;
@@ -141,8 +179,7 @@ pub async fn verify_password(password: String, phc: Option<String>, dummy: Arc<s
         let ok = Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();
         Ok(real && ok)
     })
-    .await
-    .map_err(Error::internal)?
+    .await?
 }
 
 /// A hash of a random password with the configured parameters, for [`verify_password`].
@@ -175,6 +212,22 @@ mod tests {
         assert_eq!(code("my ada.lovelace pass"), Some(Code::PasswordContainsEmail));
         assert_eq!(code("correct horse battery staple"), None);
         assert_eq!(code("Kx9!mq2#Lp7vRt"), None);
+    }
+
+    #[tokio::test]
+    async fn hashes_run_on_the_pool_side_by_side_and_verify() {
+        let cfg = Argon2Config { memory_kib: 1024, iterations: 1, parallelism: 1 };
+        let hashes =
+            futures_util::future::join_all((0..8).map(|i| hash_password(format!("correct horse battery {i}"), &cfg)))
+                .await;
+        let dummy: Arc<str> = hash_password("dummy dummy dummy".into(), &cfg).await.expect("dummy").into();
+        for (i, h) in hashes.into_iter().enumerate() {
+            let h = h.expect("hash");
+            let pw = format!("correct horse battery {i}");
+            assert!(verify_password(pw, Some(h.clone()), dummy.clone()).await.expect("verify"));
+            assert!(!verify_password("wrong".into(), Some(h), dummy.clone()).await.expect("verify"));
+        }
+        assert!(!verify_password("dummy dummy dummy".into(), None, dummy).await.expect("verify"), "no account");
     }
 
     #[test]

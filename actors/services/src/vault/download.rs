@@ -51,6 +51,16 @@ impl Download {
         self.key.seal(text.as_bytes())
     }
 
+    /// `data` sealed with this file's data key (an image's previews).
+    pub fn seal_bytes(&self, data: &[u8]) -> String {
+        self.key.seal(data)
+    }
+
+    /// Bytes sealed by [`Download::seal_bytes`].
+    pub fn open_bytes(&self, sealed: &str) -> Result<Vec<u8>, Error> {
+        self.key.open(sealed).map_err(integrity)
+    }
+
     /// Text sealed by [`Download::seal_text`].
     pub fn open_text(&self, sealed: &str) -> Result<String, Error> {
         let plain = self.key.open(sealed).map_err(integrity)?;

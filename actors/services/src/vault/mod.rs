@@ -35,6 +35,7 @@ use bytes::Bytes;
 use careport_domain::time::now_ms;
 use careport_domain::{Code, Error};
 use careport_store::Db;
+use careport_store::images::NewImage;
 use careport_store::objects::Objects;
 use careport_store::vault::{self as stored, FileRow, NewFile, NewGrant, NewRecord, RecordRow};
 use careport_vault::{Key, MasterKey, VaultError, frames};
@@ -110,6 +111,22 @@ pub struct UploadMeta {
     pub sensitive: bool,
     pub uploaded_by: Uuid,
 }
+
+/// A check of a whole upload before it is committed: medical images, whose DICOM metadata and
+/// patient identifiers decide whether the record may exist at all. The plaintext is kept in
+/// memory for it, so it has a limit of its own.
+pub struct Inspect {
+    /// Larger files are refused (413) with this text.
+    pub limit: u64,
+    pub too_large: String,
+    /// Given the sniffed media type and the whole file, on the blocking pool: the image row (and
+    /// its preview job's attempts) to commit with the record, or the refusal.
+    pub check: InspectFn,
+}
+
+/// An [`Inspect`]'s check: the sniffed media type and the whole file in, the image row and its
+/// preview job's attempts out.
+pub type InspectFn = Box<dyn FnOnce(&'static str, Bytes) -> Result<(NewImage, i32), Error> + Send>;
 
 /// A committed upload.
 #[derive(Debug, Clone)]
@@ -195,17 +212,36 @@ impl Vault {
     /// Seal `body` as a new record of `meta.patient`. Nothing is visible until the record is
     /// committed; a refused or broken upload leaves no record and no object (a crash leaves at
     /// most a temporary for the janitor).
-    pub async fn upload<S, E>(&self, meta: UploadMeta, mut body: S) -> Result<Uploaded, Error>
+    pub async fn upload<S, E>(&self, meta: UploadMeta, body: S) -> Result<Uploaded, Error>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
-        let max = self.max_upload_bytes();
+        self.upload_inspected(meta, body, None).await
+    }
+
+    /// [`Vault::upload`], the whole file handed to `inspect` (when given) after it is sealed and
+    /// before anything is committed: its refusal leaves nothing behind, like any other.
+    pub async fn upload_inspected<S, E>(
+        &self,
+        meta: UploadMeta,
+        mut body: S,
+        inspect: Option<Inspect>,
+    ) -> Result<Uploaded, Error>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let (max, inspect_too_large) = match &inspect {
+            Some(i) => (self.max_upload_bytes().min(i.limit), Some(i.too_large.clone())),
+            None => (self.max_upload_bytes(), None),
+        };
         let too_large = || {
-            Error::with_message(
-                Code::PayloadTooLarge,
-                format!("The file is larger than the limit of {} MiB.", self.inner.cfg.max_upload_mib),
-            )
+            let message = match &inspect_too_large {
+                Some(text) if max < self.max_upload_bytes() => text.clone(),
+                _ => format!("The file is larger than the limit of {} MiB.", self.inner.cfg.max_upload_mib),
+            };
+            Error::with_message(Code::PayloadTooLarge, message)
         };
         let interrupted = |e: E| {
             Error::with_message(Code::BadRequest, "The upload was interrupted.").caused_by(anyhow::anyhow!("{e}"))
@@ -239,6 +275,8 @@ impl Vault {
 
         let file_id = Uuid::new_v4();
         let data_key = Key::generate();
+        // The plaintext, kept for the inspection (bounded by its limit).
+        let mut whole: Option<Vec<u8>> = inspect.as_ref().map(|_| Vec::new());
         let mut writer = self.inner.objects.writer(file_id).await.map_err(storage_err)?;
         let sealed = async {
             let frame = self.frame_size();
@@ -278,6 +316,9 @@ impl Vault {
                 let take = if ended { pending.len() } else { (pending.len() - 1) / frame * frame };
                 let rest = pending.split_off(take);
                 let batch = Bytes::from(std::mem::replace(&mut pending, rest));
+                if let Some(whole) = whole.as_mut() {
+                    whole.extend_from_slice(&batch);
+                }
                 let half = take / frame / 2 * frame;
                 let (a, b) = (batch.slice(..half), batch.slice(half..));
                 let (key_a, key_b) = (data_key.clone(), data_key.clone());
@@ -309,7 +350,18 @@ impl Vault {
             }
         }
         .await;
-        let (size, digest) = match sealed {
+        let inspected = match (sealed, inspect) {
+            (Ok(v), Some(inspect)) => {
+                let plain = Bytes::from(whole.take().unwrap_or_default());
+                match blocking(move || (inspect.check)(media_type, plain)).await {
+                    Ok(Ok(image)) => Ok((v, Some(image))),
+                    Ok(Err(e)) | Err(e) => Err(e),
+                }
+            }
+            (Ok(v), None) => Ok((v, None)),
+            (Err(e), _) => Err(e),
+        };
+        let ((size, digest), image) = match inspected {
             Ok(v) => v,
             Err(e) => {
                 if let Err(abort) = writer.abort().await {
@@ -337,10 +389,16 @@ impl Vault {
                 patient_id: meta.patient,
                 record_type: meta.record_type.clone(),
                 title: meta.title.clone(),
-                clinical_date: meta.clinical_date.clone(),
+                // An image without a clinical date of its own is dated by its study (one not in
+                // the future).
+                clinical_date: meta.clinical_date.clone().or_else(|| {
+                    let today = jiff::Zoned::now().date().to_string();
+                    image.as_ref().and_then(|(i, _)| i.study_date.clone()).filter(|d| *d <= today)
+                }),
                 file_name: sniff::sanitize_name(&meta.file_name),
                 sensitive: meta.sensitive,
                 uploaded_by: meta.uploaded_by,
+                image,
             };
             let done = match stored::commit_upload(&self.inner.db, &file, &record).await {
                 Ok(done) => done,

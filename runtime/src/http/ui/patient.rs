@@ -68,11 +68,8 @@ pub async fn home<T: serde::Serialize>(
     care_team: Vec<T>,
 ) -> HttpResponse {
     let records_of = services.records();
-    let records = records_of.list(
-        caller.clone(),
-        patient_id,
-        RecordQuery { record_type: None, from: None, to: None, q: None, page: page(5, None) },
-    );
+    let records =
+        records_of.list(caller.clone(), patient_id, RecordQuery { page: page(5, None), ..RecordQuery::default() });
     let sessions = async {
         match also::<UseChat>(services, caller, None).await {
             Ok(pass) => services.chats().list(pass, page(3, None)).await.map(|p| p.items).unwrap_or_default(),
@@ -125,6 +122,7 @@ pub async fn records_of(
         from: nonempty(f.from.clone()),
         to: nonempty(f.to.clone()),
         q: nonempty(f.q.clone()),
+        modality: None,
         page: page(25, nonempty(f.cursor.clone())),
     };
     let p = services.records().list(caller.clone(), patient, q).await?;

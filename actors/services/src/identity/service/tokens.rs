@@ -64,12 +64,39 @@ impl Identity {
             expires_at: SystemTime::now() + std::time::Duration::from_secs(600),
             mfa_pending: false,
         };
-        let minted = self.inner.keys.mint(&claims).map_err(|e| Error::internal(anyhow::anyhow!("minting: {e}")))?;
-        let token = self.authenticate(&minted)?;
-        let client = crate::ClientInfo { ip: None, user_agent: Some("careport-cli".into()), request_id: None };
-        let mut caller = Caller::new(token, &client);
+        let mut caller = self.cli_caller(&claims)?;
         caller.ctx.actor_id = None;
         caller.ctx.actor_role = Some("operator".into());
         Ok(caller)
+    }
+
+    /// The caller `careport seed-demo` acts as for an account it has just made (a doctor who
+    /// writes the demo's reports): that account's own rights, for a few minutes, its audit
+    /// events naming the CLI as their source. Like [`Identity::operator_caller`], only a process
+    /// holding the server's keys can make it; the policies decide what it may do.
+    pub fn seeding_caller(
+        &self,
+        user: Uuid,
+        role: careport_domain::Role,
+        staff_role: Option<careport_policy::StaffRole>,
+        department: Option<String>,
+    ) -> Result<Caller, Error> {
+        let claims = Claims {
+            user,
+            role,
+            staff_role,
+            department,
+            session: Uuid::now_v7(),
+            expires_at: SystemTime::now() + std::time::Duration::from_secs(600),
+            mfa_pending: false,
+        };
+        self.cli_caller(&claims)
+    }
+
+    fn cli_caller(&self, claims: &Claims) -> Result<Caller, Error> {
+        let minted = self.inner.keys.mint(claims).map_err(|e| Error::internal(anyhow::anyhow!("minting: {e}")))?;
+        let token = self.authenticate(&minted)?;
+        let client = crate::ClientInfo { ip: None, user_agent: Some("careport-cli".into()), request_id: None };
+        Ok(Caller::new(token, &client))
     }
 }
