@@ -112,7 +112,7 @@ async fn an_unknown_department_is_refused_and_nothing_is_stored() {
     assert!(users["items"].as_array().expect("users").is_empty());
 }
 
-/// The twenty record types are seeded, and free text finds its type with a score.
+/// The twenty-one record types are seeded, and free text finds its type with a score.
 #[actix_web::test]
 async fn record_types_are_seeded_and_free_text_is_matched_to_them() {
     let app = careport_tests::spawn_app().await;
@@ -126,13 +126,14 @@ async fn record_types_are_seeded_and_free_text_is_matched_to_them() {
     .await;
     let token = app.login(&email).await["access_token"].as_str().expect("token").to_owned();
     let all: serde_json::Value = app.get_as("/api/v1/record-types", &token).await.json().await.expect("json");
-    assert_eq!(all["items"].as_array().map(Vec::len), Some(20));
+    assert_eq!(all["items"].as_array().map(Vec::len), Some(21));
     for (q, want) in [
         ("lab result", "laboratory-results"),
         ("CT report", "radiology-reports"),
         ("discharge letter", "discharge-summaries"),
         ("chemo", "chemotherapy-records"),
         ("Pathology reprot", "pathology-reports"),
+        ("DICOM", "medical-images"),
     ] {
         let res = app.get_as(&format!("/api/v1/record-types/match?q={}", q.replace(' ', "%20")), &token).await;
         assert_eq!(res.status(), 200);

@@ -354,3 +354,60 @@ async fn every_route_is_in_the_openapi_document_or_a_listed_page() {
         }
     }
 }
+
+#[actix_web::test]
+async fn an_image_record_shows_its_preview_and_what_was_read_from_it() {
+    let app = spawn_app_with(|_| {}, Vec::new()).await;
+    let p = unique("pat");
+    let patient_id = app.create_user(&p, Role::Patient, None, None).await;
+    let token = app.login(&p).await["access_token"].as_str().expect("token").to_owned();
+    // A patient uploads a study of their own (a generated DICOM file stating their identifiers).
+    let chart = careport_store::patients::get(&app.db, patient_id).await.expect("store").expect("chart");
+    let dicom = careport::seed_charts::demo_dicom(&chart, "CR", "CHEST", "1.2.840.10008.5.1.4.1.1.1", "20260301");
+    let (ct, body) =
+        crate::records::multipart(&[("record_type", "medical-images"), ("title", "Chest X-ray")], "cr.dcm", &dicom);
+    let res = app
+        .client
+        .post(app.url(&format!("/api/v1/patients/{patient_id}/records")))
+        .bearer_auth(&token)
+        .header("content-type", ct)
+        .body(body)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(res.status(), 201);
+    let record: Value = res.json().await.expect("json");
+    let id = record["id"].as_str().expect("id").to_owned();
+    let cookie = web_session(&app, &p).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (s, v) = app.send("GET", &format!("/api/v1/records/{id}"), &token, None).await;
+        assert_eq!(s, 200, "{v}");
+        if v["image"]["preview"]["status"] == "ready" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no preview within 30 s: {v}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (s, page_body, _) = page(&app, Some(&cookie), &format!("/records/{id}")).await;
+    assert_eq!(s, 200);
+    // Attribute values come HTML-escaped (`/` as `&#x2f;`), as the browser reads them.
+    let page_body = page_body.replace("&#x2f;", "/");
+    assert!(page_body.contains(&format!("/api/v1/records/{id}/preview?size=web")), "{page_body}");
+    for shown in ["X-ray", "CR", "CHEST", "2026-03-01", "256 × 256", "Match this chart"] {
+        assert!(page_body.contains(shown), "{shown} on the page");
+    }
+    let (_, list, _) = page(&app, Some(&cookie), "/records").await;
+    let list = list.replace("&#x2f;", "/");
+    assert!(list.contains(&format!("/api/v1/records/{id}/preview?size=thumb")) && list.contains("class=\"thumb\""));
+    // The page's image loads with the page's own cookie.
+    let res = app
+        .client
+        .get(app.url(&format!("/api/v1/records/{id}/preview?size=web")))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .expect("preview");
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("image/png"));
+}

@@ -155,6 +155,9 @@ pub struct NewRecord {
     /// What was read from a medical image: its row is written with the record, and, when its
     /// preview is `pending`, the job that makes it (with these attempts at most).
     pub image: Option<(crate::images::NewImage, i32)>,
+    /// The uploader's idempotency key, kept with the record; an upload of the same user with
+    /// the same key since `.2` (ms) commits nothing and names the earlier record instead.
+    pub once: Option<(Uuid, String, i64)>,
 }
 
 /// A statement reading [`RecordRow`]s: the columns and the join, then `$rest`.
@@ -191,6 +194,25 @@ pub struct Committed {
     pub file_id: Uuid,
     /// The patient already had this content: the new object is not used and may be deleted.
     pub duplicate: bool,
+    /// The upload was made before under the same idempotency key: nothing was committed, and
+    /// this is the record it made (the new object is not used).
+    pub replay: Option<Uuid>,
+}
+
+static KEY_OF: Sql =
+    Sql::new("SELECT record_id FROM upload_keys WHERE user_id = $1 AND idem_key = $2 AND created_at >= $3");
+static INSERT_KEY_OF: Sql =
+    Sql::new("INSERT INTO upload_keys (user_id, idem_key, record_id, created_at) VALUES ($1, $2, $3, $4)");
+
+/// The record an upload of `user` with idempotency key `key` made since `since` (ms), if any.
+pub async fn upload_key(db: &Db, user: Uuid, key: &str, since: i64) -> Result<Option<Uuid>, sqlx::Error> {
+    scalar!(db.writer(), Uuid, fetch_optional, &KEY_OF, user, key, since)
+}
+
+/// Forget idempotency keys older than `before` (ms); how many went.
+pub async fn purge_upload_keys(db: &Db, before: i64) -> Result<u64, sqlx::Error> {
+    static PURGE: Sql = Sql::new("DELETE FROM upload_keys WHERE created_at < $1");
+    exec!(db.writer(), &PURGE, before)
 }
 
 /// Commit an upload: the file (unless the patient already has the same content, found by its
@@ -204,6 +226,17 @@ pub async fn commit_upload(db: &Db, file: &NewFile, record: &NewRecord) -> Resul
             sqlx::query_scalar(PATIENT_OPEN.text(dialect)).bind(file.patient_id).fetch_one(&mut *tx).await?;
         if open == 0 {
             return Err(sqlx::Error::RowNotFound);
+        }
+        if let Some((user, key, since)) = &record.once {
+            let earlier: Option<Uuid> = sqlx::query_scalar(KEY_OF.text(dialect))
+                .bind(user)
+                .bind(key)
+                .bind(since)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(earlier) = earlier {
+                return Ok(Committed { file_id: file.id, duplicate: true, replay: Some(earlier) });
+            }
         }
         sqlx::query(INSERT_FILE.text(dialect))
             .bind(file.id)
@@ -236,6 +269,15 @@ pub async fn commit_upload(db: &Db, file: &NewFile, record: &NewRecord) -> Resul
             .bind(now)
             .execute(&mut *tx)
             .await?;
+        if let Some((user, key, _)) = &record.once {
+            sqlx::query(INSERT_KEY_OF.text(dialect))
+                .bind(user)
+                .bind(key)
+                .bind(record.id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
         if let Some((image, attempts)) = &record.image {
             sqlx::query(crate::images::INSERT.text(dialect))
                 .bind(record.id)
@@ -270,7 +312,7 @@ pub async fn commit_upload(db: &Db, file: &NewFile, record: &NewRecord) -> Resul
                     .await?;
             }
         }
-        Ok::<_, sqlx::Error>(Committed { file_id, duplicate: file_id != file.id })
+        Ok::<_, sqlx::Error>(Committed { file_id, duplicate: file_id != file.id, replay: None })
     })
 }
 

@@ -13,7 +13,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use careport_actors::Services;
 use careport_actors::door::PageRequest;
-use careport_actors::door::records::{RecordQuery, UploadFields};
+use careport_actors::door::records::{Once, RecordQuery, UploadFields};
 use careport_domain::{Code, Error};
 use futures_util::StreamExt;
 use serde::Deserialize;
@@ -137,12 +137,20 @@ async fn read_form(
 /// metadata is read and kept (`image` in the answer), and its patient identifiers must match the
 /// chart (409 `patient_mismatch`, nothing kept) unless an administrator sends
 /// `override_identity=true`; previews are made by a job.
-#[utoipa::path(post, path = "/api/v1/patients/{id}/records", tag = "records", params(("id" = Uuid, Path, description = "Patient id"), UploadQuery),
+///
+/// With an `Idempotency-Key` header (1 to 200 visible ASCII characters, the uploader's own, kept
+/// a day), sending the same upload again — its answer lost — answers 200 with the record the
+/// first one made (`Idempotent-Replayed: true`) and keeps nothing new; the same key for another
+/// chart is 409.
+#[utoipa::path(post, path = "/api/v1/patients/{id}/records", tag = "records", params(("id" = Uuid, Path, description = "Patient id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 200 visible ASCII characters: a resend with the same key answers the first upload's record"), UploadQuery),
     request_body(content = String, description = "multipart/form-data (fields, then `file`), or the raw file", content_type = "multipart/form-data"),
-    responses((status = 201, description = "The record"), (status = 400, description = "Bad metadata", body = super::error::ErrorBody),
+    responses((status = 201, description = "The record"),
+        (status = 200, description = "The record an earlier upload with the same `Idempotency-Key` made (`Idempotent-Replayed: true`)"),
+        (status = 400, description = "Bad metadata", body = super::error::ErrorBody),
         (status = 404, description = "No such patient, or not yours", body = super::error::ErrorBody),
         (status = 403, description = "`override_identity` asked by someone who may not override", body = super::error::ErrorBody),
-        (status = 409, description = "The patient's record is deleted, or (`patient_mismatch`) a DICOM file names another patient", body = super::error::ErrorBody),
+        (status = 409, description = "The patient's record is deleted; (`patient_mismatch`) a DICOM file names another patient; the `Idempotency-Key` was used for another chart", body = super::error::ErrorBody),
         (status = 413, description = "Over `vault.max_upload_mib` (a medical image: over 1 GiB)", body = super::error::ErrorBody),
         (status = 415, description = "Not PDF, PNG, JPEG, TIFF, DICOM or plain text", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
@@ -153,6 +161,24 @@ pub async fn upload(
     payload: web::Payload,
 ) -> Result<HttpResponse> {
     let pending = services.records().start_upload(auth.pass, declared_length(&req)).await?;
+    let key = match req.headers().get("idempotency-key").map(|v| v.to_str().map(str::to_owned)) {
+        None => None,
+        Some(Ok(key)) => Some(key),
+        Some(Err(_)) => {
+            let e = invalid("Idempotency-Key must be 1 to 200 visible ASCII characters.");
+            return Err(pending.refuse(e).await.into());
+        }
+    };
+    let pending = match pending.once(key).await? {
+        Once::Fresh(pending) => pending,
+        Once::Replayed(record) => {
+            return Ok(HttpResponse::Ok()
+                .insert_header((header::LOCATION, format!("/api/v1/records/{}", record.id)))
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .insert_header(("Idempotent-Replayed", "true"))
+                .json(record));
+        }
+    };
     let is_multipart = req
         .headers()
         .get(header::CONTENT_TYPE)

@@ -267,3 +267,56 @@ async fn bad_uploads_get_their_code_and_store_nothing() {
         .collect();
     assert!(failures.contains(&"unsupported_media_type") && failures.contains(&"payload_too_large"), "{failures:?}");
 }
+
+/// An upload sent again with the same `Idempotency-Key` (its answer lost) answers the first
+/// record and keeps nothing new; the key is the uploader's own and bound to its chart.
+#[actix_web::test]
+async fn an_upload_resent_with_its_idempotency_key_makes_one_record() {
+    let c = chart().await;
+    let send = |token: &str, patient: uuid::Uuid, key: Option<&str>, seed: u64| {
+        let (ct, body) =
+            multipart(&[("record_type", "laboratory-results"), ("title", "Bloods")], "r.pdf", &pdf(seed, 3000));
+        let mut req = c
+            .app
+            .client
+            .post(c.app.url(&format!("/api/v1/patients/{patient}/records")))
+            .bearer_auth(token)
+            .header("content-type", ct)
+            .body(body);
+        if let Some(k) = key {
+            req = req.header("idempotency-key", k);
+        }
+        async move {
+            let res = req.send().await.expect("upload");
+            let status = res.status().as_u16();
+            let replayed = res.headers().get("idempotent-replayed").is_some();
+            (status, replayed, res.json::<serde_json::Value>().await.unwrap_or_default())
+        }
+    };
+    let (s, replayed, first) = send(&c.doctor, c.patient_id, Some("scan-2026-03-01-a"), 1).await;
+    assert_eq!((s, replayed), (201, false), "{first}");
+    let records = c.count("medical_records").await;
+    let objects = c.objects().await.0;
+    // The same key again — even with other bytes, as a client resending after a timeout might
+    // have re-encoded them — answers the first record.
+    let (s, replayed, again) = send(&c.doctor, c.patient_id, Some("scan-2026-03-01-a"), 2).await;
+    assert_eq!((s, replayed), (200, true), "{again}");
+    assert_eq!(again["id"], first["id"]);
+    assert_eq!((c.count("medical_records").await, c.objects().await.0), (records, objects), "nothing new kept");
+    let trail = c.audit(first["id"].as_str().expect("id")).await;
+    assert!(trail.iter().any(|(a, _, d)| a == "record.upload" && d.contains("replayed")), "{trail:?}");
+    // Another uploader's same key is theirs: a new record.
+    let (s, _, theirs) = send(&c.nurse, c.patient_id, Some("scan-2026-03-01-a"), 3).await;
+    assert_eq!(s, 201, "{theirs}");
+    assert_ne!(theirs["id"], first["id"]);
+    // The same key for another chart, a bad key: refused, nothing kept.
+    let (s, _, v) = send(&c.doctor, c.other_patient_id, Some("scan-2026-03-01-a"), 4).await;
+    assert_eq!((s, v["code"].as_str()), (404, Some("not_found")), "not the doctor's chart: {v}");
+    let (s, _, v) = send(&c.admin, c.other_patient_id, Some("k1"), 5).await;
+    assert_eq!(s, 201, "{v}");
+    let (s, _, v) = send(&c.admin, c.patient_id, Some("k1"), 6).await;
+    assert_eq!((s, v["code"].as_str()), (409, Some("conflict")), "{v}");
+    let (s, _, v) = send(&c.doctor, c.patient_id, Some(&"k".repeat(201)), 7).await;
+    assert_eq!((s, v["code"].as_str()), (400, Some("invalid_value")), "{v}");
+    assert_eq!(c.count("medical_records").await, records + 2);
+}

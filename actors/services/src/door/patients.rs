@@ -253,12 +253,22 @@ impl Patients<'_> {
         Ok(account)
     }
 
-    /// Who opened the caller's record, and when (patients), newest first.
+    /// Who opened the caller's record, and when (patients), newest first. The read is audited
+    /// like any other (failing closed): the log names who read what, and whoever reads it — the
+    /// patient, or someone holding their session — leaves a trace of their own.
     pub async fn access_log(&self, pass: Pass<ReadOwnAccessLog>, req: PageRequest) -> Result<Page<AccessRow>, Error> {
         let limit = req.limit()?;
         let before = page::decode_seq(req.cursor.as_deref())?;
         let own_since = careport_store::chart_links::own_reads_since(&self.0.db, pass.id()).await.map_err(store_err)?;
         let entries = trail::access_log(&self.0.db, pass.id(), own_since, before, limit).await.map_err(store_err)?;
+        let event = pass
+            .caller()
+            .ctx
+            .event("patient.access_log", outcome::SUCCESS)
+            .resource("access_log", pass.id())
+            .patient(pass.id())
+            .detail(format!("{} entries", entries.len()));
+        self.0.audit.one(event).await?;
         Ok(Page::of(entries, limit, |e| e.seq.to_string()))
     }
 }

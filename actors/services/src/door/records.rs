@@ -34,7 +34,7 @@ use crate::access::{
 };
 use crate::audit::{EventExt, outcome};
 use crate::imaging::dicom::ImageKind;
-use crate::vault::{Download, Inspect, UploadMeta};
+use crate::vault::{Download, Inspect, UPLOAD_KEY_TTL, UploadMeta, UploadWith};
 use crate::{Caller, ClientInfo, Pass, Services};
 
 /// The medical record operations.
@@ -226,7 +226,7 @@ impl<'a> Records<'a> {
         if p.deleted_at.is_some() {
             return Err(Error::with_message(Code::Conflict, "The patient's record is deleted; restore it first."));
         }
-        let pending = PendingUpload { services: self.0, pass };
+        let pending = PendingUpload { services: self.0, pass, once: None };
         let max = self.0.vault.max_upload_bytes();
         if declared_len.is_some_and(|n| n > max.saturating_add(FRAMING_SLACK)) {
             let too_large = Error::with_message(
@@ -458,9 +458,77 @@ fn download_event(
 pub struct PendingUpload<'a> {
     services: &'a Services,
     pass: Pass<UploadToPatient>,
+    /// The caller's idempotency key, once [`PendingUpload::once`] found it unused.
+    once: Option<String>,
 }
 
-impl PendingUpload<'_> {
+/// What [`PendingUpload::once`] found.
+pub enum Once<'a> {
+    /// No upload of the caller's had this key: go on with this one.
+    Fresh(PendingUpload<'a>),
+    /// The caller made this record with this key within a day: it is the answer again, and the
+    /// body need not be read.
+    Replayed(Box<Record>),
+}
+
+impl<'a> PendingUpload<'a> {
+    /// Give the upload the caller's idempotency key (the `Idempotency-Key` header: 1 to 200
+    /// visible ASCII characters). A client that lost the answer to an upload sends it again with
+    /// the same key and gets the record the first one made — audited as a replay — instead of a
+    /// second record; the same key for another chart is 409. Checked again in the upload's own
+    /// transaction, so two sends racing each other still make one record.
+    pub async fn once(mut self, key: Option<String>) -> Result<Once<'a>, Error> {
+        let Some(key) = key else { return Ok(Once::Fresh(self)) };
+        if key.is_empty() || key.len() > 200 || !key.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+            return Err(self.refuse(invalid("Idempotency-Key must be 1 to 200 visible ASCII characters.")).await);
+        }
+        let since = careport_domain::time::now_ms() - UPLOAD_KEY_TTL.as_millis() as i64;
+        let user = self.pass.caller().user();
+        let earlier = match stored::upload_key(&self.services.db, user, &key, since).await {
+            Ok(earlier) => earlier,
+            Err(e) => return Err(self.refuse(store_err(e)).await),
+        };
+        match earlier {
+            None => {
+                self.once = Some(key);
+                Ok(Once::Fresh(self))
+            }
+            Some(id) => match self.replay(id).await {
+                Ok(record) => Ok(Once::Replayed(Box::new(record))),
+                Err(e) => Err(self.refuse(e).await),
+            },
+        }
+    }
+
+    /// The record an earlier upload with the same key made, audited as a replay.
+    async fn replay(&self, id: Uuid) -> Result<Record, Error> {
+        let services = self.services;
+        let (caller, patient) = (self.pass.caller(), self.pass.id());
+        let r = stored::record(&services.db, id).await.map_err(store_err)?.ok_or_else(|| Error::new(Code::NotFound))?;
+        if r.patient_id != patient {
+            return Err(Error::with_message(
+                Code::Conflict,
+                "This Idempotency-Key was used for an upload into another chart; use a new key for a new upload.",
+            ));
+        }
+        if r.deleted_at.is_some() {
+            return Err(Error::with_message(
+                Code::Conflict,
+                "The record this Idempotency-Key made was deleted since; use a new key to upload again.",
+            ));
+        }
+        let event = caller
+            .ctx
+            .event("record.upload", outcome::SUCCESS)
+            .resource("document", r.id)
+            .patient(patient)
+            .detail("replayed: the same Idempotency-Key");
+        services.audit.one(event).await?;
+        let mut record = Record::from(&r);
+        record.image = images::image_of(services, &record).await?.as_ref().map(Image::from);
+        Ok(record)
+    }
+
     /// Check the metadata, seal the body as it streams (415 from its first bytes if it is not
     /// an accepted type, 413 past the limit) and commit the record. A refusal is audited with
     /// its code; a success with the size and type.
@@ -474,7 +542,10 @@ impl PendingUpload<'_> {
         let identity: images::Outcome = Arc::default();
         let stored = match image_check(services, caller, patient, &fields, identity.clone()).await {
             Ok(inspect) => match check_meta(services, fields, patient, caller.user()).await {
-                Ok(meta) => services.vault.upload_inspected(meta, body, inspect).await,
+                Ok(meta) => {
+                    let once = self.once.clone().map(|key| (caller.user(), key));
+                    services.vault.upload_with(meta, body, UploadWith { inspect, once }).await
+                }
                 Err(e) => Err(e),
             },
             Err(e) => Err(e),
@@ -484,6 +555,10 @@ impl PendingUpload<'_> {
             Err(e) => return Err(self.refuse(e).await),
         };
         let r = &uploaded.record;
+        if uploaded.replayed {
+            // Another send with the same key committed first (the two raced): its record.
+            return self.replay(r.id).await;
+        }
         services
             .audit
             .one(

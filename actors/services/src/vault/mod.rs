@@ -128,12 +128,28 @@ pub struct Inspect {
 /// preview job's attempts out.
 pub type InspectFn = Box<dyn FnOnce(&'static str, Bytes) -> Result<(NewImage, i32), Error> + Send>;
 
+/// What an upload may carry beyond its metadata and body.
+#[derive(Default)]
+pub struct UploadWith {
+    /// A check of the whole file before it is committed (medical images).
+    pub inspect: Option<Inspect>,
+    /// The uploader and their idempotency key: an upload of theirs with the same key within
+    /// [`UPLOAD_KEY_TTL`] makes nothing new and answers the record the first one made.
+    pub once: Option<(Uuid, String)>,
+}
+
+/// How long an upload's idempotency key is remembered.
+pub const UPLOAD_KEY_TTL: Duration = Duration::from_secs(24 * 3600);
+
 /// A committed upload.
 #[derive(Debug, Clone)]
 pub struct Uploaded {
     pub record: RecordRow,
     /// The patient already had this content: the record points at the stored file.
     pub duplicate: bool,
+    /// The same uploader sent this idempotency key before: `record` is the one made then, and
+    /// nothing new was kept.
+    pub replayed: bool,
 }
 
 fn storage_err(e: std::io::Error) -> Error {
@@ -217,21 +233,18 @@ impl Vault {
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
-        self.upload_inspected(meta, body, None).await
+        self.upload_with(meta, body, UploadWith::default()).await
     }
 
-    /// [`Vault::upload`], the whole file handed to `inspect` (when given) after it is sealed and
-    /// before anything is committed: its refusal leaves nothing behind, like any other.
-    pub async fn upload_inspected<S, E>(
-        &self,
-        meta: UploadMeta,
-        mut body: S,
-        inspect: Option<Inspect>,
-    ) -> Result<Uploaded, Error>
+    /// [`Vault::upload`], the whole file handed to `with.inspect` (when given) after it is sealed
+    /// and before anything is committed — its refusal leaves nothing behind, like any other —
+    /// and the uploader's idempotency key (`with.once`) committed with the record.
+    pub async fn upload_with<S, E>(&self, meta: UploadMeta, mut body: S, with: UploadWith) -> Result<Uploaded, Error>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
+        let UploadWith { inspect, once } = with;
         let (max, inspect_too_large) = match &inspect {
             Some(i) => (self.max_upload_bytes().min(i.limit), Some(i.too_large.clone())),
             None => (self.max_upload_bytes(), None),
@@ -395,6 +408,7 @@ impl Vault {
                     let today = jiff::Zoned::now().date().to_string();
                     image.as_ref().and_then(|(i, _)| i.study_date.clone()).filter(|d| *d <= today)
                 }),
+                once: once.map(|(user, key)| (user, key, now_ms() - UPLOAD_KEY_TTL.as_millis() as i64)),
                 file_name: sniff::sanitize_name(&meta.file_name),
                 sensitive: meta.sensitive,
                 uploaded_by: meta.uploaded_by,
@@ -421,11 +435,12 @@ impl Vault {
         if done.duplicate {
             self.delete_object(file_id).await;
         }
+        let record_id = done.replay.unwrap_or(record_id);
         let record = stored::record(&self.inner.db, record_id)
             .await
             .map_err(store_err)?
             .ok_or_else(|| Error::internal(anyhow::anyhow!("a committed record is missing")))?;
-        Ok(Uploaded { record, duplicate: done.duplicate })
+        Ok(Uploaded { record, duplicate: done.duplicate, replayed: done.replay.is_some() })
     }
 
     async fn delete_object(&self, id: Uuid) {
@@ -517,6 +532,9 @@ impl Vault {
     pub async fn sweep(&self) -> Result<(usize, usize), Error> {
         let grace = Duration::from_secs(self.inner.cfg.orphan_grace_secs);
         let temporaries = self.inner.objects.sweep(grace).await.map_err(storage_err)?;
+        stored::purge_upload_keys(&self.inner.db, now_ms() - UPLOAD_KEY_TTL.as_millis() as i64)
+            .await
+            .map_err(store_err)?;
         // An S3 object's time may be when its multipart upload began, not when it completed:
         // an orphan there must also be older than the longest an upload may take.
         let grace = match self.inner.objects.kind() {
