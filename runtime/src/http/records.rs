@@ -172,6 +172,16 @@ pub async fn upload(
     let pending = match pending.once(key).await? {
         Once::Fresh(pending) => pending,
         Once::Replayed(record) => {
+            // The body is read to its end, unkept: a client still sending it when the answer
+            // came would see its connection reset, and send the upload again.
+            // At most as much as an upload may send, then the connection may go.
+            let (mut payload, mut left) = (payload, services.vault.max_upload_bytes().saturating_add(64 << 10));
+            while let Some(Ok(chunk)) = payload.next().await {
+                left = left.saturating_sub(chunk.len() as u64);
+                if left == 0 {
+                    break;
+                }
+            }
             return Ok(HttpResponse::Ok()
                 .insert_header((header::LOCATION, format!("/api/v1/records/{}", record.id)))
                 .insert_header((header::CACHE_CONTROL, "no-store"))
