@@ -282,7 +282,7 @@ async fn a_fresh_portal_has_the_bundled_plugins_and_an_operator_s_own_stay_their
     }
     let fresh = listed(&app, &token).await;
     assert_eq!(fresh.len(), 7, "{fresh:?}");
-    assert_eq!(fresh["lang-es"], ("1.5.0".to_owned(), true));
+    assert_eq!(fresh["lang-es"], ("1.6.0".to_owned(), true));
     assert!(!fresh["redact-phi"].1, "the OCR examples wait disabled");
     assert!(!fresh["lab-values"].1);
 
@@ -292,7 +292,7 @@ async fn a_fresh_portal_has_the_bundled_plugins_and_an_operator_s_own_stay_their
     let upload = |name: &str, module: &str, version: &str| {
         let manifest = std::fs::read_to_string(dir(name).join("plugin.toml"))
             .expect("manifest")
-            .replace("version = \"1.5.0\"", &format!("version = \"{version}\""));
+            .replace("version = \"1.6.0\"", &format!("version = \"{version}\""));
         json!({
             "manifest": manifest,
             "module_base64": data_encoding::BASE64.encode(&std::fs::read(dir(name).join(module)).expect("module")),
@@ -309,7 +309,7 @@ async fn a_fresh_portal_has_the_bundled_plugins_and_an_operator_s_own_stay_their
     let token = app.login(&email).await["access_token"].as_str().expect("token").to_owned();
     let after = listed(&app, &token).await;
     assert_eq!(after["lang-fr"], ("9.0.0".to_owned(), true), "the operator's higher version stays");
-    assert_eq!(after["lang-zh"], ("1.5.0".to_owned(), false), "upgraded, still disabled");
+    assert_eq!(after["lang-zh"], ("1.6.0".to_owned(), false), "upgraded, still disabled");
     assert!(!after["redact-phi"].1);
 }
 
@@ -352,7 +352,7 @@ async fn catalogues_are_read_once_per_pack_version() {
     let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/examples/lang-es");
     let manifest = std::fs::read_to_string(dir.join("plugin.toml"))
         .expect("manifest")
-        .replace("version = \"1.5.0\"", "version = \"1.6.0\"");
+        .replace("version = \"1.6.0\"", "version = \"1.7.0\"");
     let body = json!({
         "manifest": manifest,
         "module_base64": data_encoding::BASE64.encode(&std::fs::read(dir.join("lang_es.wasm")).expect("module")),

@@ -87,7 +87,7 @@ async fn portal(bundled: bool) -> Portal {
 async fn every_page_renders_for_the_roles_that_may_open_it_with_the_ui_headers() {
     let p = portal(false).await;
     let everyone = ["/home", "/settings", "/chat"];
-    let patient = ["/records", "/appointments", "/access-log"];
+    let patient = ["/records", "/appointments", "/access-log", "/reports", "/billing"];
     let doctor = ["/patients", "/hours", "/appointments"];
     let admin = [
         "/admin/users",
@@ -128,6 +128,7 @@ async fn every_page_renders_for_the_roles_that_may_open_it_with_the_ui_headers()
     // The menu is what the policies allow: administration only for the administrator.
     let (_, patient_home, _) = page(&p.app, Some(&p.patient), "/home").await;
     assert!(patient_home.contains("href=\"/records\"") && patient_home.contains("href=\"/access-log\""));
+    assert!(patient_home.contains("href=\"/reports\"") && patient_home.contains("href=\"/billing\""));
     assert!(!patient_home.contains("href=\"/admin/users\"") && !patient_home.contains("href=\"/patients\""));
     let (_, doctor_home, _) = page(&p.app, Some(&p.doctor), "/home").await;
     assert!(doctor_home.contains("href=\"/patients\"") && doctor_home.contains("href=\"/hours\""));
@@ -135,7 +136,9 @@ async fn every_page_renders_for_the_roles_that_may_open_it_with_the_ui_headers()
     let (_, admin_home, _) = page(&p.app, Some(&p.admin), "/home").await;
     assert!(admin_home.contains("href=\"/admin/users\"") && admin_home.contains("<svg class=\"chart\""));
     // An administrator may open any chart and any clinician's hours, but has neither of their own.
-    for own in ["href=\"/records\"", "href=\"/hours\"", "href=\"/access-log\""] {
+    for own in
+        ["href=\"/records\"", "href=\"/hours\"", "href=\"/access-log\"", "href=\"/reports\"", "href=\"/billing\""]
+    {
         assert!(!admin_home.contains(own), "{own} in an administrator's menu");
     }
 }
@@ -230,6 +233,8 @@ const OUTSIDE_OPENAPI: &[(&str, &str, Access)] = &[
     ("GET", "/chat/{}", Access::SignedIn),
     ("GET", "/passages/{}", Access::SignedIn),
     ("GET", "/access-log", Access::SignedIn),
+    ("GET", "/reports", Access::SignedIn),
+    ("GET", "/billing", Access::SignedIn),
     ("GET", "/patients", Access::SignedIn),
     ("GET", "/patients/{}", Access::SignedIn),
     ("GET", "/hours", Access::SignedIn),
@@ -410,4 +415,63 @@ async fn an_image_record_shows_its_preview_and_what_was_read_from_it() {
         .expect("preview");
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("image/png"));
+}
+
+#[actix_web::test]
+async fn a_patient_reads_their_signed_reports_and_their_bills() {
+    let app = spawn_app_with(|_| {}, Vec::new()).await;
+    let (a, d, p) = (unique("admin"), unique("doc"), unique("pat"));
+    app.create_user(&a, Role::Admin, None, None).await;
+    let doctor_id = app.create_user(&d, Role::Clinician, Some(StaffRole::Doctor), Some("oncology")).await;
+    let patient_id = app.create_user(&p, Role::Patient, None, None).await;
+    let token = |e: String| {
+        let app = &app;
+        async move { app.login(&e).await["access_token"].as_str().expect("token").to_owned() }
+    };
+    let (admin, doctor) = (token(a.clone()).await, token(d.clone()).await);
+    let assign = json!({"clinician_id": doctor_id, "cancer_type_id": "uterine-leiomyosarcoma-ulms"});
+    let (s, v) = app.send("POST", &format!("/api/v1/patients/{patient_id}/assignments"), &admin, Some(assign)).await;
+    assert_eq!(s, 201, "{v}");
+    let report = json!({"findings": "Clear lungs.", "impression": "No acute abnormality.", "icd10": ["Z09"]});
+    let (s, draft) = app.send("POST", &format!("/api/v1/patients/{patient_id}/reports"), &doctor, Some(report)).await;
+    assert_eq!(s, 201, "{draft}");
+    let (_, second) = app
+        .send(
+            "POST",
+            &format!("/api/v1/patients/{patient_id}/reports"),
+            &doctor,
+            Some(json!({"findings": "Draft only.", "impression": "Not signed yet.", "icd10": []})),
+        )
+        .await;
+    assert!(second["id"].is_string());
+    let (s, _) = app
+        .send("POST", &format!("/api/v1/reports/{}/finalize", draft["id"].as_str().expect("id")), &doctor, None)
+        .await;
+    assert_eq!(s, 200);
+    for (code, price, due, pay) in [("CONS", 12345, "2026-01-10", false), ("IMG", 50000, "2099-01-01", true)] {
+        let bill = json!({"service_code": code, "description": format!("{code} service"), "quantity": 1,
+            "unit_price": price, "due_date": due});
+        let (s, b) = app.send("POST", &format!("/api/v1/patients/{patient_id}/billing"), &admin, Some(bill)).await;
+        assert_eq!(s, 201, "{b}");
+        if pay {
+            let (s, _) =
+                app.send("POST", &format!("/api/v1/billing/{}/pay", b["id"].as_str().expect("id")), &admin, None).await;
+            assert_eq!(s, 200);
+        }
+    }
+    let cookie = web_session(&app, &p).await;
+    let (s, reports, _) = page(&app, Some(&cookie), "/reports").await;
+    assert_eq!(s, 200);
+    assert!(reports.contains("No acute abnormality.") && reports.contains("Z09") && reports.contains("Imaging report"));
+    assert!(!reports.contains("Not signed yet."), "a draft is not the patient's to read");
+    let (s, bills, _) = page(&app, Some(&cookie), "/billing").await;
+    assert_eq!(s, 200);
+    assert!(bills.contains("123.45 EUR") && bills.contains("500.00 EUR"), "minor units shown as major: {bills}");
+    assert!(bills.contains("Overdue") && bills.contains("Paid"), "{bills}");
+    // A clinician has no such pages of their own: no chart, so no entry and the page refuses.
+    let doctor_cookie = web_session(&app, &d).await;
+    let (_, home, _) = page(&app, Some(&doctor_cookie), "/home").await;
+    assert!(!home.contains("href=\"/reports\"") && !home.contains("href=\"/billing\""));
+    let (s, _, _) = page(&app, Some(&doctor_cookie), "/billing").await;
+    assert_eq!(s, 404, "not theirs");
 }

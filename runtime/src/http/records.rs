@@ -175,7 +175,7 @@ pub async fn upload(
             // The body is read to its end, unkept: a client still sending it when the answer
             // came would see its connection reset, and send the upload again.
             // At most as much as an upload may send, then the connection may go.
-            let (mut payload, mut left) = (payload, services.vault.max_upload_bytes().saturating_add(64 << 10));
+            let (mut payload, mut left) = (payload, services.records().body_limit());
             while let Some(Ok(chunk)) = payload.next().await {
                 left = left.saturating_sub(chunk.len() as u64);
                 if left == 0 {

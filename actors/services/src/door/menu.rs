@@ -9,8 +9,8 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::access::{
-    ListAppointments, ListPatients, ManageKnowledge, ManagePlugins, ManageReference, ManageUsers, ReadAudit,
-    ReadOwnAccessLog, ReadPatient, ReadStats, UseChat, WriteClinician,
+    ListAppointments, ListPatients, ListReports, ManageKnowledge, ManagePlugins, ManageReference, ManageUsers,
+    ReadAudit, ReadBilling, ReadOwnAccessLog, ReadPatient, ReadStats, UseChat, WriteClinician,
 };
 use crate::{Caller, Services};
 
@@ -20,6 +20,9 @@ pub struct Menu {
     /// Their own chart (a patient's records and access log), by its id.
     pub chart: Option<Uuid>,
     pub access_log: bool,
+    /// Their own chart's signed diagnosis reports, and their own bills.
+    pub reports: bool,
+    pub billing: bool,
     pub patients: bool,
     pub appointments: bool,
     pub chat: bool,
@@ -59,6 +62,9 @@ pub async fn menu(services: &Services, caller: &Caller) -> Menu {
         a.allows::<UseChat>(caller, None),
         async { own_profile && a.allows::<WriteClinician>(caller, me).await },
     );
+    let (reports, billing) = tokio::join!(async { own_chart && a.allows::<ListReports>(caller, me).await }, async {
+        own_chart && a.allows::<ReadBilling>(caller, me).await
+    },);
     let (users, reference, knowledge, plugins, audit, stats) = tokio::join!(
         a.allows::<ManageUsers>(caller, None),
         a.allows::<ManageReference>(caller, None),
@@ -70,6 +76,8 @@ pub async fn menu(services: &Services, caller: &Caller) -> Menu {
     Menu {
         chart: chart.then_some(caller.user()),
         access_log,
+        reports,
+        billing,
         // Whoever has a chart of their own opens it directly; the list is for those who see others'.
         patients: patients && !chart,
         appointments,

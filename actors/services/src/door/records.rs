@@ -214,6 +214,12 @@ fn filter_date(field: &str, v: Option<&str>) -> Result<Option<String>, Error> {
 }
 
 impl<'a> Records<'a> {
+    /// The most an upload's body may hold, a form's framing included: what an adapter reads of
+    /// a body it does not keep (a replayed upload's) before it lets the connection go.
+    pub fn body_limit(&self) -> u64 {
+        self.0.vault.max_upload_bytes().saturating_add(FRAMING_SLACK)
+    }
+
     /// Begin an upload into the pass's chart, before its body is read: the chart must be open
     /// (404 if the caller does not see it, 409 if it is deleted), and a declared length beyond
     /// the limit (with room for a form's framing) is refused unread (413, audited).

@@ -66,6 +66,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("chat.html", include_str!("../../../ui/templates/chat.html")),
     ("passage.html", include_str!("../../../ui/templates/passage.html")),
     ("access_log.html", include_str!("../../../ui/templates/access_log.html")),
+    ("reports.html", include_str!("../../../ui/templates/reports.html")),
+    ("billing.html", include_str!("../../../ui/templates/billing.html")),
     ("settings.html", include_str!("../../../ui/templates/settings.html")),
     ("patients.html", include_str!("../../../ui/templates/patients.html")),
     ("chart.html", include_str!("../../../ui/templates/chart.html")),
@@ -171,6 +173,7 @@ impl Ui {
         let zone = tz.clone();
         env.add_filter("clock", move |v: Value| format_time(&v, &zone, "%H:%M"));
         env.add_filter("bytes", |n: i64| human_bytes(n));
+        env.add_filter("money", |minor: i64, currency: String| money(minor, &currency));
         let mut hasher = sha2::Sha256::new();
         for (_, _, content) in STATIC {
             hasher.update(content.as_bytes());
@@ -242,6 +245,31 @@ fn format_time(v: &Value, tz: &jiff::tz::TimeZone, format: &str) -> String {
         Some(ts) => ts.to_zoned(tz.clone()).strftime(format).to_string(),
         None => String::new(),
     }
+}
+
+/// An amount in minor units of `currency` as its major units, in integers only (no float on
+/// the path of money): `12345, "EUR"` is `123.45`; currencies without minor units (JPY, KRW, …)
+/// and those with three (BHD, KWD, …) are shown with their own number of decimals.
+fn money(minor: i64, currency: &str) -> String {
+    const NONE: [&str; 17] = [
+        "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND", "VUV", "XAF", "XOF",
+        "XPF",
+    ];
+    const THREE: [&str; 7] = ["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"];
+    let decimals: u32 = if NONE.contains(&currency) {
+        0
+    } else if THREE.contains(&currency) {
+        3
+    } else {
+        2
+    };
+    let sign = if minor < 0 { "-" } else { "" };
+    let abs = minor.unsigned_abs();
+    if decimals == 0 {
+        return format!("{sign}{abs}");
+    }
+    let unit = 10u64.pow(decimals);
+    format!("{sign}{}.{:0width$}", abs / unit, abs % unit, width = decimals as usize)
 }
 
 fn human_bytes(n: i64) -> String {
@@ -552,6 +580,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .service(page("/chat/{id}").get(patient::chat_session))
         .service(page("/passages/{id}").get(patient::passage))
         .service(page("/access-log").get(patient::access_log))
+        .service(page("/reports").get(patient::my_reports))
+        .service(page("/billing").get(patient::my_billing))
         .service(page("/patients").get(clinician::patients))
         .service(page("/patients/{id}").get(clinician::chart))
         .service(page("/hours").get(clinician::hours))
@@ -561,4 +591,19 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .service(page("/admin/plugins").get(admin::plugins))
         .service(page("/admin/audit").get(admin::audit))
         .service(page("/admin/stats").get(admin::stats));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::money;
+
+    #[test]
+    fn money_is_shown_in_major_units_with_the_currency_s_own_decimals() {
+        assert_eq!(money(12345, "EUR"), "123.45");
+        assert_eq!(money(5, "USD"), "0.05");
+        assert_eq!(money(-250, "EUR"), "-2.50");
+        assert_eq!(money(1500, "JPY"), "1500");
+        assert_eq!(money(1234, "KWD"), "1.234");
+        assert_eq!(money(i64::MIN, "EUR"), "-92233720368547758.08");
+    }
 }

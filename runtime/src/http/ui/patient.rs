@@ -11,8 +11,8 @@ use std::collections::HashMap;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use careport_actors::access::{
-    ListAppointments, ListClinicians, ListKnowledge, ReadChatSession, ReadDocument, ReadOwnAccessLog, UploadToPatient,
-    UseChat,
+    ListAppointments, ListClinicians, ListKnowledge, ListReports, ReadBilling, ReadChatSession, ReadDocument,
+    ReadOwnAccessLog, UploadToPatient, UseChat,
 };
 use careport_actors::door::PageRequest;
 use careport_actors::door::appointments::AppointmentQuery;
@@ -328,6 +328,43 @@ pub async fn passage(req: HttpRequest, id: web::Path<Uuid>) -> HttpResponse {
 #[derive(Deserialize, Default)]
 pub struct CursorQuery {
     pub cursor: Option<String>,
+}
+
+/// `GET /reports`: the caller's own diagnosis reports — those the policies let them read (signed
+/// versions), the newest version of each.
+pub async fn my_reports(req: HttpRequest) -> HttpResponse {
+    let caller = match caller(&req).await {
+        Ok(c) => c,
+        Err(answer) => return answer,
+    };
+    let view = View::new(&req, Some(&caller)).await;
+    let services = app_data::<Services>(&req);
+    let listed = match also::<ListReports>(&services, &caller, Some(caller.user())).await {
+        Ok(pass) => services.reports().list(pass).await,
+        Err(e) => Err(e),
+    };
+    match listed {
+        Ok(reports) => view.render("reports.html", context! { reports }),
+        Err(e) => view.error(&e),
+    }
+}
+
+/// `GET /billing`: the caller's own bills and their totals.
+pub async fn my_billing(req: HttpRequest) -> HttpResponse {
+    let caller = match caller(&req).await {
+        Ok(c) => c,
+        Err(answer) => return answer,
+    };
+    let view = View::new(&req, Some(&caller)).await;
+    let services = app_data::<Services>(&req);
+    let account = match also::<ReadBilling>(&services, &caller, Some(caller.user())).await {
+        Ok(pass) => services.billing().account(pass).await,
+        Err(e) => Err(e),
+    };
+    match account {
+        Ok(account) => view.render("billing.html", context! { account }),
+        Err(e) => view.error(&e),
+    }
 }
 
 /// `GET /access-log`: who opened the caller's record, newest first.
