@@ -108,6 +108,13 @@ pub struct SecretSettings {
     pub token_key_file: Option<PathBuf>,
 }
 
+/// Where `CAREPORT__*` variables come from.
+enum EnvVars {
+    None,
+    Process,
+    Given(std::collections::HashMap<String, String>),
+}
+
 impl Settings {
     /// Load settings for the environment named by `CAREPORT_ENV`, with an optional extra file.
     pub fn load(config_file: Option<&Path>) -> anyhow::Result<Self> {
@@ -117,6 +124,17 @@ impl Settings {
 
     /// Load settings for `env`; `with_env_vars = false` ignores `CAREPORT__*` (for tests).
     pub fn load_for(env: &str, config_file: Option<&Path>, with_env_vars: bool) -> anyhow::Result<Self> {
+        let vars = if with_env_vars { EnvVars::Process } else { EnvVars::None };
+        Self::load_from(env, config_file, vars)
+    }
+
+    /// Load settings for `env` with these `CAREPORT__*` variables instead of the process's (a
+    /// deployment's variables checked without touching the environment: `docker/compose.yml`).
+    pub fn load_with_vars(env: &str, vars: std::collections::HashMap<String, String>) -> anyhow::Result<Self> {
+        Self::load_from(env, None, EnvVars::Given(vars))
+    }
+
+    fn load_from(env: &str, config_file: Option<&Path>, vars: EnvVars) -> anyhow::Result<Self> {
         if env.is_empty() || !env.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
             bail!("CAREPORT_ENV must be a plain name such as production or cluster (got `{env}`)");
         }
@@ -135,8 +153,11 @@ impl Settings {
             }
             builder = builder.add_source(File::from(path).format(FileFormat::Toml));
         }
-        if with_env_vars {
-            builder = builder.add_source(Environment::with_prefix(ENV_PREFIX).prefix_separator("__").separator("__"));
+        let environment = || Environment::with_prefix(ENV_PREFIX).prefix_separator("__").separator("__");
+        match vars {
+            EnvVars::None => {}
+            EnvVars::Process => builder = builder.add_source(environment()),
+            EnvVars::Given(map) => builder = builder.add_source(environment().source(Some(map.into_iter().collect()))),
         }
         let config = builder.build().map_err(explain)?;
         let mut settings: Settings = config.try_deserialize().map_err(explain)?;
@@ -342,6 +363,85 @@ mod tests {
             if let Some(secrets) = parsed.get("secrets").and_then(|v| v.as_table()) {
                 assert!(secrets.is_empty(), "a shipped file sets [secrets]: {secrets:?}");
             }
+        }
+    }
+
+    /// `text` with each `${…}` of compose's interpolation replaced by `x`.
+    fn without_interpolation(text: &str) -> String {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(at) = rest.find("${") {
+            out.push_str(&rest[..at]);
+            out.push('x');
+            rest = rest[at..].find('}').map_or("", |end| &rest[at + end + 1..]);
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// `docker/compose.yml`'s `CAREPORT__` variables (set, commented out, or named in its
+    /// comments as what an env file holds), each with the file's value or a stand-in.
+    fn compose_vars(compose: &str) -> std::collections::HashMap<String, String> {
+        let mut vars = std::collections::HashMap::new();
+        for line in compose.lines() {
+            let mut rest = line;
+            while let Some(at) = rest.find("CAREPORT__") {
+                let name: String = rest[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                    .collect();
+                rest = &rest[at + name.len()..];
+                let value = rest
+                    .strip_prefix(':')
+                    .map(|v| without_interpolation(v.trim().trim_matches('"')))
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or_else(|| "stand-in".to_owned());
+                vars.entry(name.trim_end_matches('_').to_owned()).or_insert(value);
+            }
+        }
+        vars
+    }
+
+    #[test]
+    fn docker_compose_names_only_real_settings_and_runs_three_nodes_behind_nginx() {
+        let compose = include_str!("../../docker/compose.yml");
+        let vars = compose_vars(compose);
+        for needed in [
+            "CAREPORT__DATABASE__URL",
+            "CAREPORT__REDIS__URL",
+            "CAREPORT__STORAGE__BACKEND",
+            "CAREPORT__STORAGE__S3__BUCKET",
+            "CAREPORT__STORAGE__S3__ACCESS_KEY_ID",
+            "CAREPORT__SECRETS__MASTER_KEY",
+            "CAREPORT__HTTP__TRUST_FORWARDED_FOR",
+        ] {
+            assert!(vars.contains_key(needed), "{needed} is not in docker/compose.yml");
+        }
+        let env = compose
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("CAREPORT_ENV:").map(|v| v.trim().to_owned()))
+            .expect("CAREPORT_ENV in docker/compose.yml");
+        let settings = Settings::load_with_vars(&env, vars.clone())
+            .unwrap_or_else(|e| panic!("docker/compose.yml's CAREPORT__ variables are not all settings: {e:#}"));
+        assert_eq!(settings.storage.backend, careport_store::objects::StorageBackend::S3);
+        assert!(settings.http.trust_forwarded_for, "behind nginx");
+        // The check can fail: a misspelt variable is refused by name.
+        let mut typo = vars;
+        typo.insert("CAREPORT__STORAGE__S3__BUCKETT".into(), "x".into());
+        let err = Settings::load_with_vars(&env, typo).expect_err("a misspelt variable");
+        assert!(format!("{err:#}").contains("bucket"), "{err:#}");
+
+        // Three nodes, each with its own data volume, all behind nginx.
+        let nodes: Vec<&str> =
+            compose.lines().filter_map(|l| l.strip_prefix("  careport-").and_then(|r| r.strip_suffix(':'))).collect();
+        assert_eq!(nodes, ["1", "2", "3"], "careport nodes in docker/compose.yml");
+        for n in &nodes {
+            assert!(compose.contains(&format!("- node{n}:/var/lib/careport")), "node {n}'s volume");
+            assert!(compose.contains(&format!("      - careport-{n}\n")), "nginx waits for node {n}");
+        }
+        let nginx = include_str!("../../docker/nginx.conf");
+        for n in &nodes {
+            assert!(nginx.contains(&format!("server careport-{n}:8080")), "nginx sends to node {n}");
         }
     }
 
