@@ -97,4 +97,25 @@ async fn bills_total_per_status_overdue_is_computed_and_revenue_is_by_month() {
     assert_eq!((s, v["code"].as_str()), (400, Some("invalid_query")));
     let (s, _) = c.send("GET", "/api/v1/admin/billing/stats", &c.doctor, None).await;
     assert_eq!(s, 403);
+
+    // The front desk's list across patients: by status as shown, newest first, paged.
+    let listed = |v: &Value| -> Vec<String> {
+        v["items"].as_array().expect("items").iter().map(|b| b["status"].as_str().expect("status").to_owned()).collect()
+    };
+    let (s, all) = c.send("GET", "/api/v1/admin/billing?limit=2", &c.admin, None).await;
+    assert_eq!((s, listed(&all).len()), (200, 2), "{all}");
+    let cursor = all["next_cursor"].as_str().expect("a second page");
+    let (_, rest) = c.send("GET", &format!("/api/v1/admin/billing?limit=2&cursor={cursor}"), &c.admin, None).await;
+    assert_eq!(listed(&rest).len(), 2, "{rest}");
+    let (_, overdue) = c.send("GET", "/api/v1/admin/billing?status=overdue", &c.admin, None).await;
+    assert_eq!(listed(&overdue), ["overdue"], "{overdue}");
+    assert_eq!(overdue["items"][0]["total"], 4_550);
+    let (_, pending) = c.send("GET", "/api/v1/admin/billing?status=pending", &c.admin, None).await;
+    assert!(listed(&pending).iter().all(|s| s == "pending") && !listed(&pending).is_empty(), "{pending}");
+    let (s, v) = c.send("GET", "/api/v1/admin/billing?status=late", &c.admin, None).await;
+    assert_eq!((s, v["code"].as_str()), (400, Some("invalid_query")));
+    for who in [&c.doctor, &c.patient] {
+        let (s, _) = c.send("GET", "/api/v1/admin/billing", who, None).await;
+        assert_eq!(s, 403, "the clinic's bills are the office's");
+    }
 }

@@ -51,6 +51,14 @@ static FOR_PATIENT: Sql = Sql::new(
      due_date, appointment_id, record_id, report_id, status, created_by, created_at, paid_at, paid_by, cancelled_at, \
      cancelled_by FROM bill_items WHERE patient_id = $1 ORDER BY created_at, id LIMIT $2",
 );
+static ALL: Sql = Sql::new(
+    "SELECT id, patient_id, service_code, description, quantity, unit_price, tax_rate_bp, total, currency, \
+     due_date, appointment_id, record_id, report_id, status, created_by, created_at, paid_at, paid_by, cancelled_at, \
+     cancelled_by FROM bill_items
+     WHERE ($1 = '' OR (CASE WHEN status IN ('unpaid', 'pending') AND due_date < $2 THEN 'overdue' ELSE status END) = $1)
+       AND id < $3
+     ORDER BY id DESC LIMIT $4",
+);
 static PAY: Sql = Sql::new(
     "UPDATE bill_items SET status = 'paid', paid_at = $3, paid_by = $2
      WHERE id = $1 AND status IN ('unpaid', 'pending')",
@@ -96,6 +104,18 @@ pub async fn get(db: &Db, id: Uuid) -> Result<Option<BillRow>, sqlx::Error> {
 /// The chart an item belongs to (for the policies).
 pub async fn patient_of(db: &Db, id: Uuid) -> Result<Option<Uuid>, sqlx::Error> {
     Ok(fetch!(db.reader(), (Uuid,), fetch_optional, &PATIENT_OF, id)?.map(|(p,)| p))
+}
+
+/// The clinic's bill items, newest first, before `before`: those whose status as shown (`overdue`
+/// for an open item due before `today`, `YYYY-MM-DD`) is `status`, or all when it is empty.
+pub async fn all(
+    db: &Db,
+    status: &str,
+    today: &str,
+    before: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<BillRow>, sqlx::Error> {
+    fetch!(db.reader(), BillRow, fetch_all, &ALL, status, today, before.unwrap_or(Uuid::max()), limit)
 }
 
 /// A patient's items, oldest first, at most `limit`.

@@ -116,6 +116,35 @@ pub async fn stats(
     Ok(HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(s))
 }
 
+/// `GET /api/v1/admin/billing` query.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AllQuery {
+    /// `unpaid`, `pending`, `paid`, `overdue` (open and past its due date) or `cancelled`.
+    pub status: Option<String>,
+    /// 1 to 200 (default 50).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// The clinic's bill items across patients, newest first, paginated, by status as shown
+/// (`overdue` computed from the due date): the front desk's list of what to chase.
+#[utoipa::path(get, path = "/api/v1/admin/billing", tag = "billing", params(AllQuery),
+    responses((status = 200, description = "`{items, next_cursor}`"),
+        (status = 400, description = "A bad status, limit or cursor", body = super::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn all(
+    auth: Authorized<ReadBillingStats>,
+    services: web::Data<Services>,
+    req: HttpRequest,
+) -> Result<HttpResponse> {
+    let q: AllQuery = super::authn::query(&req)?;
+    let page = careport_actors::door::PageRequest { limit: q.limit, cursor: q.cursor };
+    let items = services.billing().all(auth.pass, q.status.as_deref(), page).await?;
+    Ok(HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(items))
+}
+
 /// Register the routes.
 pub fn config(cfg: &mut web::ServiceConfig) {
     use super::error::method_not_allowed;
@@ -123,5 +152,6 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.service(r("/api/v1/patients/{id}/billing").get(account).post(create))
         .service(r("/api/v1/billing/{id}/pay").post(pay))
         .service(r("/api/v1/billing/{id}/cancel").post(cancel))
+        .service(r("/api/v1/admin/billing").get(all))
         .service(r("/api/v1/admin/billing/stats").get(stats));
 }

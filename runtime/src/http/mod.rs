@@ -72,7 +72,7 @@ pub const DOCS_PATH: &str = "/api/docs/";
         reports::create, reports::list, reports::get, reports::update, reports::finalize, reports::amend,
         reports::export,
         workflow::order, workflow::transition, workflow::chart, workflow::by_user,
-        billing::account, billing::create, billing::pay, billing::cancel, billing::stats,
+        billing::account, billing::create, billing::pay, billing::cancel, billing::all, billing::stats,
     ),
     components(schemas(
         error::ErrorBody, health::Readiness, health::Component, health::Status,

@@ -350,6 +350,7 @@ fn table() -> Vec<Row> {
         row("post", "/api/v1/patients/{id}/billing", T, path_rule(201, &[Who::Admin])),
         row("post", "/api/v1/billing/{id}/pay", T, path_rule(200, &[Who::Admin])),
         row("post", "/api/v1/billing/{id}/cancel", T, path_rule(200, &[Who::Admin])),
+        row("get", "/api/v1/admin/billing", T, admin_only(200)),
         row("get", "/api/v1/admin/billing/stats", T, admin_only(200)),
         row("post", "/api/v1/patients/{id}/records", T, path_rule(201, PATIENT_CARE)),
         row("get", "/api/v1/patients/{id}/records", T, Box::new(chart_records)),

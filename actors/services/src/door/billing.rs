@@ -11,6 +11,7 @@ use careport_store::billing::{self, BillRow};
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::page::{Page, PageRequest};
 use super::store_err;
 use super::views::rfc3339;
 use crate::Services;
@@ -354,6 +355,38 @@ impl Billing<'_> {
             .await?;
         let row = billing::get(db, row.id).await.map_err(store_err)?.ok_or_else(|| Error::new(Code::NotFound))?;
         Ok(self.view(&row, &self.today()))
+    }
+
+    /// The clinic's bill items across patients, newest first, paginated: all, or those whose status
+    /// (as shown: `overdue` computed) is `status` — the front desk's list of what is overdue.
+    /// Administrators (the figures' pass); one audit event names the page, not each patient.
+    pub async fn all(
+        &self,
+        pass: Pass<ReadBillingStats>,
+        status: Option<&str>,
+        req: PageRequest,
+    ) -> Result<Page<Bill>, Error> {
+        let status = status.map(str::trim).filter(|s| !s.is_empty()).unwrap_or("");
+        if !status.is_empty() && !["unpaid", "pending", "paid", "overdue", "cancelled"].contains(&status) {
+            return Err(Error::with_message(
+                Code::InvalidQuery,
+                "status is one of unpaid, pending, paid, overdue, cancelled.",
+            ));
+        }
+        let limit = req.limit()?;
+        let before = super::page::decode_uuid(req.cursor.as_deref())?;
+        let today = self.today();
+        let rows = billing::all(&self.0.db, status, &today, before, limit).await.map_err(store_err)?;
+        self.0
+            .audit
+            .one(pass.caller().ctx.event("billing.list", outcome::SUCCESS).resource("billing", "*").detail(format!(
+                "{} items{}",
+                rows.len(),
+                if status.is_empty() { String::new() } else { format!(", {status}") }
+            )))
+            .await?;
+        let items: Vec<Bill> = rows.iter().map(|b| self.view(b, &today)).collect();
+        Ok(Page::of(items, limit, |b| b.id.to_string()))
     }
 
     /// Revenue by month in `[from, to]` (dates, the clinic's time zone; default the last twelve
