@@ -93,6 +93,11 @@ pub enum Command {
         #[command(subcommand)]
         command: RecordsCommand,
     },
+    /// The nodes of a cluster.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
     /// Fill an empty store with a demo clinic; prints the generated passwords once.
     SeedDemo {
         #[arg(long, default_value_t = 3)]
@@ -107,6 +112,19 @@ pub enum Command {
         /// Appointments per patient over the four weeks.
         #[arg(long, default_value_t = 2)]
         appointments_per_patient: usize,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ClusterCommand {
+    /// The nodes that answer on the event bus (Redis): name, version, uptime, state, jobs.
+    Status {
+        /// How long to wait for answers, in milliseconds.
+        #[arg(long, default_value_t = 1500)]
+        wait_ms: u64,
+        /// One JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -216,14 +234,20 @@ pub async fn run() -> anyhow::Result<()> {
             let import = crate::vault_cli::Import { patient, record_type, title, date, name, key_file, file };
             crate::vault_cli::import(&settings, import).await
         }
+        Command::Cluster { command: ClusterCommand::Status { wait_ms, json } } => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            telemetry::init(&settings.log);
+            cluster_status(&settings, std::time::Duration::from_millis(wait_ms), json).await
+        }
         Command::Config { command: ConfigCommand::Show } => {
             let settings = Settings::load(cli.config.as_deref())?;
             print!("{}", settings.redacted_toml()?);
             Ok(())
         }
         Command::Serve => {
-            let settings = Settings::load(cli.config.as_deref())?;
-            telemetry::init(&settings.log);
+            let mut settings = Settings::load(cli.config.as_deref())?;
+            let node = startup::fix_node_name(&mut settings);
+            telemetry::init_node(&settings.log, &node, startup::VERSION);
             let app = Application::build(settings).await?;
             app.run_until_stopped().await
         }
@@ -459,6 +483,40 @@ fn ocr(json: bool, lang: &str, files: &[PathBuf]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `careport cluster status`: ask every node on the bus to announce itself, print who answered.
+/// Exit status 1 when no node answered or one is not ready.
+async fn cluster_status(settings: &Settings, wait: std::time::Duration, json: bool) -> anyhow::Result<()> {
+    let Some(redis) = careport_store::Redis::connect(&settings.redis).await? else {
+        bail!(
+            "no Redis is configured (redis.url): nodes find one another through it; one embedded node has no cluster"
+        );
+    };
+    let bus = careport_store::Bus::new(Some(redis));
+    let nodes = careport_actors::cluster::probe(&bus, wait).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&nodes)?);
+    } else {
+        println!(
+            "{:<40} {:<10} {:<9} {:>10} {:<11} {:>7} {:>9} {:>7}",
+            "NODE", "VERSION", "BACKEND", "UPTIME", "STATE", "RUNNING", "DONE", "FAILED"
+        );
+        for n in &nodes {
+            println!(
+                "{:<40} {:<10} {:<9} {:>9}s {:<11} {:>7} {:>9} {:>7}",
+                n.node, n.version, n.backend, n.uptime_secs, n.state, n.jobs_running, n.jobs_done, n.jobs_failed
+            );
+        }
+        println!("{} node(s) answered within {} ms", nodes.len(), wait.as_millis());
+    }
+    if nodes.is_empty() {
+        bail!("no node answered");
+    }
+    if let Some(n) = nodes.iter().find(|n| n.state != "ready") {
+        bail!("node {} is {}", n.node, n.state);
+    }
+    Ok(())
+}
+
 /// `careport knowledge reindex`: queue the job (the server's runner claims it) and, with
 /// `--wait`, follow it to its end.
 async fn reindex(settings: &Settings, wait: bool) -> anyhow::Result<()> {
@@ -468,7 +526,7 @@ async fn reindex(settings: &Settings, wait: bool) -> anyhow::Result<()> {
         bail!("no embedding model is configured (ml.embedding_provider = \"off\")");
     };
     let db = startup::migrate(settings).await?;
-    let queue = careport_store::JobQueue::new(db.clone(), startup::node_name(), settings.jobs.clone());
+    let queue = careport_store::JobQueue::new(db.clone(), startup::node_name(settings), settings.jobs.clone());
     let job = careport_actors::knowledge::enqueue_reindex(&db, &queue, &model, settings.knowledge.max_attempts, None)
         .await
         .map_err(|e| anyhow::anyhow!("the reindex was not queued: {}", e.code()))?;

@@ -44,6 +44,11 @@ pub struct Metrics {
     pub chat_tool_calls: IntGaugeVec,
     pub chat_fallbacks: IntGauge,
     pub chat_sockets: IntGauge,
+    /// `careport_node_info{node, version} 1`: which node this is (set at each scrape), and its
+    /// uptime and this node's job tally.
+    pub node_info: IntGaugeVec,
+    pub node_uptime_seconds: IntGauge,
+    pub node_jobs: IntGaugeVec,
 }
 
 impl Metrics {
@@ -133,6 +138,19 @@ impl Metrics {
         for m in [&ocr_page_micros, &ocr_pages_queued, &ocr_workers_busy] {
             registry.register(Box::new(m.clone()))?;
         }
+        let node_info =
+            IntGaugeVec::new(Opts::new("node_info", "This node's name and version (always 1)"), &["node", "version"])?;
+        let node_uptime_seconds = IntGauge::new("node_uptime_seconds", "Seconds since this node started")?;
+        let node_jobs = IntGaugeVec::new(
+            Opts::new(
+                "node_jobs",
+                "Jobs leased to this node now (running), completed and failed by it since it started",
+            ),
+            &["state"],
+        )?;
+        registry.register(Box::new(node_info.clone()))?;
+        registry.register(Box::new(node_uptime_seconds.clone()))?;
+        registry.register(Box::new(node_jobs.clone()))?;
         registry.register(Box::new(embedding_queue.clone()))?;
         registry.register(Box::new(embedding_batches.clone()))?;
         registry.register(Box::new(embedding_texts.clone()))?;
@@ -174,6 +192,9 @@ impl Metrics {
             chat_tool_calls,
             chat_fallbacks,
             chat_sockets,
+            node_info,
+            node_uptime_seconds,
+            node_jobs,
         })
     }
 

@@ -62,6 +62,27 @@ pub struct Settings {
     /// The assistant: emergency number, steps and time limits, sockets per user, suggestions.
     #[serde(default)]
     pub chat: careport_actors::chat::ChatConfig,
+    /// This node among several: its name and how often it announces itself.
+    #[serde(default)]
+    pub cluster: ClusterSettings,
+}
+
+/// `[cluster]`: how this node names itself to the others (leases, `careport cluster status`,
+/// every log line, `/metrics`) and how often it says it is alive.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSettings {
+    /// Empty: `host:pid:random` (unique even when two processes share a host).
+    pub node_name: String,
+    /// How often the node announces itself on the bus; a node not heard for three of these is
+    /// gone from `careport cluster status`.
+    pub heartbeat_ms: u64,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        Self { node_name: String::new(), heartbeat_ms: 2000 }
+    }
 }
 
 /// `[http]`.
@@ -78,6 +99,9 @@ pub struct HttpSettings {
     pub client_timeout_secs: u64,
     pub keep_alive_secs: u64,
     pub shutdown_timeout_secs: u64,
+    /// On SIGTERM, how long the node keeps serving after `/readyz` turned 503, so that a load
+    /// balancer checking it takes the node out before its listener closes (cluster: 1500).
+    pub drain_ms: u64,
     /// Take the client address from `X-Forwarded-For` (set only behind a proxy you run: the
     /// address drives per-IP throttling and the audit trail).
     pub trust_forwarded_for: bool,
@@ -223,6 +247,7 @@ impl Settings {
                 "prefix": redis.prefix,
             },
             "jobs": self.jobs,
+            "cluster": self.cluster,
             "ml": self.ml,
             "llm": {
                 "base_url": self.llm.base_url.clone().unwrap_or_else(|| "(not set: no external model)".into()),
@@ -403,7 +428,7 @@ mod tests {
     }
 
     #[test]
-    fn docker_compose_names_only_real_settings_and_runs_three_nodes_behind_nginx() {
+    fn docker_compose_names_only_real_settings_and_runs_three_nodes_behind_haproxy() {
         let compose = include_str!("../../docker/compose.yml");
         let vars = compose_vars(compose);
         for needed in [
@@ -424,25 +449,31 @@ mod tests {
         let settings = Settings::load_with_vars(&env, vars.clone())
             .unwrap_or_else(|e| panic!("docker/compose.yml's CAREPORT__ variables are not all settings: {e:#}"));
         assert_eq!(settings.storage.backend, careport_store::objects::StorageBackend::S3);
-        assert!(settings.http.trust_forwarded_for, "behind nginx");
+        assert!(settings.http.trust_forwarded_for, "behind HAProxy");
         // The check can fail: a misspelt variable is refused by name.
         let mut typo = vars;
         typo.insert("CAREPORT__STORAGE__S3__BUCKETT".into(), "x".into());
         let err = Settings::load_with_vars(&env, typo).expect_err("a misspelt variable");
         assert!(format!("{err:#}").contains("bucket"), "{err:#}");
 
-        // Three nodes, each with its own data volume, all behind nginx.
+        // Three nodes, each with its own name and data volume, all behind HAProxy, which checks
+        // their /readyz.
         let nodes: Vec<&str> =
             compose.lines().filter_map(|l| l.strip_prefix("  careport-").and_then(|r| r.strip_suffix(':'))).collect();
         assert_eq!(nodes, ["1", "2", "3"], "careport nodes in docker/compose.yml");
         for n in &nodes {
             assert!(compose.contains(&format!("- node{n}:/var/lib/careport")), "node {n}'s volume");
-            assert!(compose.contains(&format!("      - careport-{n}\n")), "nginx waits for node {n}");
+            assert!(compose.contains(&format!("hostname: careport-{n} ")), "node {n}'s name");
+            assert!(compose.contains(&format!("      - careport-{n}\n")), "HAProxy waits for node {n}");
         }
-        let nginx = include_str!("../../docker/nginx.conf");
+        assert!(compose.contains("./haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg"), "HAProxy's configuration");
+        let haproxy = include_str!("../../docker/haproxy.cfg");
         for n in &nodes {
-            assert!(nginx.contains(&format!("server careport-{n}:8080")), "nginx sends to node {n}");
+            assert!(haproxy.contains(&format!("server careport-{n} careport-{n}:8080")), "HAProxy sends to node {n}");
         }
+        assert!(haproxy.contains("option httpchk GET /readyz"), "HAProxy takes out a node whose /readyz is 503");
+        let drain = settings.http.drain_ms;
+        assert!(drain >= 1000, "the cluster settings keep a node serving past HAProxy's 1 s check ({drain} ms)");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! `build` checks the secrets, connects and migrates the store, connects Redis, re-queues job
 //! leases left by a dead process, starts the actors and binds the listener (port 0 allowed).
 //! `run_until_stopped` serves until SIGTERM/SIGINT (or a test's trigger), then: readiness turns
-//! 503, listeners close, in-flight requests get `http.shutdown_timeout_secs` to finish, the
+//! 503 (and the node says it is draining), it keeps serving `http.drain_ms` so that a load
+//! balancer takes it out, listeners close, in-flight requests get `http.shutdown_timeout_secs` to finish, the
 //! actors stop taking work, this node's job leases are handed back, the store is closed.
 
 use std::net::TcpListener;
@@ -30,6 +31,7 @@ pub struct Application {
     services: Services,
     shutdown_flag: ShutdownFlag,
     grace: Duration,
+    drain: Duration,
     trigger: watch::Sender<bool>,
 }
 
@@ -103,13 +105,14 @@ impl Application {
         }
         let server = server.run();
         let (trigger, _) = watch::channel(false);
-        tracing::info!(port, backend = db.backend().as_str(), "careport is listening");
+        tracing::info!(port, backend = db.backend().as_str(), node = services.cluster.node(), "careport is listening");
         Ok(Self {
             port,
             server,
             services,
             shutdown_flag,
             grace: Duration::from_secs(http.shutdown_timeout_secs),
+            drain: Duration::from_millis(http.drain_ms),
             trigger,
         })
     }
@@ -131,7 +134,7 @@ impl Application {
 
     /// Serve until SIGTERM, SIGINT or the stop handle, then shut down gracefully.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Self { server, services, shutdown_flag, grace, trigger, .. } = self;
+        let Self { server, services, shutdown_flag, grace, drain, trigger, .. } = self;
         let handle = server.handle();
         let mut stop = trigger.subscribe();
         let serving = actix_web::rt::spawn(server);
@@ -140,6 +143,13 @@ impl Application {
             _ = stop.wait_for(|s| *s) => tracing::info!("shutting down (requested)"),
         }
         shutdown_flag.set();
+        services.cluster.drain().await;
+        // Keep serving while the load balancer notices `/readyz` turned 503 and takes this node
+        // out: closing the listener first would refuse the requests already on their way.
+        if !drain.is_zero() {
+            tracing::info!(drain_ms = drain.as_millis() as u64, "draining: readiness is 503, still serving");
+            tokio::time::sleep(drain).await;
+        }
         // One deadline for both: HTTP stops accepting and drains its requests while the job
         // runner stops claiming and drains its jobs; then this node's leases go back.
         let http = async {
@@ -203,7 +213,7 @@ pub async fn start_services(
     db.migrate().await?;
     let redis = Redis::connect(&settings.redis).await?;
     let bus = Bus::new(redis.clone());
-    let queue = JobQueue::new(db.clone(), node_name(), settings.jobs.clone());
+    let queue = JobQueue::new(db.clone(), node_name(settings), settings.jobs.clone());
     // Jobs leased by a process that died are due again.
     let reclaimed = queue.reclaim_expired().await.context("Failed to re-queue expired job leases")?;
     if reclaimed > 0 {
@@ -264,6 +274,8 @@ pub async fn start_services(
             knowledge,
             chat: crate::ml::chat(settings)?,
             run_jobs,
+            version: VERSION.to_owned(),
+            heartbeat: Duration::from_millis(settings.cluster.heartbeat_ms),
         },
     )
     .await
@@ -271,8 +283,27 @@ pub async fn start_services(
     Ok((services, db, redis))
 }
 
-/// This process's name in job leases: host, pid and a random suffix (pids are reused).
-pub fn node_name() -> String {
+/// This build's version, as nodes report it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// This node's name: `cluster.node_name`, or host, pid and a random suffix (pids are reused).
+/// `careport serve` fixes it once (see [`fix_node_name`]) so that its log lines, leases and
+/// heartbeats agree.
+pub fn node_name(settings: &Settings) -> String {
+    if !settings.cluster.node_name.trim().is_empty() {
+        return settings.cluster.node_name.trim().to_owned();
+    }
+    generated_node_name()
+}
+
+/// Settle the node's name before logging starts: a generated one is written into the settings.
+pub fn fix_node_name(settings: &mut Settings) -> String {
+    let name = node_name(settings);
+    settings.cluster.node_name = name.clone();
+    name
+}
+
+fn generated_node_name() -> String {
     let host = std::fs::read_to_string("/etc/hostname")
         .ok()
         .map(|h| h.trim().to_owned())

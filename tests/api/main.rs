@@ -7,6 +7,7 @@ mod auth;
 mod billing;
 mod chat;
 mod clinic;
+mod cluster;
 mod health;
 mod imaging;
 mod jobs;

@@ -14,6 +14,7 @@
 //! - [`audit`]: the `AuditActor`, which appends to the hash-chained audit trail, and the `Audit`
 //!   writer every operation writes through.
 //! - [`accounts`]: the rules for creating accounts, shared by every path.
+//! - [`cluster`]: this node's heartbeat and the other nodes it hears (`careport cluster status`).
 //! - [`clinic`]: the clinic directory and scheduling rules (free slots, booking, reminders).
 //! - [`mail`]: e-mail through SMTP or the outbox folder.
 //! - [`knowledge`]: the knowledge base's vector spaces, embedded index and embedding jobs.
@@ -33,6 +34,7 @@ pub mod accounts;
 pub mod audit;
 pub mod chat;
 pub mod clinic;
+pub mod cluster;
 pub mod door;
 pub mod handle;
 pub mod identity;
@@ -115,6 +117,8 @@ pub struct Services {
     pub chat: chat::Chat,
     /// Picks suggested questions.
     pub suggest: Handle<chat::SuggestActor>,
+    /// This node among the others: its heartbeat and what it hears of them.
+    pub cluster: cluster::Cluster,
 }
 
 /// How long a cached entry lives at most (invalidation on write makes it fresh before that).
@@ -144,6 +148,9 @@ pub struct FeatureDeps {
     /// Whether this process runs jobs (a server) or only queues them (a CLI command): the OCR
     /// workers start only where jobs run.
     pub run_jobs: bool,
+    /// This build's version and how often a serving node announces itself.
+    pub version: String,
+    pub heartbeat: Duration,
 }
 
 impl Services {
@@ -157,7 +164,13 @@ impl Services {
         identity: IdentityDeps,
         features: FeatureDeps,
     ) -> Result<Self, careport_domain::Error> {
-        let FeatureDeps { clinic, plugins, vault, ocr: ocr_config, knowledge, chat, run_jobs } = features;
+        let FeatureDeps { clinic, plugins, vault, ocr: ocr_config, knowledge, chat, run_jobs, version, heartbeat } =
+            features;
+        let cluster = cluster::Cluster::new(db.clone(), bus.clone(), queue.clone(), &version, heartbeat);
+        if run_jobs {
+            // A serving node (a CLI command is not one).
+            cluster.start();
+        }
         let mut handlers = handlers;
         // The spaces first: a changed model is recorded before any job can run.
         let needs_reindex = knowledge.init(run_jobs).await?;
@@ -246,6 +259,7 @@ impl Services {
             knowledge,
             chat,
             suggest,
+            cluster,
         };
         // The configured embedding model is not the active space's: re-embed everything (once,
         // whichever node starts first), answering from the old space meanwhile.
@@ -371,6 +385,7 @@ impl Services {
     /// Stop taking work, let running jobs finish within `grace`, hand back this node's job
     /// leases, and stop the actors.
     pub async fn shutdown(&self, grace: Duration) {
+        self.cluster.drain().await;
         match self.jobs.send(jobs::Drain { grace }).await {
             Ok(unfinished) if unfinished > 0 => {
                 tracing::warn!(unfinished, "jobs still running at shutdown; their leases are handed back")

@@ -110,7 +110,7 @@ impl Bus {
                 Ok(())
             }
             Some(redis) => {
-                let mut conn = redis.pool().get().await.map_err(|e| anyhow::anyhow!("no Redis connection: {e}"))?;
+                let mut conn = redis.conn().await?;
                 let full = format!("{}bus:{channel}", redis.prefix());
                 let _: i64 = redis::cmd("PUBLISH").arg(full).arg(payload).query_async(&mut *conn).await?;
                 Ok(())

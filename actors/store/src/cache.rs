@@ -40,7 +40,7 @@ impl Cache {
     }
 
     async fn lookup(r: &Redis, ns: &str, key: &str) -> anyhow::Result<(Option<String>, i64)> {
-        let mut conn = r.pool().get().await.map_err(|e| anyhow::anyhow!("no Redis connection: {e}"))?;
+        let mut conn = r.conn().await?;
         let generation: Option<i64> = conn.get(Self::gen_key(r, ns)).await?;
         let generation = generation.unwrap_or(0);
         let value: Option<String> = conn.get(format!("{}cache:{ns}:{generation}:{key}", r.prefix())).await?;
@@ -48,7 +48,7 @@ impl Cache {
     }
 
     async fn put(&self, r: &Redis, ns: &str, generation: i64, key: &str, value: String) -> anyhow::Result<()> {
-        let mut conn = r.pool().get().await.map_err(|e| anyhow::anyhow!("no Redis connection: {e}"))?;
+        let mut conn = r.conn().await?;
         let _: () = conn.set_ex(format!("{}cache:{ns}:{generation}:{key}", r.prefix()), value, self.ttl_secs).await?;
         Ok(())
     }
@@ -85,7 +85,7 @@ impl Cache {
     pub async fn invalidate(&self, ns: &str) {
         let Some(r) = &self.redis else { return };
         let bump = async {
-            let mut conn = r.pool().get().await.map_err(|e| anyhow::anyhow!("no Redis connection: {e}"))?;
+            let mut conn = r.conn().await?;
             let _: i64 = conn.incr(Self::gen_key(r, ns), 1).await?;
             anyhow::Ok(())
         };

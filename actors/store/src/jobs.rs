@@ -8,9 +8,14 @@
 //! Every state change after the claim is fenced by the lease owner and the attempt, so a
 //! worker that lost its lease cannot overwrite the work of the worker that took the job over.
 //!
+//! A finished job keeps `lease_owner`: the node that completed it (operators and the cluster
+//! tests read who ran what).
+//!
 //! Claiming uses `FOR UPDATE SKIP LOCKED` on PostgreSQL, so any number of nodes share the
 //! queue without blocking one another; on SQLite the single writer connection serialises it.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use careport_domain::JobId;
@@ -154,7 +159,7 @@ static HEARTBEAT: Sql = Sql::new(
      WHERE id = $3 AND lease_owner = $4 AND attempts = $5 AND state = 'running'",
 );
 static COMPLETE: Sql = Sql::new(
-    "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL, last_error = NULL, finished_at = $1, updated_at = $1
+    "UPDATE jobs SET state = 'done', lease_until = NULL, last_error = NULL, finished_at = $1, updated_at = $1
      WHERE id = $2 AND lease_owner = $3 AND attempts = $4 AND state = 'running'",
 );
 static FAIL: Sql = Sql::new(
@@ -181,6 +186,7 @@ static RETRY_DEAD: Sql = Sql::new(
     "UPDATE jobs SET state = 'queued', attempts = 0, run_at = $1, finished_at = NULL, updated_at = $1 WHERE id = $2 AND state = 'dead'",
 );
 static PURGE: Sql = Sql::new("DELETE FROM jobs WHERE state = 'done' AND finished_at < $1");
+static RUNNING_ON: Sql = Sql::new("SELECT COUNT(*) FROM jobs WHERE state = 'running' AND lease_owner = $1");
 static COUNTS: Sql = Sql::new("SELECT state, COUNT(*) FROM jobs GROUP BY state");
 static GET: Sql = Sql::new(
     "SELECT id, kind, payload, state, priority, attempts, max_attempts, run_at, lease_owner, lease_until, last_error, created_at, finished_at
@@ -193,11 +199,29 @@ pub struct JobQueue {
     db: Db,
     node: String,
     cfg: JobConfig,
+    tally: Arc<Tally>,
+}
+
+/// What this node's runner has done since it started, for `careport cluster status`.
+#[derive(Debug, Default)]
+struct Tally {
+    done: AtomicU64,
+    failed: AtomicU64,
 }
 
 impl JobQueue {
     pub fn new(db: Db, node: impl Into<String>, cfg: JobConfig) -> Self {
-        Self { db, node: node.into(), cfg }
+        Self { db, node: node.into(), cfg, tally: Arc::default() }
+    }
+
+    /// Jobs this process completed and failed (each failed attempt) since it started.
+    pub fn tally(&self) -> (u64, u64) {
+        (self.tally.done.load(Ordering::Relaxed), self.tally.failed.load(Ordering::Relaxed))
+    }
+
+    /// Jobs leased to this node now.
+    pub async fn running_here(&self) -> Result<i64, sqlx::Error> {
+        scalar!(self.db.reader(), i64, fetch_one, &RUNNING_ON, &self.node)
     }
 
     /// This node's name in leases.
@@ -255,6 +279,9 @@ impl JobQueue {
     /// Mark done. `false`: the lease was lost before completion (another worker owns it now).
     pub async fn complete(&self, lease: Lease) -> Result<bool, sqlx::Error> {
         let n = exec!(self.db.writer(), &COMPLETE, now_ms(), lease.id.0, &self.node, lease.attempt)?;
+        if n == 1 {
+            self.tally.done.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(n == 1)
     }
 
@@ -277,6 +304,9 @@ impl JobQueue {
             &self.node,
             lease.attempt
         )?;
+        if state.is_some() {
+            self.tally.failed.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(match state.as_deref() {
             None => FailOutcome::LeaseLost,
             Some("dead") => FailOutcome::Dead,

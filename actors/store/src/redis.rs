@@ -1,6 +1,13 @@
 //! The optional Redis connection (clustered mode): a bb8 pool of multiplexed connections, its
 //! health check, and the client the [`Bus`](crate::Bus) subscribes with.
+//!
+//! Every use of Redis has a fallback (the cache reads the store, throttles count on the node,
+//! revocations arrive by the store poll), so Redis being down must cost little: after a failure
+//! to get a connection, calls fail at once for [`BACKOFF`] instead of each waiting
+//! `connect_timeout_ms` for the pool; the first call after it tries again.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -42,11 +49,16 @@ impl std::fmt::Debug for RedisConfig {
 }
 
 /// A Redis pool plus the plain client (pub/sub needs a dedicated connection).
+/// How long calls fail at once after Redis could not be reached.
+pub const BACKOFF: Duration = Duration::from_secs(1);
+
 #[derive(Clone)]
 pub struct Redis {
     pool: bb8::Pool<RedisConnectionManager>,
     client: redis::Client,
     prefix: String,
+    /// Until when (ms since the epoch) calls fail without trying: Redis was just unreachable.
+    down_until: Arc<AtomicI64>,
 }
 
 impl std::fmt::Debug for Redis {
@@ -69,7 +81,7 @@ impl Redis {
             .max_size(cfg.pool_size.max(1))
             .connection_timeout(Duration::from_millis(cfg.connect_timeout_ms))
             .build_unchecked(manager);
-        let redis = Self { pool, client, prefix: cfg.prefix.clone() };
+        let redis = Self { pool, client, prefix: cfg.prefix.clone(), down_until: Arc::default() };
         redis
             .ping(Duration::from_millis(cfg.connect_timeout_ms.max(1000)))
             .await
@@ -93,7 +105,7 @@ impl Redis {
     /// PING, bounded by `timeout`.
     pub async fn ping(&self, timeout: Duration) -> anyhow::Result<()> {
         let fut = async {
-            let mut conn = self.pool.get().await.map_err(|e| anyhow::anyhow!("no Redis connection: {e}"))?;
+            let mut conn = self.conn().await?;
             let pong: String = redis::cmd("PING").query_async(&mut *conn).await?;
             anyhow::Ok(pong)
         };
@@ -108,8 +120,20 @@ impl Redis {
 
 /// Small counters and flags (throttling), each bounded by the pool's connection timeout.
 impl Redis {
-    async fn conn(&self) -> anyhow::Result<bb8::PooledConnection<'_, RedisConnectionManager>> {
-        self.pool.get().await.map_err(|e| anyhow::anyhow!("no Redis connection: {e}"))
+    /// A pooled connection; fails at once while Redis is known to be down (see [`BACKOFF`]).
+    pub async fn conn(&self) -> anyhow::Result<bb8::PooledConnection<'_, RedisConnectionManager>> {
+        let now = careport_domain::time::now_ms();
+        if now < self.down_until.load(Ordering::Relaxed) {
+            bail!("no Redis connection: Redis was unreachable less than {} ms ago", BACKOFF.as_millis());
+        }
+        match self.pool.get().await {
+            Ok(conn) => Ok(conn),
+            Err(e) => {
+                let until = careport_domain::time::now_ms() + BACKOFF.as_millis() as i64;
+                self.down_until.store(until, Ordering::Relaxed);
+                Err(anyhow::anyhow!("no Redis connection: {e}"))
+            }
+        }
     }
 
     /// INCR `key` (prefixed); on the first increment it expires after `window_secs`.

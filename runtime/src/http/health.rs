@@ -15,6 +15,7 @@ use crate::metrics::Metrics;
 
 /// Bound on each component's check, so one hung dependency cannot hang the probe.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+const REDIS_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Set when the process has begun shutting down: `/readyz` answers 503 so that load balancers
 /// stop sending new requests while in-flight ones drain.
@@ -50,6 +51,8 @@ pub struct Component {
 pub struct Readiness {
     /// `ok`; `degraded` when an optional part is down; `down` (HTTP 503) when a required one is.
     pub status: Status,
+    /// The node that answered (`cluster.node_name`), so that behind a load balancer one can tell.
+    pub node: String,
     pub components: BTreeMap<String, Component>,
 }
 
@@ -80,7 +83,8 @@ pub async fn readyz(
 
     let (store, redis_check, actors) = futures_util::join!(
         services.ping_store(CHECK_TIMEOUT),
-        services.ping_redis(CHECK_TIMEOUT),
+        // Optional, and a load balancer's check must stay quick while it is away.
+        services.ping_redis(REDIS_CHECK_TIMEOUT),
         services.actor_health(CHECK_TIMEOUT),
     );
 
@@ -109,10 +113,12 @@ pub async fn readyz(
     }
     if let Some(check) = redis_check {
         match check {
-            Ok(()) => put("redis".into(), Status::Ok, "connected".into(), true),
+            Ok(()) => put("redis".into(), Status::Ok, "connected".into(), false),
+            // Every use of Redis falls back (the cache to the store, throttles to this node's
+            // counters, revocations to the store poll): the node serves on, degraded.
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), "readiness: Redis is down");
-                put("redis".into(), Status::Down, "unreachable".into(), true)
+                put("redis".into(), Status::Down, "unreachable: serving without it (degraded)".into(), false)
             }
         }
         let bus = services.bus.is_connected();
@@ -175,7 +181,7 @@ pub async fn readyz(
     } else {
         Status::Ok
     };
-    let body = Readiness { status, components };
+    let body = Readiness { status, node: services.cluster.node().to_owned(), components };
     if status == Status::Down { HttpResponse::ServiceUnavailable().json(body) } else { HttpResponse::Ok().json(body) }
 }
 
@@ -254,6 +260,17 @@ pub async fn metrics(services: web::Data<Services>, metrics: web::Data<Metrics>)
                 metrics.knowledge_jobs.with_label_values(&[state]).set(n);
             }
         }
+    }
+    {
+        let cluster = &services.cluster;
+        metrics.node_info.with_label_values(&[cluster.node(), cluster.version()]).set(1);
+        metrics.node_uptime_seconds.set(cluster.uptime().as_secs() as i64);
+        let (done, failed) = services.queue.tally();
+        if let Ok(Ok(running)) = tokio::time::timeout(CHECK_TIMEOUT, services.queue.running_here()).await {
+            metrics.node_jobs.with_label_values(&["running"]).set(running);
+        }
+        metrics.node_jobs.with_label_values(&["done"]).set(done as i64);
+        metrics.node_jobs.with_label_values(&["failed"]).set(failed as i64);
     }
     let (open, idle) = services.store_pool_stats();
     metrics.db_connections.with_label_values(&["open"]).set(i64::from(open));

@@ -54,7 +54,7 @@ pub const DOCS_PATH: &str = "/api/docs/";
         clinicians::list, clinicians::get, clinicians::free_slots, clinicians::update, clinicians::set_hours,
         clinicians::add_exception, clinicians::delete_exception,
         appointments::book, appointments::list, appointments::get, appointments::update, appointments::cancel,
-        dashboard::admin_stats, dashboard::dashboard,
+        dashboard::admin_stats, dashboard::admin_cluster, dashboard::dashboard,
         i18n::catalogue,
         plugins::list, plugins::upload, plugins::enable, plugins::disable, plugins::reload, plugins::call,
         reference::languages, reference::departments, reference::cancer_types, reference::subtypes,

@@ -315,6 +315,7 @@ fn table() -> Vec<Row> {
         variant(row("patch", "/api/v1/appointments/{id}", T, path_rule(404, &[])), Variant::DeletedPatient),
         variant(row("post", "/api/v1/appointments/{id}/cancel", T, path_rule(404, &[])), Variant::DeletedPatient),
         row("get", "/api/v1/admin/stats", T, admin_only(200)),
+        row("get", "/api/v1/admin/cluster", T, admin_only(200)),
         // The dashboard returns patients' data: a token narrowed to the profile does not read it.
         row("get", "/api/v1/dashboard", T, own(200)),
         row("get", "/api/v1/i18n/{locale}", P, public(200)),

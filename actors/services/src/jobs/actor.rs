@@ -155,7 +155,9 @@ impl JobRunner {
         }
     }
 
-    fn maintain(&mut self, ctx: &mut Context<Self>) {
+    /// Re-queue the jobs of a node that died (their leases expired), so that another node
+    /// takes them up within about half a lease of the expiry.
+    fn reclaim(&mut self, ctx: &mut Context<Self>) {
         let queue = self.queue.clone();
         ctx.spawn(
             async move {
@@ -166,6 +168,15 @@ impl JobRunner {
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "could not re-queue expired leases"),
                 }
+            }
+            .into_actor(self),
+        );
+    }
+
+    fn maintain(&mut self, ctx: &mut Context<Self>) {
+        let queue = self.queue.clone();
+        ctx.spawn(
+            async move {
                 match queue.purge_finished().await {
                     Ok(n) if n > 0 => tracing::info!(purged = n, "purged old finished jobs"),
                     Ok(_) => {}
@@ -188,6 +199,8 @@ impl Actor for JobRunner {
         ctx.run_interval(poll, |act, ctx| act.poll(ctx));
         ctx.run_interval(beat, |act, ctx| act.heartbeat(ctx));
         ctx.run_interval(MAINTENANCE_INTERVAL, |act, ctx| act.maintain(ctx));
+        let reclaim = (self.queue.lease() / 2).clamp(Duration::from_secs(1), MAINTENANCE_INTERVAL);
+        ctx.run_interval(reclaim, |act, ctx| act.reclaim(ctx));
         self.poll(ctx);
         tracing::debug!(handlers = self.handlers.len(), "job runner started");
     }
