@@ -161,6 +161,7 @@ impl Application {
             }
         };
         tokio::join!(http, services.shutdown(grace));
+        services.cluster.leave();
         services.close_store().await;
         tracing::info!("stopped");
         Ok(())

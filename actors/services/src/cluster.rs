@@ -78,6 +78,8 @@ struct Inner {
     db: Db,
     queue: JobQueue,
     draining: AtomicBool,
+    /// Stopped: no more heartbeats (the process may live on, as in tests).
+    left: AtomicBool,
     heard: Mutex<HashMap<String, (NodeReport, Instant)>>,
 }
 
@@ -101,6 +103,7 @@ impl Cluster {
                 db,
                 queue,
                 draining: AtomicBool::new(false),
+                left: AtomicBool::new(false),
                 heard: Mutex::new(HashMap::new()),
             }),
         }
@@ -154,6 +157,9 @@ impl Cluster {
                     }
                 }
                 let Some(inner) = weak.upgrade() else { return };
+                if inner.left.load(Ordering::Relaxed) {
+                    return;
+                }
                 Self { inner }.announce().await;
             }
         });
@@ -187,6 +193,12 @@ impl Cluster {
     pub async fn drain(&self) {
         self.inner.draining.store(true, Ordering::Relaxed);
         self.announce().await;
+    }
+
+    /// This node has stopped serving: it announces itself no more, and the others forget it
+    /// after three heartbeats.
+    pub fn leave(&self) {
+        self.inner.left.store(true, Ordering::Relaxed);
     }
 
     /// This node's report as of now.
