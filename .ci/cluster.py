@@ -468,8 +468,8 @@ class Cluster:
         check(out.returncode == 0, f"`careport {' '.join(args)}` failed ({out.returncode}):\n{out.stdout}{out.stderr}")
         return out.stdout
 
-    def up(self):
-        seeded = self.cli("seed-demo", "--admins", "1", "--clinicians", "2", "--patients", "3",
+    def up(self, clinicians=2, patients=3):
+        seeded = self.cli("seed-demo", "--admins", "1", "--clinicians", str(clinicians), "--patients", str(patients),
                           "--patient-accounts", "2", "--appointments-per-patient", "0")
         self.accounts = parse_seed(seeded)
         for n in self.nodes:
