@@ -9,6 +9,9 @@
 #     postgres: CAREPORT_BENCH_PG_ADMIN (default postgres://postgres@127.0.0.1:5432/postgres);
 #     a database careport_bench is dropped and created.
 #
+# On PostgreSQL the Python stack we replace (bench/peer/) answers the same reads in the same run,
+# and the ratios careport / peer are printed.
+#
 # Needs wrk, curl, python3. wrk and the server share this machine's 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -97,14 +100,45 @@ if [ -n "${BENCH_EXTRA:-}" ]; then
   ME=$(curl -fsS -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/api/v1/auth/me" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
   run unaudited -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/api/v1/clinicians/$ME"
 fi
+# The Python stack we replace, side by side in the same run (PostgreSQL only: it reads careport's
+# tables there): FastAPI + SQLAlchemy (asyncpg) + a JWT check + the same role rule + one audit
+# row per read (bench/peer/README.md). Same ids, same wrk, same machine. BENCH_NO_PEER=1 skips it.
+if [ "$BACKEND" = postgres ] && [ -z "${BENCH_NO_PEER:-}" ]; then
+  bash bench/peer/setup.sh >/dev/null
+  PEER_PY=${PEER_VENV:-/var/cache/careport-ci-data/peer-venv}/bin/python
+  PEER_JWT_SECRET=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
+  export PEER_JWT_SECRET
+  PEER_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  bash bench/peer/serve.sh "$PEER_PORT" "$CAREPORT__DATABASE__URL" >"$WORK/peer.log" 2>&1 &
+  PEER_PID=$!
+  trap '[ -n "$PID" ] && { kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; }; kill $PEER_PID 2>/dev/null || true; wait $PEER_PID 2>/dev/null || true; [ -n "${BENCH_KEEP:-}" ] || rm -rf "$WORK"' EXIT
+  for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$PEER_PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+  DOC_ID=$(psql "$CAREPORT__DATABASE__URL" -tAc "SELECT id FROM users WHERE email = '${DOCS[0]%% *}'")
+  PEER_TOKEN=$("$PEER_PY" bench/peer/mint_token.py "$DOC_ID" doctor)
+  code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $PEER_TOKEN" \
+    "http://127.0.0.1:$PEER_PORT/api/v1/patients/$(head -n1 "$WORK/ids.txt")")
+  [ "$code" = 200 ] || { echo "peer, first read: HTTP $code" >&2; exit 1; }
+  export BENCH_TOKEN=$PEER_TOKEN BENCH_IDS="$WORK/ids.txt"
+  run peer_allowed -s bench/patients.lua "http://127.0.0.1:$PEER_PORT"
+  export BENCH_IDS="$WORK/denied-ids.txt"
+  run peer_denied -s bench/patients.lua "http://127.0.0.1:$PEER_PORT"
+fi
 echo "load average after: $(uptime | sed 's/.*load average: //')"
 base=$(awk '$1 == "healthz" {print $2}' "$WORK/results.txt")
 invalid=0
 while read -r name rps p50 p99 non2xx sock; do
   frac=$(python3 -c "print(f'{float($rps)/float($base):.2f}')")
   echo "RESULT $BACKEND $name: ${rps} req/s (${frac} of /healthz), p50 ${p50}, p99 ${p99}; non-2xx ${non2xx}, socket errors ${sock}"
-  if [ "$name" != denied ] && [ "$non2xx" != 0 ]; then invalid=1; fi
+  if [ "$name" != denied ] && [ "$name" != peer_denied ] && [ "$non2xx" != 0 ]; then invalid=1; fi
   if [ "$sock" != 0 ]; then invalid=1; fi
 done <"$WORK/results.txt"
+if grep -q '^peer_allowed ' "$WORK/results.txt"; then
+  for pair in "allowed peer_allowed" "denied peer_denied"; do
+    set -- $pair
+    a=$(awk -v n="$1" '$1 == n {print $2}' "$WORK/results.txt")
+    b=$(awk -v n="$2" '$1 == n {print $2}' "$WORK/results.txt")
+    echo "RATIO $BACKEND $1: careport / Python peer = $(python3 -c "print(f'{float($a)/float($b):.1f}')")x"
+  done
+fi
 [ $invalid = 0 ] || echo "INVALID: unexpected statuses or socket errors" >&2
 exit $invalid
