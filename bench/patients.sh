@@ -19,8 +19,13 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/careport-target}
 BACKEND=${1:-sqlite}
 DURATION=${2:-15}
 command -v wrk >/dev/null || { echo "install wrk: apt-get install -y wrk" >&2; exit 1; }
-cargo build --release -q -p careport
-BIN="$CARGO_TARGET_DIR/release/careport"
+# BENCH_BIN: measure another build (an A/B comparison) instead of building this checkout's.
+if [ -n "${BENCH_BIN:-}" ]; then
+  BIN=$BENCH_BIN
+else
+  cargo build --release -q -p careport
+  BIN="$CARGO_TARGET_DIR/release/careport"
+fi
 WORK=$(mktemp -d)
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export CAREPORT__DATA_DIR="$WORK/data" CAREPORT__LOG__LEVEL=warn
