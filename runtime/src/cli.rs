@@ -526,8 +526,7 @@ async fn reindex(settings: &Settings, wait: bool) -> anyhow::Result<()> {
         bail!("no embedding model is configured (ml.embedding_provider = \"off\")");
     };
     let db = startup::migrate(settings).await?;
-    let queue = careport_store::JobQueue::new(db.clone(), startup::node_name(settings), settings.jobs.clone());
-    let job = careport_actors::knowledge::enqueue_reindex(&db, &queue, &model, settings.knowledge.max_attempts, None)
+    let job = careport_actors::knowledge::enqueue_reindex(&db, &model, settings.knowledge.max_attempts, None)
         .await
         .map_err(|e| anyhow::anyhow!("the reindex was not queued: {}", e.code()))?;
     println!("reindex job {job} queued for the space {model}");

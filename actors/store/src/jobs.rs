@@ -137,7 +137,28 @@ pub enum FailOutcome {
     LeaseLost,
 }
 
-pub(crate) static ENQUEUE: Sql = Sql::new(
+/// Queue a job inside a [`transaction!`](crate::transaction) block, with the row that says what
+/// it is about: `enqueue_in_tx!(tx, dialect, kind, payload, max_attempts, now)` evaluates to the
+/// new job's id. A worker cannot claim the job before that row exists (it would find nothing to
+/// do and end the job, leaving the row waiting for ever), and a crash leaves both or neither.
+#[macro_export]
+macro_rules! enqueue_in_tx {
+    ($tx:expr, $dialect:expr, $kind:expr, $payload:expr, $max_attempts:expr, $now:expr) => {
+        sqlx::query_scalar::<_, i64>($crate::jobs::ENQUEUE.text($dialect))
+            .bind($kind)
+            .bind($payload)
+            .bind(0i32)
+            .bind(($max_attempts).max(1))
+            .bind($now)
+            .bind(None::<String>)
+            .bind($now)
+            .fetch_one(&mut *$tx)
+            .await?
+    };
+}
+
+#[doc(hidden)]
+pub static ENQUEUE: Sql = Sql::new(
     "INSERT INTO jobs (kind, payload, state, priority, attempts, max_attempts, run_at, dedup_key, created_at, updated_at)
      VALUES ($1, $2, 'queued', $3, 0, $4, $5, $6, $7, $7)
      ON CONFLICT (dedup_key) DO NOTHING

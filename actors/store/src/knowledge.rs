@@ -522,8 +522,45 @@ pub async fn insert_document(
     queue_job: i64,
     model: &str,
 ) -> Result<(), sqlx::Error> {
+    insert_document_with(db, doc, job, QueueJob::Given(queue_job), model).await.map(|_| ())
+}
+
+/// The queue's row of a knowledge job: one already queued, or one to queue (kind, max attempts)
+/// in the same transaction as the job's own row.
+pub enum QueueJob<'a> {
+    Given(i64),
+    Queue { kind: &'a str, max_attempts: i32 },
+}
+
+/// Store a new document and its `index` job, queueing the work in the same transaction (see
+/// [`crate::enqueue_in_tx`]). Returns the queue job's id.
+pub async fn insert_document_queued(
+    db: &Db,
+    doc: &NewDocument,
+    job: Uuid,
+    kind: &str,
+    max_attempts: i32,
+    model: &str,
+) -> Result<i64, sqlx::Error> {
+    insert_document_with(db, doc, job, QueueJob::Queue { kind, max_attempts }, model).await
+}
+
+async fn insert_document_with(
+    db: &Db,
+    doc: &NewDocument,
+    job: Uuid,
+    queue: QueueJob<'_>,
+    model: &str,
+) -> Result<i64, sqlx::Error> {
     let now = now_ms();
+    let payload = serde_json::json!({ "knowledge_job": job }).to_string();
     transaction!(db, |tx, dialect| {
+        let queue_job = match queue {
+            QueueJob::Given(id) => id,
+            QueueJob::Queue { kind, max_attempts } => {
+                crate::enqueue_in_tx!(tx, dialect, kind, &payload, max_attempts, now)
+            }
+        };
         sqlx::query(INSERT_DOC.text(dialect))
             .bind(doc.id)
             .bind(&doc.title)
@@ -552,7 +589,7 @@ pub async fn insert_document(
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        Ok::<_, sqlx::Error>(())
+        Ok::<_, sqlx::Error>(queue_job)
     })
 }
 
@@ -971,6 +1008,34 @@ pub async fn insert_job(
     by: Option<Uuid>,
 ) -> Result<(), sqlx::Error> {
     exec!(db.writer(), &INSERT_JOB, id, kind, document, queue_job, model, by, now_ms()).map(|_| ())
+}
+
+/// Store a job (a reindex) and queue its work in one transaction (see [`crate::enqueue_in_tx`]).
+pub async fn insert_job_queued(
+    db: &Db,
+    id: Uuid,
+    kind: &str,
+    queue_kind: &str,
+    max_attempts: i32,
+    model: &str,
+    by: Option<Uuid>,
+) -> Result<(), sqlx::Error> {
+    let now = now_ms();
+    let payload = serde_json::json!({ "knowledge_job": id }).to_string();
+    transaction!(db, |tx, dialect| {
+        let queue_job = crate::enqueue_in_tx!(tx, dialect, queue_kind, &payload, max_attempts, now);
+        sqlx::query(INSERT_JOB.text(dialect))
+            .bind(id)
+            .bind(kind)
+            .bind(None::<Uuid>)
+            .bind(queue_job)
+            .bind(model)
+            .bind(by)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        Ok::<_, sqlx::Error>(())
+    })
 }
 
 pub async fn get_job(db: &Db, id: Uuid) -> Result<Option<JobRow>, sqlx::Error> {

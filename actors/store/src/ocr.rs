@@ -144,6 +144,36 @@ pub async fn insert(
     exec!(db.writer(), &INSERT, id, record, queue_job, requested_by, language, now_ms()).map(|_| ())
 }
 
+/// Queue the work of OCR job `id` (kind `kind`, payload `{"ocr_job": id}`) and insert the row
+/// clients poll, **in one transaction**: a worker can never claim the queue row before the job
+/// row exists (it would end it at once as orphaned, leaving the job row queued for ever), and a
+/// crash leaves both or neither. Returns the queue job's id.
+pub async fn insert_queued(
+    db: &Db,
+    id: Uuid,
+    record: Uuid,
+    kind: &str,
+    max_attempts: i32,
+    requested_by: Option<Uuid>,
+    language: &str,
+) -> Result<i64, sqlx::Error> {
+    let now = now_ms();
+    let payload = serde_json::json!({ "ocr_job": id }).to_string();
+    transaction!(db, |tx, dialect| {
+        let queue_job = crate::enqueue_in_tx!(tx, dialect, kind, &payload, max_attempts, now);
+        sqlx::query(INSERT.text(dialect))
+            .bind(id)
+            .bind(record)
+            .bind(queue_job)
+            .bind(requested_by)
+            .bind(language)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        Ok::<_, sqlx::Error>(queue_job)
+    })
+}
+
 pub async fn get(db: &Db, id: Uuid) -> Result<Option<OcrJobRow>, sqlx::Error> {
     fetch!(db.writer(), OcrJobRow, fetch_optional, &GET, id)
 }

@@ -368,19 +368,13 @@ impl KnowledgeBase<'_> {
         }
     }
 
-    /// Queue an `index` job for a new document and store both (the queue row first). With
+    /// Store a new document with its `index` job and the queue's work, in one transaction. With
     /// embeddings off the document is chunked for the full-text arm and embedded later.
     async fn store_new(&self, doc: &NewDocument) -> Result<Uuid, Error> {
         let model = self.0.knowledge.configured().map_or_else(|| crate::knowledge::NO_MODEL.to_owned(), |(m, _)| m);
         let job = Uuid::now_v7();
         let max = self.0.knowledge.config().max_attempts;
-        let queued = self
-            .0
-            .queue
-            .enqueue(NewJob::new(KNOWLEDGE_JOB, json!({ "knowledge_job": job })).max_attempts(max))
-            .await
-            .map_err(store_err)?;
-        stored::insert_document(&self.0.db, doc, job, queued.0, &model).await.map_err(store_err)?;
+        stored::insert_document_queued(&self.0.db, doc, job, KNOWLEDGE_JOB, max, &model).await.map_err(store_err)?;
         if let Some(index) = self.0.knowledge.index() {
             index.put_document(
                 doc.id,
@@ -999,7 +993,7 @@ pub(crate) async fn forget_patient(services: &Services, patient: Uuid) {
 /// this node's runner.
 pub async fn queue_reindex(services: &Services, model: &str, by: Option<Uuid>) -> Result<Uuid, Error> {
     let max = services.knowledge.config().max_attempts;
-    let job = crate::knowledge::enqueue_reindex(&services.db, &services.queue, model, max, by).await?;
+    let job = crate::knowledge::enqueue_reindex(&services.db, model, max, by).await?;
     services.jobs.addr().do_send(crate::jobs::Wake);
     Ok(job)
 }

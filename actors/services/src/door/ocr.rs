@@ -14,8 +14,8 @@ use careport_domain::JobId;
 use careport_domain::{Code, Error};
 use careport_ml::ocr::OcrLanguage;
 use careport_store::ocr::{self as stored, OcrJobRow};
+use careport_store::patients;
 use careport_store::vault::RecordRow;
-use careport_store::{NewJob, patients};
 use serde::Serialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -104,9 +104,10 @@ async fn language_for(services: &Services, asked: Option<&str>, patient: Uuid) -
     Ok(preferred.as_deref().and_then(OcrLanguage::from_code).unwrap_or(OcrLanguage::En))
 }
 
-/// Queue a job for `r` (the checks are the caller's): cancel the record's active jobs, queue
-/// the work, then the row clients poll — in that order, so a job a client is told about always
-/// has the queue row that runs it (a queue row whose job row never came ends at once).
+/// Queue a job for `r` (the checks are the caller's): cancel the record's active jobs, then
+/// queue the work and the row clients poll in one transaction (before, the queue row was
+/// committed first, and a worker claiming it in between ended it as orphaned while the job row
+/// stayed queued for ever: the crash test caught it on PostgreSQL).
 pub(crate) async fn submit(
     services: &Services,
     r: &RecordRow,
@@ -119,9 +120,8 @@ pub(crate) async fn submit(
         }
     }
     let id = Uuid::now_v7();
-    let job = NewJob::new(OCR_JOB, json!({ "ocr_job": id })).max_attempts(services.ocr.config().max_attempts);
-    let queued = services.queue.enqueue(job).await.map_err(store_err)?;
-    stored::insert(&services.db, id, r.id, queued.0, by, language.code()).await.map_err(store_err)?;
+    let attempts = services.ocr.config().max_attempts;
+    stored::insert_queued(&services.db, id, r.id, OCR_JOB, attempts, by, language.code()).await.map_err(store_err)?;
     services.jobs.addr().do_send(crate::jobs::Wake);
     Ok(id)
 }

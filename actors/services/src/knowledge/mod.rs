@@ -99,25 +99,14 @@ impl Default for KnowledgeConfig {
 /// Queue a reindex into `model`'s space: the queue row, then the row clients poll (the server's
 /// runner picks it up; the CLI queues it this way too). A reindex already queued or running is
 /// returned instead of a second.
-pub async fn enqueue_reindex(
-    db: &Db,
-    queue: &careport_store::JobQueue,
-    model: &str,
-    max_attempts: i32,
-    by: Option<Uuid>,
-) -> Result<Uuid, Error> {
+pub async fn enqueue_reindex(db: &Db, model: &str, max_attempts: i32, by: Option<Uuid>) -> Result<Uuid, Error> {
     if let Some(active) = stored::active_reindex(db).await.map_err(Error::store)?.into_iter().next() {
         return Ok(active.id);
     }
     let job = Uuid::now_v7();
-    let queued = queue
-        .enqueue(
-            careport_store::NewJob::new(KNOWLEDGE_JOB, serde_json::json!({ "knowledge_job": job }))
-                .max_attempts(max_attempts),
-        )
+    stored::insert_job_queued(db, job, "reindex", KNOWLEDGE_JOB, max_attempts, model, by)
         .await
         .map_err(Error::store)?;
-    stored::insert_job(db, job, "reindex", None, queued.0, model, by).await.map_err(Error::store)?;
     Ok(job)
 }
 
