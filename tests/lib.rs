@@ -431,6 +431,30 @@ pub async fn spawn_app_with(
     }
 }
 
+/// A second node of `app`'s cluster: the same store, keys and Redis prefix, its own data dir
+/// (`<app's data dir>/<name>`); `adjust` changes its settings further.
+pub async fn spawn_node_beside(app: &TestApp, name: &str, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let (db_url, master, token_key, prefix, data_dir) = (
+        app.settings.database.url.clone(),
+        app.settings.secrets.master_key.clone(),
+        app.settings.secrets.token_key.clone(),
+        app.settings.redis.prefix.clone(),
+        app.data_dir.join(name),
+    );
+    spawn_app_with(
+        move |s| {
+            s.database.url = db_url;
+            s.secrets.master_key = master;
+            s.secrets.token_key = token_key;
+            s.redis.prefix = prefix;
+            s.data_dir = data_dir;
+            adjust(s);
+        },
+        Vec::new(),
+    )
+    .await
+}
+
 /// The installed MiniLM model: `CAREPORT_TEST_MODEL_DIR`, or `data/models/all-MiniLM-L6-v2` in
 /// the checkout (`scripts/install-model.sh` puts it there; `.ci/run` sets the variable).
 pub fn model_dir() -> PathBuf {

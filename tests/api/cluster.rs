@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use careport_domain::Role;
-use careport_tests::{TestApp, redis_url, spawn_app, spawn_app_with};
+use careport_tests::{TestApp, redis_url, spawn_app};
 use serde_json::Value;
 
 async fn admin_token(app: &TestApp) -> String {
@@ -51,25 +51,8 @@ async fn nodes_on_one_redis_hear_each_other_and_a_stopping_node_leaves() {
         return;
     };
     let app = spawn_app().await;
-    let (db_url, master, token_key, prefix, data_dir) = (
-        app.settings.database.url.clone(),
-        app.settings.secrets.master_key.clone(),
-        app.settings.secrets.token_key.clone(),
-        app.settings.redis.prefix.clone(),
-        app.data_dir.clone(),
-    );
-    let mut other = spawn_app_with(
-        move |s| {
-            s.database.url = db_url.clone();
-            s.secrets.master_key = master.clone();
-            s.secrets.token_key = token_key.clone();
-            s.redis.prefix = prefix.clone();
-            s.data_dir = data_dir.join("node2");
-            s.cluster.node_name = "second-node".into();
-        },
-        Vec::new(),
-    )
-    .await;
+    let mut other =
+        careport_tests::spawn_node_beside(&app, "node2", |s| s.cluster.node_name = "second-node".into()).await;
     assert_eq!(other.services.cluster.node(), "second-node", "cluster.node_name names the node");
     let token = admin_token(&app).await;
     let wait = |want: &'static str| {

@@ -206,25 +206,10 @@ async fn an_uploaded_language_pack_serves_its_catalogue() {
 #[actix_web::test]
 async fn a_plugin_change_on_one_node_reaches_the_other() {
     let app = spawn_app().await;
-    let (db_url, master, token_key, prefix, data_dir) = (
-        app.settings.database.url.clone(),
-        app.settings.secrets.master_key.clone(),
-        app.settings.secrets.token_key.clone(),
-        app.settings.redis.prefix.clone(),
-        app.data_dir.clone(),
-    );
-    let other = careport_tests::spawn_app_with(
-        move |s| {
-            s.database.url = db_url.clone();
-            s.secrets.master_key = master.clone();
-            s.secrets.token_key = token_key.clone();
-            s.redis.prefix = prefix.clone();
-            s.data_dir = data_dir.join("node2");
-            // Without Redis (the SQLite pass) the nodes share no bus: the store poll carries it.
-            s.plugins.sync_interval_ms = 200;
-        },
-        Vec::new(),
-    )
+    let other = careport_tests::spawn_node_beside(&app, "node2", |s| {
+        // Without Redis (the SQLite pass) the nodes share no bus: the store poll carries it.
+        s.plugins.sync_interval_ms = 200;
+    })
     .await;
     let email = format!("admin-{}@example.org", &Uuid::new_v4().simple().to_string()[..8]);
     app.create_user(&email, Role::Admin, None, None).await;
