@@ -50,9 +50,14 @@ async fn nodes_on_one_redis_hear_each_other_and_a_stopping_node_leaves() {
         careport_tests::skipping("CAREPORT_TEST_REDIS_URL", "nodes hear one another through Redis");
         return;
     };
-    let app = spawn_app().await;
-    let mut other =
-        careport_tests::spawn_node_beside(&app, "node2", |s| s.cluster.node_name = "second-node".into()).await;
+    // Announce often, to watch nodes come and go (other tests keep the default: fewer heartbeats
+    // in flight when a test's runtime ends and drops their store connections outside it).
+    let app = careport_tests::spawn_app_with(|s| s.cluster.heartbeat_ms = 200, Vec::new()).await;
+    let mut other = careport_tests::spawn_node_beside(&app, "node2", |s| {
+        s.cluster.node_name = "second-node".into();
+        s.cluster.heartbeat_ms = 200;
+    })
+    .await;
     assert_eq!(other.services.cluster.node(), "second-node", "cluster.node_name names the node");
     let token = admin_token(&app).await;
     let wait = |want: &'static str| {
