@@ -20,8 +20,8 @@
 //! installs them): one file, `e5-small-q4.bin`, with every matrix in 4-bit Q4_0 blocks (an fp16
 //! scale and 32 four-bit values), the small vectors in f32, and the tokenizer's vocabulary,
 //! scores and normaliser table. This module reads that file itself:
-//! - the encoder's matrices are dequantised to f32 once, at load, and run by candle's
-//!   [`BertEncoder`];
+//! - the encoder's matrices are dequantised to f32 once, at load, and run by
+//!   [`crate::bert::Encoder`] (packed batches, no padding computed);
 //! - the word-embedding table (250,037 × 384) stays in its 4-bit form (54 MB instead of 384 MB
 //!   as f32) and only the rows of the tokens in a batch are dequantised;
 //! - the tokenizer is a `tokenizers` Unigram model rebuilt from the vocabulary, with XLM-R's
@@ -40,15 +40,14 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::Path;
 
-use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{LayerNorm, VarBuilder};
-use candle_transformers::models::bert::{BertEncoder, Config, HiddenAct};
+use candle_core::{Device, Tensor};
 use tokenizers::models::unigram::Unigram;
 use tokenizers::normalizers::{NFD, Precompiled, Replace, Sequence};
 use tokenizers::pre_tokenizers::metaspace::{Metaspace, PrependScheme};
 use tokenizers::processors::template::TemplateProcessing;
 use tokenizers::{AddedToken, NormalizedString, Normalizer, Tokenizer};
 
+use crate::bert::{Config, Encoder, Norm, mean_pool};
 use crate::minilm::{LoadError, sha256_file};
 
 /// The model file a directory must hold (as the installer writes it).
@@ -70,15 +69,13 @@ pub struct MultilingualE5 {
     words: Vec<u8>,
     vocab: usize,
     /// Position embeddings (`max_positions × hidden`) and token type 0 (`hidden`).
-    positions: Tensor,
-    token_type: Tensor,
-    embeddings_norm: LayerNorm,
-    encoder: BertEncoder,
+    positions: Vec<f32>,
+    token_type: Vec<f32>,
+    embeddings_norm: Norm,
+    encoder: Encoder,
     tokenizer: Tokenizer,
-    /// `</s>` and `<pad>`: to end a cut input and to pad a batch.
+    /// `</s>`: to end a cut input.
     eos: u32,
-    pad: u32,
-    device: Device,
     dimension: usize,
     max_tokens: usize,
 }
@@ -114,8 +111,6 @@ impl MultilingualE5 {
             encoder,
             tokenizer,
             eos: file.eos,
-            pad: file.pad,
-            device,
             dimension: h.hidden,
             max_tokens: h.max_positions.min(MAX_TOKENS),
         })
@@ -131,7 +126,7 @@ impl MultilingualE5 {
         self.max_tokens
     }
 
-    /// The tokenizer (XLM-R's), without padding or truncation ([`Self::embed`] cuts and pads on
+    /// The tokenizer (XLM-R's), without padding or truncation ([`Self::embed`] cuts on
     /// its own): `encode(text, true)` counts a text's tokens, `<s>` and `</s>` included, for
     /// cutting documents into chunks that fit [`Self::max_tokens`] with [`PASSAGE_PREFIX`] in
     /// front. Borrow it rather than clone it: its 250,002-piece vocabulary takes about 250 MB.
@@ -160,40 +155,27 @@ impl MultilingualE5 {
                 ids => ids.to_vec(),
             })
             .collect();
-        let batch = inputs.len();
-        let len = inputs.iter().map(Vec::len).max().unwrap_or(0);
         let hidden = self.dimension;
+        let lens: Vec<usize> = inputs.iter().map(Vec::len).collect();
 
-        // Word embeddings, padded to the longest input: dequantise just the rows this batch uses.
-        let mut words = vec![0f32; batch * len * hidden];
-        let mut mask = vec![0u32; batch * len];
-        for (b, ids) in inputs.iter().enumerate() {
-            for t in 0..len {
-                let id = ids.get(t).copied().unwrap_or(self.pad) as usize;
+        // The batch's tokens packed end to end, no padding (crate::bert): word rows dequantised
+        // for just the tokens used, plus position and token type 0, then the norm.
+        let mut x = vec![0f32; lens.iter().sum::<usize>() * hidden];
+        let mut rows = x.chunks_exact_mut(hidden);
+        for ids in &inputs {
+            for (t, &id) in ids.iter().enumerate() {
+                let id = id as usize;
                 anyhow::ensure!(id < self.vocab, "token id {id} is outside the vocabulary");
-                let row = (b * len + t) * hidden;
-                dequantize_q4(&self.words[id * hidden / QK * Q4_BLOCK_BYTES..], &mut words[row..row + hidden]);
-                mask[b * len + t] = u32::from(t < ids.len());
+                let row = rows.next().ok_or_else(|| anyhow::anyhow!("rows miscounted"))?;
+                dequantize_q4(&self.words[id * hidden / QK * Q4_BLOCK_BYTES..], row);
+                for ((y, p), k) in row.iter_mut().zip(&self.positions[t * hidden..][..hidden]).zip(&self.token_type) {
+                    *y += p + k;
+                }
             }
         }
-        let words = Tensor::from_vec(words, (batch, len, hidden), &self.device)?;
-        let attention_mask = Tensor::from_vec(mask, (batch, len), &self.device)?;
-
-        let embeddings = words.broadcast_add(&self.positions.narrow(0, 0, len)?)?.broadcast_add(&self.token_type)?;
-        let embeddings = self.embeddings_norm.forward(&embeddings)?;
-        // As BERT's extended attention mask: 0 where attended, the most negative f32 elsewhere.
-        let mask = attention_mask.to_dtype(DType::F32)?;
-        let extended = ((1.0 - &mask)? * f64::from(f32::MIN))?.unsqueeze(1)?.unsqueeze(1)?;
-        let hidden_states = self.encoder.forward(&embeddings, &extended)?;
-
-        // Mean over real tokens only: padding must not pull the average.
-        let mask = mask.unsqueeze(2)?;
-        let summed = hidden_states.broadcast_mul(&mask)?.sum(1)?;
-        let counts = mask.sum(1)?.clamp(1e-9, f64::MAX)?;
-        let mean = summed.broadcast_div(&counts)?;
-        let norms = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
-        let normalised = mean.broadcast_div(&norms)?;
-        Ok(normalised.to_vec2::<f32>()?)
+        self.embeddings_norm.apply(&mut x, self.encoder.arch());
+        let hidden_states = self.encoder.forward(x, &lens)?;
+        Ok(mean_pool(&hidden_states, &lens, hidden))
     }
 }
 
@@ -464,22 +446,23 @@ fn f16_to_f32(h: u16) -> f32 {
     }
 }
 
-type Built = (Tensor, Tensor, LayerNorm, BertEncoder);
+type Built = (Vec<f32>, Vec<f32>, Norm, Encoder);
 
 /// The embedding tables (all but the word table), their layer norm and the encoder.
-fn build_model(file: &ModelFile, bytes: &[u8], device: &Device) -> candle_core::Result<Built> {
+fn build_model(file: &ModelFile, bytes: &[u8], device: &Device) -> anyhow::Result<Built> {
     let h = &file.header;
     let (hd, ff) = (h.hidden, h.intermediate);
     let f32t = |name: &str, shape: &[usize]| file.tensor(bytes, name, TensorKind::F32, shape, device);
     let q4t = |name: &str, shape: &[usize]| file.tensor(bytes, name, TensorKind::Q4, shape, device);
 
-    let positions = f32t("emb.pos", &[h.max_positions, hd])?;
+    let positions = f32t("emb.pos", &[h.max_positions, hd])?.flatten_all()?.to_vec1::<f32>()?;
     let token_types = f32t("emb.type", &[h.type_vocab, hd])?;
-    let token_type = token_types.get(0)?;
-    let embeddings_norm = LayerNorm::new(f32t("emb.ln.w", &[hd])?, f32t("emb.ln.b", &[hd])?, h.layer_norm_eps);
+    let token_type = token_types.get(0)?.to_vec1::<f32>()?;
 
-    // The encoder under the names candle's BERT expects.
+    // Under the names of a BERT checkpoint, for crate::bert.
     let mut tensors = HashMap::new();
+    tensors.insert("embeddings.LayerNorm.weight".to_owned(), f32t("emb.ln.w", &[hd])?);
+    tensors.insert("embeddings.LayerNorm.bias".to_owned(), f32t("emb.ln.b", &[hd])?);
     for l in 0..h.layers {
         let p = format!("layer.{l}");
         let linears = [
@@ -505,16 +488,13 @@ fn build_model(file: &ModelFile, bytes: &[u8], device: &Device) -> candle_core::
         num_hidden_layers: h.layers,
         num_attention_heads: h.heads,
         intermediate_size: ff,
-        hidden_act: HiddenAct::Gelu,
-        hidden_dropout_prob: 0.0,
         max_position_embeddings: h.max_positions,
-        type_vocab_size: h.type_vocab,
         layer_norm_eps: h.layer_norm_eps,
-        pad_token_id: file.pad as usize,
-        ..Config::default()
+        hidden_act: "gelu".into(),
+        position_embedding_type: "absolute".into(),
     };
-    let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
-    let encoder = BertEncoder::load(vb, &config)?;
+    let embeddings_norm = Norm::load(&tensors, "embeddings.LayerNorm", hd, h.layer_norm_eps)?;
+    let encoder = Encoder::load(&config, &tensors, "layer")?;
     Ok((positions, token_type, embeddings_norm, encoder))
 }
 

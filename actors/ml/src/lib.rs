@@ -3,7 +3,8 @@
 //! # Layout
 //! - [`provider`]: the [`EmbeddingProvider`] interface the knowledge base and suggestions use,
 //!   whatever computes the vectors.
-//! - [`minilm`]: all-MiniLM-L6-v2 on candle (synchronous CPU work).
+//! - [`minilm`]: all-MiniLM-L6-v2 (synchronous CPU work) on [`bert`], our encoder for
+//!   sentence vectors: packed batches without padding, candle's matrix products.
 //! - [`pool`]: the local embedding service — bounded queue, dynamic batching, its own threads.
 //! - [`embeddings`]: the provider chosen by the settings (local, external or off), as one handle.
 //! - [`ocr`]: documents (images, multi-page TIFF, PDFs) read page by page: text layers as they
@@ -15,6 +16,7 @@
 //! Patient text stays on this host by default: the local embedder is the default provider, and
 //! an external one is used only when an operator configures it.
 
+pub mod bert;
 pub mod chunking;
 pub mod e5;
 pub mod embeddings;

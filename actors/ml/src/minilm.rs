@@ -11,11 +11,11 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
+use candle_core::Device;
 use sha2::{Digest, Sha256};
-use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+use tokenizers::{Tokenizer, TruncationParams};
+
+use crate::bert::{Config, Embeddings, Encoder, mean_pool};
 
 /// Longest input, in tokens, as sentence-transformers' `max_seq_length` for this model.
 pub const MAX_TOKENS: usize = 256;
@@ -37,10 +37,9 @@ pub enum LoadError {
 
 /// A loaded MiniLM sentence embedder.
 pub struct MiniLm {
-    model: BertModel,
+    embeddings: Embeddings,
+    encoder: Encoder,
     tokenizer: Tokenizer,
-    device: Device,
-    dimension: usize,
 }
 
 impl MiniLm {
@@ -64,30 +63,25 @@ impl MiniLm {
         let mut tokenizer =
             Tokenizer::from_file(dir.join("tokenizer.json")).map_err(|e| invalid("tokenizer.json", &e))?;
         // The shipped tokenizer.json pads and truncates to a fixed 128; sentence-transformers
-        // pads to the batch's longest and truncates at 256.
-        let pad_id = tokenizer.get_padding().map_or(0, |p| p.pad_id);
-        tokenizer.with_padding(Some(PaddingParams {
-            strategy: PaddingStrategy::BatchLongest,
-            pad_id,
-            ..Default::default()
-        }));
+        // truncates at 256, and the encoder packs texts without padding (crate::bert).
+        tokenizer.with_padding(None);
         tokenizer
             .with_truncation(Some(TruncationParams { max_length: MAX_TOKENS, ..Default::default() }))
             .map_err(|e| invalid("tokenizer.json", &e))?;
 
-        let device = Device::Cpu;
         // A plain read rather than mmap: mmap is `unsafe` (the file could change under us) and
         // the workspace forbids unsafe code. The file is 87 MiB; loading takes well under a second.
-        let tensors = candle_core::safetensors::load(dir.join("model.safetensors"), &device)
+        let tensors = candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu)
             .map_err(|e| invalid("model.safetensors", &e))?;
-        let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
-        let model = BertModel::load(vb, &config).map_err(|e| invalid("model.safetensors", &e))?;
-        Ok(Self { model, tokenizer, device, dimension: config.hidden_size })
+        let embeddings = Embeddings::load(&config, &tensors).map_err(|e| invalid("model.safetensors", &e))?;
+        let encoder =
+            Encoder::load(&config, &tensors, "encoder.layer").map_err(|e| invalid("model.safetensors", &e))?;
+        Ok(Self { embeddings, encoder, tokenizer })
     }
 
     /// Length of the vectors (384 for MiniLM-L6).
     pub fn dimension(&self) -> usize {
-        self.dimension
+        self.encoder.hidden()
     }
 
     /// Embed a batch: one unit-length vector per text, in order.
@@ -97,25 +91,10 @@ impl MiniLm {
         }
         let encodings =
             self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| anyhow::anyhow!("tokenizer: {e}"))?;
-        let ids: Vec<Tensor> =
-            encodings.iter().map(|e| Tensor::new(e.get_ids(), &self.device)).collect::<candle_core::Result<_>>()?;
-        let masks: Vec<Tensor> = encodings
-            .iter()
-            .map(|e| Tensor::new(e.get_attention_mask(), &self.device))
-            .collect::<candle_core::Result<_>>()?;
-        let input_ids = Tensor::stack(&ids, 0)?;
-        let attention_mask = Tensor::stack(&masks, 0)?;
-        let token_type_ids = input_ids.zeros_like()?;
-        let hidden = self.model.forward(&input_ids, &token_type_ids, Some(&attention_mask))?;
-
-        // Mean over real tokens only: padding must not pull the average.
-        let mask = attention_mask.to_dtype(DType::F32)?.unsqueeze(2)?;
-        let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
-        let counts = mask.sum(1)?.clamp(1e-9, f64::MAX)?;
-        let mean = summed.broadcast_div(&counts)?;
-        let norms = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
-        let normalised = mean.broadcast_div(&norms)?;
-        Ok(normalised.to_vec2::<f32>()?)
+        let ids: Vec<&[u32]> = encodings.iter().map(|e| e.get_ids()).collect();
+        let (x, lens) = self.embeddings.forward(&ids, self.encoder.arch())?;
+        let hidden = self.encoder.forward(x, &lens)?;
+        Ok(mean_pool(&hidden, &lens, self.encoder.hidden()))
     }
 }
 
