@@ -10,7 +10,8 @@
 #     a database careport_bench is dropped and created.
 #
 # On PostgreSQL the Python stack we replace (bench/peer/) answers the same reads in the same run,
-# and the ratios careport / peer are printed.
+# and the ratios careport / peer are printed. For every run it also prints where the machine's
+# CPU went per request (bench/cpu.py): the server under test, PostgreSQL, and the rest.
 #
 # Needs wrk, curl, python3. wrk and the server share this machine's 2 cores.
 set -euo pipefail
@@ -81,9 +82,17 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" 
   "http://127.0.0.1:$PORT/api/v1/patients/$(cat "$WORK/denied-ids.txt")")
 [ "$code" = 404 ] || { echo "denied read: HTTP $code, expected 404" >&2; exit 1; }
 
-run() {  # name, then wrk arguments
-  local name=$1; shift
+run() {  # name, the server's pid, then wrk arguments
+  local name=$1 server=$2; shift 2
+  local before after
+  before=$(python3 bench/cpu.py "$server")
   wrk -t2 -c64 -d"${DURATION}s" --latency "$@" >"$WORK/$name.txt" || { cat "$WORK/$name.txt" >&2; exit 1; }
+  after=$(python3 bench/cpu.py "$server")
+  # CPU per request in each part (clock ticks are 10 ms): server, PostgreSQL, the rest.
+  awk -v name="$name" -v b="$before" -v a="$after" '/requests in/ {
+      split(b, x, " "); split(a, y, " "); n = $1; tick = 1e4 / n
+      printf "%s %.0f %.0f %.0f\n", name, (y[1]-x[1])*tick, (y[2]-x[2])*tick, ((y[3]-x[3])-(y[1]-x[1])-(y[2]-x[2]))*tick
+    }' "$WORK/$name.txt" >>"$WORK/cpu.txt"
   local rps p50 p99 non2xx sock
   rps=$(awk '/^Requests\/sec/ {print $2}' "$WORK/$name.txt")
   p50=$(awk '$1 == "50%" {print $2}' "$WORK/$name.txt")
@@ -94,16 +103,16 @@ run() {  # name, then wrk arguments
 }
 wrk -t2 -c64 -d3s "http://127.0.0.1:$PORT/healthz" >/dev/null
 echo "load average before: $(uptime | sed 's/.*load average: //')"
-run healthz "http://127.0.0.1:$PORT/healthz"
+run healthz "$PID" "http://127.0.0.1:$PORT/healthz"
 export BENCH_TOKEN=$TOKEN BENCH_IDS="$WORK/ids.txt"
-run allowed -s bench/patients.lua "http://127.0.0.1:$PORT"
+run allowed "$PID" -s bench/patients.lua "http://127.0.0.1:$PORT"
 export BENCH_IDS="$WORK/denied-ids.txt"
-run denied -s bench/patients.lua "http://127.0.0.1:$PORT"
+run denied "$PID" -s bench/patients.lua "http://127.0.0.1:$PORT"
 # For comparison (BENCH_EXTRA=1): an authorized read without audit — the doctor's own directory
 # entry (`GET /api/v1/clinicians/{id}`: policy decision, four small queries, no audit event).
 if [ -n "${BENCH_EXTRA:-}" ]; then
   ME=$(curl -fsS -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/api/v1/auth/me" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-  run unaudited -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/api/v1/clinicians/$ME"
+  run unaudited "$PID" -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/api/v1/clinicians/$ME"
 fi
 # The Python stack we replace, side by side in the same run (PostgreSQL only: it reads careport's
 # tables there): FastAPI + SQLAlchemy (asyncpg) + a JWT check + the same role rule + one audit
@@ -124,9 +133,9 @@ if [ "$BACKEND" = postgres ] && [ -z "${BENCH_NO_PEER:-}" ]; then
     "http://127.0.0.1:$PEER_PORT/api/v1/patients/$(head -n1 "$WORK/ids.txt")")
   [ "$code" = 200 ] || { echo "peer, first read: HTTP $code" >&2; exit 1; }
   export BENCH_TOKEN=$PEER_TOKEN BENCH_IDS="$WORK/ids.txt"
-  run peer_allowed -s bench/patients.lua "http://127.0.0.1:$PEER_PORT"
+  run peer_allowed "$PEER_PID" -s bench/patients.lua "http://127.0.0.1:$PEER_PORT"
   export BENCH_IDS="$WORK/denied-ids.txt"
-  run peer_denied -s bench/patients.lua "http://127.0.0.1:$PEER_PORT"
+  run peer_denied "$PEER_PID" -s bench/patients.lua "http://127.0.0.1:$PEER_PORT"
 fi
 echo "load average after: $(uptime | sed 's/.*load average: //')"
 base=$(awk '$1 == "healthz" {print $2}' "$WORK/results.txt")
@@ -137,6 +146,11 @@ while read -r name rps p50 p99 non2xx sock; do
   if [ "$name" != denied ] && [ "$name" != peer_denied ] && [ "$non2xx" != 0 ]; then invalid=1; fi
   if [ "$sock" != 0 ]; then invalid=1; fi
 done <"$WORK/results.txt"
+# Where the machine's CPU went, per request answered (µs): the server under test, PostgreSQL,
+# and the rest (wrk, the kernel's threads, the background). Two cores give 2,000,000 µs a second.
+while read -r name server pg rest; do
+  echo "CPU $BACKEND $name: server ${server} us, postgres ${pg} us, rest ${rest} us per request"
+done <"$WORK/cpu.txt"
 if grep -q '^peer_allowed ' "$WORK/results.txt"; then
   for pair in "allowed peer_allowed" "denied peer_denied"; do
     set -- $pair

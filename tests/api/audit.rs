@@ -148,6 +148,41 @@ async fn verify_names_the_first_edited_or_deleted_event() {
     assert!(rolled.broken.as_ref().is_some_and(|b| b.1.contains("head")), "{rolled:?}");
 }
 
+/// The group commit: many writers at once each get their event committed exactly once; a caller
+/// that stops waiting (a client hanging up) after its event was queued neither stalls nor loses
+/// anyone's event, its own included; the writer serves the next caller; the chain verifies.
+#[actix_web::test]
+async fn concurrent_writers_share_commits_and_one_that_gives_up_loses_nothing() {
+    use careport_actors::audit::{Context, EventExt};
+    let app = spawn_app().await;
+    let ctx = Context::default();
+    let action = format!("test.group.{}", Uuid::new_v4().simple());
+    let mut waiting = Vec::new();
+    for i in 0..200 {
+        let (writer, event) = (app.services.audit.clone(), ctx.event(&action, "success").detail(i.to_string()));
+        let write = async move { writer.one(event).await };
+        if i % 3 == 0 {
+            // Polled once (the event is queued), then dropped.
+            let mut write = Box::pin(write);
+            assert!(futures_util::poll!(&mut write).is_pending(), "a commit cannot finish within the first poll");
+            drop(write);
+        } else {
+            waiting.push(tokio::spawn(write));
+        }
+    }
+    for w in waiting {
+        w.await.expect("join").expect("committed");
+    }
+    app.services.audit.one(ctx.event(&action, "success").detail("after")).await.expect("the writer serves again");
+    let filter = audit::Filter { action: Some(action.clone()), limit: 1000, ..Default::default() };
+    let rows = audit::list(&app.db, &filter).await.expect("list");
+    let mut details: Vec<String> = rows.iter().filter_map(|r| r.detail.clone()).collect();
+    details.sort();
+    details.dedup();
+    assert_eq!((rows.len(), details.len()), (201, 201), "every event once, the dropped callers' too");
+    assert!(audit::verify(&app.db, &app.chain_key()).await.expect("verify").broken.is_none());
+}
+
 #[actix_web::test]
 async fn when_the_audit_trail_cannot_be_written_a_read_of_patient_data_fails() {
     let app = spawn_app().await;

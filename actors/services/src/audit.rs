@@ -1,4 +1,5 @@
-//! The AuditActor: appends events to the hash-chained trail in the store.
+//! The write side of the hash-chained audit trail: a group commit led by the requests that wait
+//! on it, and the AuditActor, which verifies the chain and reports the writer's state.
 //!
 //! Callers wait for the append to commit before they answer (fail closed: a read of patient
 //! data whose audit event cannot be written is refused with 503 `audit_unavailable`). While one
@@ -6,6 +7,14 @@
 //! transaction together, so a burst of reads costs a few commits, not one each. If a batch
 //! fails, each caller's events are retried on their own, so one bad event cannot fail (or
 //! lose) everyone else's.
+//!
+//! Why no actor on the write path (#19): the first caller that finds no batch being written
+//! starts the writer as a task on its own thread, and the writer keeps taking whatever queued
+//! while it wrote until the queue is empty. An actor would cost every read two hops between
+//! threads (the request's to the actor's, and back) on top of the commit.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use actix::prelude::*;
 use careport_domain::time::now_ms;
@@ -75,63 +84,118 @@ impl EventExt for NewEvent {
     }
 }
 
-/// Append events; answered once they are committed.
-#[derive(Message)]
-#[rtype(result = "Result<(), Error>")]
-pub struct Append(pub Vec<NewEvent>);
-
 type Waiter = (Vec<NewEvent>, oneshot::Sender<Result<(), Error>>);
 
-/// The actor owning the write side of the trail on this node.
-pub struct AuditActor {
+/// The group commit: events waiting for the next batch, and whether a writer is running.
+pub struct Writer {
     db: Db,
     key: ChainKey,
+    state: Mutex<Queue>,
+    failures: AtomicU64,
+}
+
+#[derive(Default)]
+struct Queue {
     pending: Vec<Waiter>,
-    flushing: bool,
-    failures: u64,
+    writing: bool,
+}
+
+impl Writer {
+    pub fn new(db: Db, key: ChainKey) -> Arc<Self> {
+        Arc::new(Self { db, key, state: Mutex::new(Queue::default()), failures: AtomicU64::new(0) })
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queue events; the receiver answers once they are committed. The first caller to find no
+    /// writer running starts one, as a task of its own: a request dropped halfway (a client
+    /// that hung up) must not cut the batch it was writing for everyone else.
+    fn submit(self: &Arc<Self>, events: Vec<NewEvent>) -> oneshot::Receiver<Result<(), Error>> {
+        let (tx, rx) = oneshot::channel();
+        let lead = {
+            let mut q = self.queue();
+            q.pending.push((events, tx));
+            !std::mem::replace(&mut q.writing, true)
+        };
+        if lead {
+            tokio::spawn(self.clone().write_all());
+        }
+        rx
+    }
+
+    /// Write batches until nothing waits.
+    async fn write_all(self: Arc<Self>) {
+        // Dropped before the queue was seen empty (the runtime stopping mid-batch): let the next
+        // caller start a writer, and refuse those still waiting rather than leave them hanging.
+        struct Release(Arc<Writer>, bool);
+        impl Drop for Release {
+            fn drop(&mut self) {
+                if self.1 {
+                    let stranded = {
+                        let mut q = self.0.queue();
+                        q.writing = false;
+                        std::mem::take(&mut q.pending)
+                    };
+                    for (_, tx) in stranded {
+                        let _ = tx.send(Err(unavailable("the audit writer stopped")));
+                    }
+                }
+            }
+        }
+        let mut release = Release(self.clone(), true);
+        loop {
+            let batch = {
+                let mut q = self.queue();
+                if q.pending.is_empty() {
+                    q.writing = false;
+                    release.1 = false;
+                    return;
+                }
+                std::mem::take(&mut q.pending)
+            };
+            if self.write(batch).await {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// One batch in one transaction; on failure, each caller's events on their own. True when
+    /// something could not be written.
+    async fn write(&self, batch: Vec<Waiter>) -> bool {
+        let events: Vec<NewEvent> = batch.iter().flat_map(|(e, _)| e.iter().cloned()).collect();
+        if audit::append(&self.db, &self.key, &events).await.is_ok() {
+            for (_, tx) in batch {
+                let _ = tx.send(Ok(()));
+            }
+            return false;
+        }
+        // One caller's events may be what failed: retry each on its own.
+        let mut failed = false;
+        for (events, tx) in batch {
+            let r = audit::append(&self.db, &self.key, &events).await.map(|_| ()).map_err(|e| {
+                failed = true;
+                Error::new(Code::AuditUnavailable).caused_by(anyhow::anyhow!("audit append failed: {e}")).retry_after(5)
+            });
+            let _ = tx.send(r);
+        }
+        failed
+    }
+}
+
+fn unavailable(why: &'static str) -> Error {
+    Error::new(Code::AuditUnavailable).caused_by(anyhow::anyhow!(why)).retry_after(5)
+}
+
+/// The actor beside the writer: verifies the chain, and answers pings with the writer's state.
+pub struct AuditActor {
+    writer: Arc<Writer>,
 }
 
 impl AuditActor {
-    pub fn new(db: Db, key: ChainKey) -> Self {
-        Self { db, key, pending: Vec::new(), flushing: false, failures: 0 }
-    }
-
-    fn flush(&mut self, ctx: &mut actix::Context<Self>) {
-        if self.flushing || self.pending.is_empty() {
-            return;
-        }
-        self.flushing = true;
-        let batch = std::mem::take(&mut self.pending);
-        let db = self.db.clone();
-        let key = self.key.clone();
-        let fut = async move {
-            let events: Vec<NewEvent> = batch.iter().flat_map(|(e, _)| e.iter().cloned()).collect();
-            if audit::append(&db, &key, &events).await.is_ok() {
-                for (_, tx) in batch {
-                    let _ = tx.send(Ok(()));
-                }
-                return false;
-            }
-            // One caller's events may be what failed: retry each on its own.
-            let mut failed = false;
-            for (events, tx) in batch {
-                let r = audit::append(&db, &key, &events).await.map(|_| ()).map_err(|e| {
-                    failed = true;
-                    Error::new(Code::AuditUnavailable)
-                        .caused_by(anyhow::anyhow!("audit append failed: {e}"))
-                        .retry_after(5)
-                });
-                let _ = tx.send(r);
-            }
-            failed
-        };
-        ctx.spawn(fut.into_actor(self).map(|failed, act, ctx| {
-            act.flushing = false;
-            if failed {
-                act.failures += 1;
-            }
-            act.flush(ctx);
-        }));
+    pub fn new(writer: Arc<Writer>) -> Self {
+        Self { writer }
     }
 }
 
@@ -151,33 +215,20 @@ impl Handler<Verify> for AuditActor {
     type Result = ResponseFuture<Result<audit::Verification, Error>>;
 
     fn handle(&mut self, _: Verify, _: &mut Self::Context) -> Self::Result {
-        let db = self.db.clone();
-        let key = self.key.clone();
+        let db = self.writer.db.clone();
+        let key = self.writer.key.clone();
         Box::pin(async move { audit::verify(&db, &key).await.map_err(Error::store) })
-    }
-}
-
-impl Handler<Append> for AuditActor {
-    type Result = ResponseFuture<Result<(), Error>>;
-
-    fn handle(&mut self, msg: Append, ctx: &mut Self::Context) -> Self::Result {
-        let (tx, rx) = oneshot::channel();
-        self.pending.push((msg.0, tx));
-        self.flush(ctx);
-        Box::pin(async move {
-            rx.await.unwrap_or_else(|_| {
-                Err(Error::new(Code::AuditUnavailable).caused_by(anyhow::anyhow!("audit actor stopped")))
-            })
-        })
     }
 }
 
 impl Handler<Ping> for AuditActor {
     type Result = MessageResult<Ping>;
     fn handle(&mut self, _: Ping, _: &mut Self::Context) -> Self::Result {
+        let waiting = self.writer.queue().pending.len();
+        let failures = self.writer.failures.load(Ordering::Relaxed);
         MessageResult(ActorStatus {
             ok: true,
-            detail: format!("{} waiting, {} failed batch(es) since start", self.pending.len(), self.failures),
+            detail: format!("{waiting} waiting, {failures} failed batch(es) since start"),
         })
     }
 }
@@ -190,18 +241,17 @@ impl Handler<Ping> for AuditActor {
 #[derive(Clone)]
 pub struct Audit {
     actor: crate::Handle<AuditActor>,
+    writer: Arc<Writer>,
 }
 
 impl Audit {
-    pub fn new(actor: crate::Handle<AuditActor>) -> Self {
-        Self { actor }
+    pub fn new(actor: crate::Handle<AuditActor>, writer: Arc<Writer>) -> Self {
+        Self { actor, writer }
     }
 
     /// Append events and wait for the commit (fail closed).
     pub async fn write(&self, events: Vec<NewEvent>) -> Result<(), Error> {
-        self.actor.send(Append(events)).await.map_err(|e| {
-            Error::new(Code::AuditUnavailable).caused_by(anyhow::anyhow!("audit actor: {e}")).retry_after(5)
-        })?
+        self.writer.submit(events).await.unwrap_or_else(|_| Err(unavailable("the audit writer stopped")))
     }
 
     /// Verify the whole chain: how many events hold, and the first broken link if any.

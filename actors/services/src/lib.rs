@@ -210,9 +210,10 @@ impl Services {
         let master = careport_vault::MasterKey::from_text(master_text)
             .map_err(|_| careport_domain::Error::internal(anyhow::anyhow!("the master key is not a Fernet key")))?;
         let chain_key = vault::chain_key(&db, &master, master_text).await?;
-        let audit_actor =
-            Handle::new("audit", Supervisor::start(move |_| AuditActor::new(audit_db.clone(), chain_key.clone())));
-        let audit = Audit::new(audit_actor.clone());
+        let writer = audit::Writer::new(audit_db, chain_key);
+        let actor_writer = writer.clone();
+        let audit_actor = Handle::new("audit", Supervisor::start(move |_| AuditActor::new(actor_writer.clone())));
+        let audit = Audit::new(audit_actor.clone(), writer);
         let policies = identity.policies.with_limits(identity.config.policy);
         let auth = Identity::new(identity::AuthDeps {
             db: db.clone(),
