@@ -18,7 +18,13 @@ use std::time::{Duration, Instant};
 use careport_ml::minilm::MiniLm;
 use careport_ml::{EmbeddingProvider, LocalConfig, LocalEmbedder};
 
+/// The 1,000 sentences below, or the lines of the file `EMBED_BENCH_FILE` names (longer texts,
+/// for instance).
 fn sentences() -> Vec<String> {
+    if let Some(path) = std::env::var_os("EMBED_BENCH_FILE") {
+        let text = std::fs::read_to_string(&path).expect("EMBED_BENCH_FILE");
+        return text.lines().filter(|l| !l.trim().is_empty()).map(str::to_owned).collect();
+    }
     let who = [
         "The patient",
         "A 54-year-old woman",
